@@ -1,0 +1,16 @@
+"""Names shared by feast_repo/, the pipeline and the online reader (no Feast import here)."""
+
+from .features import FEATURE_COLUMNS, FLOAT_FEATURES, INT_FEATURES
+
+FEAST_PROJECT = "fx_pipeline"
+ENTITY_NAME = "instrument"
+JOIN_KEY = "instrument"
+FEATURE_VIEW = "market_features_h1"
+TIMESTAMP_FIELD = "event_timestamp"
+FEATURE_TTL_HOURS = 24 * 7
+SILVER_FILE = "silver/market_features.parquet"
+
+__all__ = [
+    "ENTITY_NAME", "FEAST_PROJECT", "FEATURE_COLUMNS", "FEATURE_TTL_HOURS", "FEATURE_VIEW",
+    "FLOAT_FEATURES", "INT_FEATURES", "JOIN_KEY", "SILVER_FILE", "TIMESTAMP_FIELD",
+]
