@@ -1,0 +1,32 @@
+/**
+ * Every Helm chart the stack installs, pinned in one place: name, repository and version.
+ * Bump a version here and the release picks it up on the next `pulumi up`.
+ */
+export interface ChartRef {
+    readonly chart: string;
+    readonly repo: string;
+    readonly version: string;
+}
+
+export const CHARTS = {
+    /** CloudNativePG operator (CRDs + controller); Bitnami's Postgres images are no longer published. */
+    cnpgOperator: { chart: "cloudnative-pg", repo: "https://cloudnative-pg.github.io/charts", version: "0.29.0" },
+    /** One CloudNativePG Cluster with databases and roles. */
+    cnpgCluster: { chart: "cluster", repo: "https://cloudnative-pg.github.io/charts", version: "0.8.1" },
+    /** Redis on the official redis image. */
+    redis: { chart: "redis", repo: "https://groundhog2k.github.io/helm-charts/", version: "2.4.4" },
+    prometheus: { chart: "prometheus", repo: "https://prometheus-community.github.io/helm-charts", version: "29.27.0" },
+    statsdExporter: {
+        chart: "prometheus-statsd-exporter",
+        repo: "https://prometheus-community.github.io/helm-charts",
+        version: "1.0.0",
+    },
+    /** The Grafana chart moved to grafana-community in January 2026. */
+    grafana: { chart: "grafana", repo: "https://grafana-community.github.io/helm-charts", version: "12.11.1" },
+    nvidiaDevicePlugin: {
+        chart: "nvidia-device-plugin",
+        repo: "https://nvidia.github.io/k8s-device-plugin",
+        version: "0.20.0",
+    },
+    certManager: { chart: "cert-manager", repo: "https://charts.jetstack.io", version: "v1.19.1" },
+} as const satisfies Record<string, ChartRef>;

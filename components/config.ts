@@ -1,0 +1,477 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * The only module that reads `pulumi.Config`. `loadConfig()` reads and validates every key declared in Pulumi.yaml
+ * and returns one frozen, typed object; every problem is reported at once, each naming the key, the bad value and
+ * what is allowed, before any resource is declared.
+ */
+
+/** CPU request and limit, memory (request = limit, so a pod is never OOM-killed for memory it was promised). */
+export interface ResourceSpec {
+    readonly cpuRequest: string;
+    readonly cpuLimit: string;
+    readonly memory: string;
+}
+
+export interface Toleration {
+    readonly key: string;
+    readonly operator: "Exists" | "Equal";
+    readonly value?: string;
+    readonly effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+}
+
+export const SERVICES = [
+    "fastapi",
+    "mlflow",
+    "airflowScheduler",
+    "airflowWebserver",
+    "airflowWorker",
+    "airflowTriggerer",
+    "fingpt",
+] as const;
+export type Service = (typeof SERVICES)[number];
+
+export interface StackConfig {
+    readonly project: string;
+    readonly stack: string;
+    readonly namespace: string;
+    readonly monitoringNamespace: string;
+    readonly registry: {
+        readonly server: string;
+        readonly username?: string;
+        readonly password?: pulumi.Output<string>;
+    };
+    readonly appContext: string;
+    readonly imagePlatform: "linux/amd64" | "linux/arm64";
+    readonly replicas: {
+        readonly fastapi: number;
+        readonly fastapiMax: number;
+        readonly airflowWorker: number;
+        readonly airflowWebserver: number;
+    };
+    readonly resources: Readonly<Record<Service, ResourceSpec>>;
+    readonly storage: {
+        readonly storageClass?: string;
+        readonly postgres: string;
+        readonly redis: string;
+        readonly mlflowArtifacts: string;
+        readonly fingptCache: string;
+        readonly prometheus: string;
+        readonly retainOnDelete: boolean;
+    };
+    readonly prometheusRetention: string;
+    readonly postgresInstances: number;
+    readonly versions: {
+        readonly postgres: string;
+        readonly redis: string;
+        readonly airflow: string;
+        readonly mlflow: string;
+    };
+    readonly fingpt: {
+        readonly enabled: boolean;
+        readonly mode: "model" | "lexicon";
+        readonly baseModel: string;
+        readonly adapter: string;
+        readonly hfToken?: pulumi.Output<string>;
+    };
+    readonly gpu: {
+        readonly enabled: boolean;
+        readonly count: number;
+        readonly nodeSelector: Readonly<Record<string, string>>;
+        readonly tolerations: readonly Toleration[];
+        readonly installDevicePlugin: boolean;
+    };
+    readonly edge: {
+        readonly domain: string;
+        readonly ingressClass: string;
+        readonly installCertManager: boolean;
+        readonly tlsIssuer: "selfsigned" | "acme";
+        readonly acmeEmail?: string;
+        readonly acmeServer: string;
+    };
+    readonly data: {
+        readonly source: "oanda" | "sample";
+        readonly oandaEnvironment: "practice" | "live";
+        readonly oandaToken?: pulumi.Output<string>;
+        readonly oandaAccountId?: pulumi.Output<string>;
+        readonly instruments: readonly string[];
+    };
+    readonly grafanaAdminUser: string;
+}
+
+/** Raised when stack config is invalid; `problems` holds one line per bad key. */
+export class ConfigValidationError extends Error {
+    constructor(
+        readonly stack: string,
+        readonly problems: readonly string[],
+    ) {
+        super(
+            `Invalid configuration for stack '${stack}' (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+                problems.map((p) => `  - ${p}`).join("\n"),
+        );
+        this.name = "ConfigValidationError";
+    }
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+// host[:port][/path], lower case as registries require; no scheme.
+const REGISTRY = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/;
+const CPU = /^([1-9][0-9]*m|[0-9]+(\.[0-9]{1,3})?)$/;
+const MEMORY = /^[1-9][0-9]*(Mi|Gi)$/;
+const STORAGE = /^[1-9][0-9]*(Mi|Gi|Ti)$/;
+const SEMVER = /^[0-9]+\.[0-9]+\.[0-9]+$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+const EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"] as const;
+
+/** CPU quantity in millicores ("250m" -> 250, "1.5" -> 1500). */
+export function cpuMillis(q: string): number {
+    return q.endsWith("m") ? Number(q.slice(0, -1)) : Math.round(Number(q) * 1000);
+}
+
+/** Memory/storage quantity in MiB ("512Mi" -> 512, "2Gi" -> 2048). */
+export function mebibytes(q: string): number {
+    const units: Record<string, number> = { Mi: 1, Gi: 1024, Ti: 1024 * 1024 };
+    return Number(q.slice(0, -2)) * units[q.slice(-2)];
+}
+
+function compareSemver(a: string, b: string): number {
+    const pa = a.split(".").map(Number);
+    const pb = b.split(".").map(Number);
+    for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] - pb[i];
+    return 0;
+}
+
+/** Reads one key with Pulumi's own validation; a failure becomes a problem line and `undefined`. */
+class Reader {
+    readonly problems: string[] = [];
+    constructor(private readonly cfg: pulumi.Config) {}
+
+    private attempt<T>(fn: () => T): T | undefined {
+        try {
+            return fn();
+        } catch (e) {
+            this.problems.push((e as Error).message.split("\n")[0]);
+            return undefined;
+        }
+    }
+
+    fail(key: string, value: unknown, allowed: string): void {
+        this.problems.push(
+            `Configuration '${this.cfg.name}:${key}' value ${JSON.stringify(value)} is invalid: ${allowed}.`,
+        );
+    }
+
+    str(key: string, opts?: pulumi.StringConfigOptions & { hint?: string }): string | undefined {
+        const value = this.cfg.get(key);
+        if (value === undefined) return this.attempt(() => this.cfg.require(key));
+        if (opts?.pattern && !new RegExp(opts.pattern).test(value)) {
+            this.fail(key, value, opts.hint ?? `must match ${opts.pattern}`);
+            return undefined;
+        }
+        return this.attempt(() => this.cfg.require(key, { ...opts, pattern: undefined }));
+    }
+
+    oneOf<T extends string>(key: string, allowed: readonly T[]): T | undefined {
+        return this.attempt(() => this.cfg.require<T>(key, { allowedValues: [...allowed] }));
+    }
+
+    int(key: string, min: number, max: number): number | undefined {
+        const n = this.attempt(() => this.cfg.requireNumber(key, { min, max }));
+        if (n !== undefined && !Number.isInteger(n)) {
+            this.fail(key, n, `must be a whole number from ${min} to ${max}`);
+            return undefined;
+        }
+        return n;
+    }
+
+    bool(key: string): boolean | undefined {
+        return this.attempt(() => this.cfg.requireBoolean(key));
+    }
+
+    strings(key: string): string[] | undefined {
+        const v = this.attempt(() => this.cfg.requireObject<unknown>(key));
+        if (v === undefined) return undefined;
+        if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+            this.fail(key, v, "must be a list of strings");
+            return undefined;
+        }
+        return v as string[];
+    }
+
+    secret(key: string): pulumi.Output<string> | undefined {
+        return this.attempt(() => this.cfg.getSecret(key));
+    }
+
+    /** True when the key holds a non-empty value, without reading (and so unwrapping) the secret. */
+    has(key: string): boolean {
+        const raw = this.cfg.get(key);
+        return raw !== undefined && raw !== "";
+    }
+}
+
+function parseNodeSelector(r: Reader, key: string, entries: string[]): Record<string, string> {
+    const selector: Record<string, string> = {};
+    for (const entry of entries) {
+        const [k, v, ...rest] = entry.split("=");
+        if (v === undefined || rest.length > 0 || !LABEL_KEY.test(k) || !LABEL_VALUE.test(v)) {
+            r.fail(key, entry, "each entry must be key=value with a valid Kubernetes label key and value");
+            continue;
+        }
+        selector[k] = v;
+    }
+    return selector;
+}
+
+/** kubectl taint syntax: key[=value]:Effect; no value means operator Exists. */
+function parseTolerations(r: Reader, key: string, entries: string[]): Toleration[] {
+    const tolerations: Toleration[] = [];
+    for (const entry of entries) {
+        const m = /^([^=:]+)(=([^:]*))?:([A-Za-z]+)$/.exec(entry);
+        const effect = m?.[4] as Toleration["effect"] | undefined;
+        if (!m || !LABEL_KEY.test(m[1]) || !effect || !EFFECTS.includes(effect)) {
+            r.fail(key, entry, `each entry must be key[=value]:Effect with Effect one of ${EFFECTS.join(", ")}`);
+            continue;
+        }
+        tolerations.push(
+            m[2] === undefined
+                ? { key: m[1], operator: "Exists", effect }
+                : { key: m[1], operator: "Equal", value: m[3], effect },
+        );
+    }
+    return tolerations;
+}
+
+function deepFreeze<T>(o: T): T {
+    if (o && typeof o === "object" && !pulumi.Output.isInstance(o) && !Object.isFrozen(o)) {
+        Object.freeze(o);
+        for (const v of Object.values(o as object)) deepFreeze(v);
+    }
+    return o;
+}
+
+/** Reads, validates and freezes the stack configuration; throws ConfigValidationError listing every problem. */
+export function loadConfig(): StackConfig {
+    const cfg = new pulumi.Config();
+    const r = new Reader(cfg);
+    const stack = pulumi.getStack();
+
+    const nsHint = "must be a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters";
+    const namespace = r.str("namespace", { pattern: DNS_LABEL.source, hint: nsHint });
+    const monitoringNamespace = r.str("monitoringNamespace", { pattern: DNS_LABEL.source, hint: nsHint });
+    if (namespace && namespace === monitoringNamespace) {
+        r.fail("monitoringNamespace", monitoringNamespace, "must differ from namespace");
+    }
+
+    const server = r.str("registryServer", {
+        pattern: REGISTRY.source,
+        hint: "must be host[:port][/path] in lower case without a scheme, for example localhost:5001 or ghcr.io/org/fx",
+    });
+    const username = r.str("registryUsername") || undefined;
+    const password = r.secret("registryPassword");
+    if (username && !r.has("registryPassword")) {
+        r.fail(
+            "registryPassword",
+            "<unset>",
+            "required when registryUsername is set: pulumi config set --secret registryPassword <token>",
+        );
+    }
+
+    const appContext = r.str("appContext", { minLength: 1 });
+    const imagePlatform = r.oneOf("imagePlatform", ["linux/amd64", "linux/arm64"] as const);
+
+    const fastapiReplicas = r.int("fastapiReplicas", 1, 20);
+    const fastapiMax = r.int("fastapiMaxReplicas", 1, 50);
+    if (fastapiReplicas !== undefined && fastapiMax !== undefined && fastapiMax < fastapiReplicas) {
+        r.fail("fastapiMaxReplicas", fastapiMax, `must be at least fastapiReplicas (${fastapiReplicas})`);
+    }
+
+    const resources = {} as Record<Service, ResourceSpec>;
+    for (const svc of SERVICES) {
+        const cpuHint = "must be a CPU quantity such as 250m or 1.5";
+        const cpuRequest = r.str(`${svc}CpuRequest`, { pattern: CPU.source, hint: cpuHint });
+        const cpuLimit = r.str(`${svc}CpuLimit`, { pattern: CPU.source, hint: cpuHint });
+        const memory = r.str(`${svc}Memory`, {
+            pattern: MEMORY.source,
+            hint: "must be a memory quantity in Mi or Gi, such as 512Mi",
+        });
+        if (cpuRequest && cpuLimit && cpuMillis(cpuLimit) < cpuMillis(cpuRequest)) {
+            r.fail(`${svc}CpuLimit`, cpuLimit, `must be at least ${svc}CpuRequest (${cpuRequest})`);
+        }
+        resources[svc] = { cpuRequest: cpuRequest ?? "", cpuLimit: cpuLimit ?? "", memory: memory ?? "" };
+    }
+
+    const storageHint = "must be a storage size in Mi, Gi or Ti, such as 5Gi";
+    const size = (key: string) => r.str(key, { pattern: STORAGE.source, hint: storageHint });
+    const storageClass = r.str("storageClass", {
+        pattern: `^$|${DNS_SUBDOMAIN.source}`,
+        hint: "must be empty (cluster default) or a StorageClass name",
+    });
+
+    const postgresVersion = r.oneOf("postgresVersion", ["14", "15", "16", "17", "18"] as const);
+    const redisVersion = r.str("redisVersion", {
+        pattern: "^7\\.[0-9]+\\.[0-9]+$",
+        hint: "must be a 7.x.y tag of the official redis image (the stack runs redis:7)",
+    });
+    const versionAtLeast = (key: string, min: string, majors: string) => {
+        const v = r.str(key, { pattern: SEMVER.source, hint: `must be a release number x.y.z, ${majors}` });
+        if (v && compareSemver(v, min) < 0) {
+            r.fail(key, v, `must be ${min} or later`);
+            return undefined;
+        }
+        return v;
+    };
+    const airflowVersion = versionAtLeast("airflowVersion", "2.7.0", "2.7.0 or later");
+    if (airflowVersion && !/^[23]\./.test(airflowVersion)) {
+        r.fail("airflowVersion", airflowVersion, "must be an Airflow 2.x or 3.x release");
+    }
+    const mlflowVersion = versionAtLeast("mlflowVersion", "2.9.2", "2.9.2 or later");
+
+    const fingptEnabled = r.bool("fingptEnabled");
+    const fingptMode = r.oneOf("fingptMode", ["model", "lexicon"] as const);
+    const hfRepo = "^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$";
+    const baseModel = r.str("fingptBaseModel", { pattern: hfRepo, hint: "must be a Hugging Face id owner/name" });
+    const adapter = r.str("fingptAdapter", { pattern: hfRepo, hint: "must be a Hugging Face id owner/name" });
+    const hfToken = r.secret("hfToken");
+
+    const gpuEnabled = r.bool("gpuEnabled");
+    const gpuCount = r.int("gpuCount", 1, 8);
+    const nodeSelector = parseNodeSelector(r, "gpuNodeSelector", r.strings("gpuNodeSelector") ?? []);
+    const tolerations = parseTolerations(r, "gpuTolerations", r.strings("gpuTolerations") ?? []);
+    const installDevicePlugin = r.bool("installDevicePlugin");
+    if (fingptEnabled && fingptMode === "model" && gpuEnabled === false) {
+        r.fail(
+            "fingptEnabled",
+            true,
+            "FinGPT in model mode needs a GPU pool: set gpuEnabled=true with gpuNodeSelector/gpuTolerations, or fingptMode=lexicon, or fingptEnabled=false",
+        );
+    }
+    if (gpuEnabled && Object.keys(nodeSelector).length === 0 && tolerations.length === 0) {
+        r.fail(
+            "gpuNodeSelector",
+            [],
+            "gpuEnabled needs the GPU pool's gpuNodeSelector or gpuTolerations, or FinGPT could land on a CPU node",
+        );
+    }
+    if (installDevicePlugin && gpuEnabled === false) {
+        r.fail("installDevicePlugin", true, "the NVIDIA device plugin needs gpuEnabled=true");
+    }
+
+    const domain = r.str("domain", {
+        pattern: DNS_SUBDOMAIN.source,
+        hint: "must be a lower-case DNS name such as fx-ml.example.com",
+    });
+    const ingressClass = r.str("ingressClass", { pattern: DNS_SUBDOMAIN.source, hint: "must be an IngressClass name" });
+    const installCertManager = r.bool("installCertManager");
+    const tlsIssuer = r.oneOf("tlsIssuer", ["selfsigned", "acme"] as const);
+    const acmeEmail =
+        r.str("acmeEmail", { pattern: "^$|^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", hint: "must be an e-mail address" }) ||
+        undefined;
+    const acmeServer = r.str("acmeServer", {
+        pattern: "^https://\\S+$",
+        hint: "must be an https:// ACME directory URL",
+    });
+    if (tlsIssuer === "acme" && !acmeEmail) {
+        r.fail("acmeEmail", "", "required when tlsIssuer is acme");
+    }
+
+    const source = r.oneOf("dataSource", ["oanda", "sample"] as const);
+    const oandaEnvironment = r.oneOf("oandaEnvironment", ["practice", "live"] as const);
+    const oandaToken = r.secret("oandaToken");
+    const oandaAccountId = r.secret("oandaAccountId");
+    if (source === "oanda") {
+        for (const key of ["oandaToken", "oandaAccountId"]) {
+            if (!r.has(key)) {
+                r.fail(
+                    key,
+                    "<unset>",
+                    `required when dataSource is oanda: pulumi config set --secret ${key} <value>, or set dataSource=sample to run on synthetic candles`,
+                );
+            }
+        }
+    }
+    const instruments = r.strings("instruments");
+    if (instruments) {
+        if (instruments.length === 0) r.fail("instruments", instruments, "must name at least one instrument");
+        for (const i of instruments) {
+            if (!/^[A-Z]{3}_[A-Z]{3}$/.test(i))
+                r.fail("instruments", i, "each instrument must be BASE_QUOTE, such as USD_SGD");
+        }
+    }
+
+    const retention = r.str("prometheusRetention", {
+        pattern: "^[1-9][0-9]*(h|d|w|y)$",
+        hint: "must be a duration such as 48h or 15d",
+    });
+    const postgresInstances = r.int("postgresInstances", 1, 5);
+    const grafanaAdminUser = r.str("grafanaAdminUser", {
+        pattern: "^[A-Za-z0-9._-]{1,64}$",
+        hint: "letters, digits, '.', '_' or '-'",
+    });
+
+    const storage = {
+        storageClass: storageClass || undefined,
+        postgres: size("postgresStorage") ?? "",
+        redis: size("redisStorage") ?? "",
+        mlflowArtifacts: size("mlflowArtifactStorage") ?? "",
+        fingptCache: size("fingptCacheStorage") ?? "",
+        prometheus: size("prometheusStorage") ?? "",
+        retainOnDelete: r.bool("retainDataOnDelete") ?? true,
+    };
+    const webserverReplicas = r.int("airflowWebserverReplicas", 1, 5);
+    const workerReplicas = r.int("airflowWorkerReplicas", 1, 20);
+
+    if (r.problems.length > 0) throw new ConfigValidationError(stack, r.problems);
+
+    // Every value below passed validation; the non-null assertions only restate that.
+    return deepFreeze({
+        project: pulumi.getProject(),
+        stack,
+        namespace: namespace!,
+        monitoringNamespace: monitoringNamespace!,
+        registry: { server: server!, username, password: username ? password : undefined },
+        appContext: appContext!,
+        imagePlatform: imagePlatform!,
+        replicas: {
+            fastapi: fastapiReplicas!,
+            fastapiMax: fastapiMax!,
+            airflowWorker: workerReplicas!,
+            airflowWebserver: webserverReplicas!,
+        },
+        resources,
+        storage,
+        prometheusRetention: retention!,
+        postgresInstances: postgresInstances!,
+        versions: {
+            postgres: postgresVersion!,
+            redis: redisVersion!,
+            airflow: airflowVersion!,
+            mlflow: mlflowVersion!,
+        },
+        fingpt: { enabled: fingptEnabled!, mode: fingptMode!, baseModel: baseModel!, adapter: adapter!, hfToken },
+        gpu: {
+            enabled: gpuEnabled!,
+            count: gpuCount!,
+            nodeSelector,
+            tolerations,
+            installDevicePlugin: installDevicePlugin!,
+        },
+        edge: {
+            domain: domain!,
+            ingressClass: ingressClass!,
+            installCertManager: installCertManager!,
+            tlsIssuer: tlsIssuer!,
+            acmeEmail,
+            acmeServer: acmeServer!,
+        },
+        data: {
+            source: source!,
+            oandaEnvironment: oandaEnvironment!,
+            oandaToken: source === "oanda" ? oandaToken : undefined,
+            oandaAccountId: source === "oanda" ? oandaAccountId : undefined,
+            instruments: instruments!,
+        },
+        grafanaAdminUser: grafanaAdminUser!,
+    });
+}

@@ -1,0 +1,175 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import * as random from "@pulumi/random";
+import { StackConfig } from "./config";
+import { labels } from "./shared";
+
+/** A key of a Kubernetes Secret: what consumers get instead of the value. */
+export interface SecretKeyRef {
+    readonly name: pulumi.Output<string>;
+    readonly key: string;
+}
+
+/** `env` entry that reads a Secret key. */
+export function secretEnv(envName: string, ref: SecretKeyRef): k8s.types.input.core.v1.EnvVar {
+    return { name: envName, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } };
+}
+
+/** Database roles of the pipeline; each owns the database of the same name. */
+export const DB_ROLES = ["airflow", "mlflow", "feast"] as const;
+export type DbRole = (typeof DB_ROLES)[number];
+
+/** Standard base64 to the URL-safe alphabet Fernet requires (padding kept: Fernet keys are 44 characters). */
+export function toUrlSafeBase64(b64: string): string {
+    return b64.replace(/\+/g, "-").replace(/\//g, "_");
+}
+
+export interface SecretsArgs {
+    config: StackConfig;
+    /** Namespace of the pipeline's Secrets. */
+    namespace: pulumi.Input<string>;
+    /** Namespace of Grafana's admin Secret. */
+    monitoringNamespace: pulumi.Input<string>;
+}
+
+/**
+ * Every credential of the stack, generated with @pulumi/random or read from secret config, each kept in a
+ * Kubernetes Secret with documented keys (see docs/secrets.md). Consumers get Secret names and keys, never values.
+ */
+export class Secrets extends pulumi.ComponentResource {
+    /** Airflow: `fernet-key`, `webserver-secret-key` (also the Airflow 3 API secret key), `jwt-secret`. */
+    public readonly airflowFernetKey: SecretKeyRef;
+    public readonly airflowWebserverSecretKey: SecretKeyRef;
+    public readonly airflowJwtSecret: SecretKeyRef;
+    /** Airflow admin user: `username`, `password`. */
+    public readonly airflowAdmin: { username: SecretKeyRef; password: SecretKeyRef };
+    /** One `kubernetes.io/basic-auth` Secret per database role (`username`, `password`), as CloudNativePG expects. */
+    public readonly dbRoles: Readonly<
+        Record<DbRole, { secretName: pulumi.Output<string>; username: SecretKeyRef; password: SecretKeyRef }>
+    >;
+    /** Password values of the database roles, as secret outputs, for consumers that must compose a URL in a Secret. */
+    public readonly dbPasswords: Readonly<Record<DbRole, pulumi.Output<string>>>;
+    /** Redis: `password`. */
+    public readonly redisPassword: SecretKeyRef;
+    public readonly redisPasswordValue: pulumi.Output<string>;
+    /** Grafana admin, in the monitoring namespace: `admin-user`, `admin-password`. */
+    public readonly grafanaAdminSecretName: pulumi.Output<string>;
+    /** OANDA v20: `token`, `account-id`; only when the stack collects live candles. */
+    public readonly oanda?: { token: SecretKeyRef; accountId: SecretKeyRef };
+    /** Hugging Face: `token`; only when configured. */
+    public readonly huggingFaceToken?: SecretKeyRef;
+    /** `kubernetes.io/dockerconfigjson` pull secret for a registry with credentials. */
+    public readonly imagePullSecretName?: pulumi.Output<string>;
+
+    constructor(name: string, args: SecretsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("fx:core:Secrets", name, {}, opts);
+        const { config } = args;
+        const parent = { parent: this };
+        const password = (id: string, length = 32) =>
+            pulumi.secret(new random.RandomPassword(`${name}-${id}`, { length, special: false }, parent).result);
+
+        const secret = (
+            id: string,
+            namespace: pulumi.Input<string>,
+            data: Record<string, pulumi.Input<string>>,
+            type = "Opaque",
+        ) =>
+            new k8s.core.v1.Secret(
+                `${name}-${id}`,
+                {
+                    metadata: { name: id, namespace, labels: labels(id, "credentials") },
+                    type,
+                    // The whole map is a secret output, so Pulumi state and previews never show the values.
+                    stringData: pulumi.secret(pulumi.output(data)),
+                },
+                parent,
+            );
+
+        // Fernet wants 32 random bytes in URL-safe base64; RandomBytes gives the standard alphabet.
+        const fernetBytes = new random.RandomBytes(`${name}-airflow-fernet`, { length: 32 }, parent);
+        const fernetKey = pulumi.secret(fernetBytes.base64.apply(toUrlSafeBase64));
+        const airflowKeys = secret("airflow-keys", args.namespace, {
+            "fernet-key": fernetKey,
+            "webserver-secret-key": password("airflow-webserver-secret-key", 48),
+            "jwt-secret": password("airflow-jwt-secret", 48),
+        });
+        const keyRef = (s: k8s.core.v1.Secret, key: string): SecretKeyRef => ({ name: s.metadata.name, key });
+        this.airflowFernetKey = keyRef(airflowKeys, "fernet-key");
+        this.airflowWebserverSecretKey = keyRef(airflowKeys, "webserver-secret-key");
+        this.airflowJwtSecret = keyRef(airflowKeys, "jwt-secret");
+
+        const admin = secret("airflow-admin", args.namespace, {
+            username: "admin",
+            password: password("airflow-admin"),
+        });
+        this.airflowAdmin = { username: keyRef(admin, "username"), password: keyRef(admin, "password") };
+
+        const roles = {} as Record<
+            DbRole,
+            { secretName: pulumi.Output<string>; username: SecretKeyRef; password: SecretKeyRef }
+        >;
+        const dbPasswords = {} as Record<DbRole, pulumi.Output<string>>;
+        for (const role of DB_ROLES) {
+            dbPasswords[role] = password(`pg-${role}`);
+            const s = secret(
+                `pg-${role}`,
+                args.namespace,
+                { username: role, password: dbPasswords[role] },
+                "kubernetes.io/basic-auth",
+            );
+            roles[role] = {
+                secretName: s.metadata.name,
+                username: keyRef(s, "username"),
+                password: keyRef(s, "password"),
+            };
+        }
+        this.dbRoles = roles;
+        this.dbPasswords = dbPasswords;
+
+        this.redisPasswordValue = password("redis");
+        const redis = secret("redis-auth", args.namespace, { password: this.redisPasswordValue });
+        this.redisPassword = keyRef(redis, "password");
+
+        const grafana = secret("grafana-admin", args.monitoringNamespace, {
+            "admin-user": config.grafanaAdminUser,
+            "admin-password": password("grafana-admin"),
+        });
+        this.grafanaAdminSecretName = grafana.metadata.name;
+
+        if (config.data.oandaToken && config.data.oandaAccountId) {
+            const oanda = secret("oanda", args.namespace, {
+                token: config.data.oandaToken,
+                "account-id": config.data.oandaAccountId,
+            });
+            this.oanda = { token: keyRef(oanda, "token"), accountId: keyRef(oanda, "account-id") };
+        }
+
+        if (config.fingpt.hfToken) {
+            const hf = secret("huggingface", args.namespace, { token: config.fingpt.hfToken });
+            this.huggingFaceToken = keyRef(hf, "token");
+        }
+
+        const { server, username, password: registryPassword } = config.registry;
+        if (username && registryPassword) {
+            const host = server.split("/")[0];
+            const dockerConfig = registryPassword.apply((pw) =>
+                JSON.stringify({
+                    auths: { [host]: { username, auth: Buffer.from(`${username}:${pw}`).toString("base64") } },
+                }),
+            );
+            const pull = secret(
+                "registry-pull",
+                args.namespace,
+                { ".dockerconfigjson": dockerConfig },
+                "kubernetes.io/dockerconfigjson",
+            );
+            this.imagePullSecretName = pull.metadata.name;
+        }
+
+        this.registerOutputs({
+            airflowKeysSecret: airflowKeys.metadata.name,
+            redisSecret: redis.metadata.name,
+            grafanaAdminSecret: this.grafanaAdminSecretName,
+        });
+    }
+}

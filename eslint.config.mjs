@@ -1,0 +1,22 @@
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+    { ignores: ["node_modules/", "bin/", "out/", "app/", ".venvs/", "policy/node_modules/", "**/*.js"] },
+    js.configs.recommended,
+    ...tseslint.configs.recommended,
+    {
+        rules: {
+            "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+            "no-new": "off",
+        },
+    },
+    {
+        // Tests walk arbitrary resource inputs and load the program once per stack with require().
+        files: ["test/**/*.ts", "policy/**/*.test.ts"],
+        rules: {
+            "@typescript-eslint/no-explicit-any": "off",
+            "@typescript-eslint/no-require-imports": "off",
+        },
+    },
+);

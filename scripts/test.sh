@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command (`npm test`): type-check, lint, the Pulumi mock suite, then the checks each area adds.
+# Needs the tools that .ci/run installs (scripts/install-test-deps.sh); a missing tool is an error, not a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "TypeScript type-check (strict)"
+npx tsc --noEmit
+
+step "ESLint and Prettier"
+npx eslint .
+npx prettier --check .
+
+step "Pulumi program under mocks (jest)"
+npx jest --ci

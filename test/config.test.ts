@@ -1,0 +1,181 @@
+import { runStack, RunOptions, StackName } from "./harness";
+
+/** Runs a stack expected to fail; returns the error message and what was declared before the failure. */
+async function failure(stack: StackName, options: RunOptions): Promise<{ message: string; registered: unknown[] }> {
+    try {
+        await runStack(stack, options);
+    } catch (e) {
+        return { message: (e as Error).message, registered: (e as { registered?: unknown[] }).registered ?? [] };
+    }
+    throw new Error("expected the stack to fail validation");
+}
+
+// Each row: stack, config overrides (or unset secrets), and the words its error must contain (key, value, allowed).
+const BAD: [string, StackName, RunOptions, string[]][] = [
+    [
+        "namespace not a DNS label",
+        "dev",
+        { config: { namespace: "FX_ML" } },
+        ["fx-ml-pipeline:namespace", '"FX_ML"', "DNS-1123"],
+    ],
+    [
+        "replicas not a number",
+        "dev",
+        { config: { fastapiReplicas: "two" } },
+        ["fx-ml-pipeline:fastapiReplicas", "number"],
+    ],
+    ["replicas out of range", "dev", { config: { fastapiReplicas: 0 } }, ["fx-ml-pipeline:fastapiReplicas", "0", "1"]],
+    [
+        "replicas not whole",
+        "dev",
+        { config: { airflowWorkerReplicas: 1.5 } },
+        ["airflowWorkerReplicas", "1.5", "whole number"],
+    ],
+    [
+        "max replicas below min",
+        "gpu",
+        { config: { fastapiReplicas: 4, fastapiMaxReplicas: 3 } },
+        ["fastapiMaxReplicas", "3", "at least fastapiReplicas (4)"],
+    ],
+    ["gpu count out of range", "gpu", { config: { gpuCount: 9 } }, ["fx-ml-pipeline:gpuCount", "9", "8"]],
+    [
+        "unknown tls issuer",
+        "gpu",
+        { config: { tlsIssuer: "vault" } },
+        ["fx-ml-pipeline:tlsIssuer", "vault", "selfsigned", "acme"],
+    ],
+    [
+        "unknown data source",
+        "dev",
+        { config: { dataSource: "csv" } },
+        ["fx-ml-pipeline:dataSource", "csv", "oanda", "sample"],
+    ],
+    ["boolean as word", "dev", { config: { gpuEnabled: "yes" } }, ["fx-ml-pipeline:gpuEnabled", "boolean"]],
+    [
+        "gpu stack with GPUs disabled but FinGPT enabled",
+        "gpu",
+        { config: { gpuEnabled: false, installDevicePlugin: false } },
+        ["fingptEnabled", "needs a GPU pool", "fingptMode=lexicon"],
+    ],
+    [
+        "device plugin without GPUs",
+        "dev",
+        { config: { installDevicePlugin: true } },
+        ["installDevicePlugin", "gpuEnabled=true"],
+    ],
+    [
+        "GPUs with no pool selector",
+        "gpu",
+        { config: { gpuNodeSelector: [], gpuTolerations: [] } },
+        ["gpuNodeSelector", "GPU pool"],
+    ],
+    [
+        "malformed registry",
+        "gpu",
+        { config: { registryServer: "https://Ghcr.io/org" } },
+        ["fx-ml-pipeline:registryServer", "https://Ghcr.io/org", "host[:port][/path]"],
+    ],
+    [
+        "registry user without password",
+        "gpu",
+        { unsetSecrets: ["registryPassword"] },
+        ["registryPassword", "required when registryUsername is set"],
+    ],
+    [
+        "missing OANDA token without sample mode",
+        "gpu",
+        { unsetSecrets: ["oandaToken"] },
+        ["oandaToken", "required when dataSource is oanda", "dataSource=sample"],
+    ],
+    [
+        "malformed CPU quantity",
+        "dev",
+        { config: { fastapiCpuRequest: "fast" } },
+        ["fastapiCpuRequest", '"fast"', "CPU quantity"],
+    ],
+    [
+        "CPU limit below request",
+        "dev",
+        { config: { mlflowCpuRequest: "2", mlflowCpuLimit: "500m" } },
+        ["mlflowCpuLimit", "500m", "at least mlflowCpuRequest (2)"],
+    ],
+    ["malformed memory", "dev", { config: { fastapiMemory: "1GB" } }, ["fastapiMemory", "1GB", "Mi or Gi"]],
+    [
+        "malformed storage size",
+        "gpu",
+        { config: { postgresStorage: "lots" } },
+        ["postgresStorage", "lots", "storage size"],
+    ],
+    ["unsupported Postgres major", "dev", { config: { postgresVersion: "12" } }, ["postgresVersion", "12", "14", "18"]],
+    ["Redis not 7.x", "dev", { config: { redisVersion: "8.2.0" } }, ["redisVersion", "8.2.0", "7.x.y"]],
+    [
+        "Airflow older than supported",
+        "dev",
+        { config: { airflowVersion: "2.6.3" } },
+        ["airflowVersion", "2.6.3", "2.7.0 or later"],
+    ],
+    [
+        "MLflow not a release number",
+        "dev",
+        { config: { mlflowVersion: "latest" } },
+        ["mlflowVersion", "latest", "x.y.z"],
+    ],
+    [
+        "toleration without effect",
+        "gpu",
+        { config: { gpuTolerations: ["nvidia.com/gpu"] } },
+        ["gpuTolerations", "nvidia.com/gpu", "key[=value]:Effect"],
+    ],
+    [
+        "node selector without value",
+        "gpu",
+        { config: { gpuNodeSelector: ["gpu"] } },
+        ["gpuNodeSelector", "gpu", "key=value"],
+    ],
+    [
+        "ACME issuer without e-mail",
+        "gpu",
+        { config: { acmeEmail: "" } },
+        ["acmeEmail", "required when tlsIssuer is acme"],
+    ],
+    [
+        "instrument not BASE_QUOTE",
+        "dev",
+        { config: { instruments: ["usdsgd"] } },
+        ["instruments", "usdsgd", "BASE_QUOTE"],
+    ],
+    [
+        "unknown platform",
+        "dev",
+        { config: { imagePlatform: "windows/amd64" } },
+        ["imagePlatform", "windows/amd64", "linux/amd64"],
+    ],
+    ["bad retention", "dev", { config: { prometheusRetention: "forever" } }, ["prometheusRetention", "forever", "15d"]],
+];
+
+describe("bad configuration fails before any resource is declared", () => {
+    test.each(BAD)("%s", async (_name, stack, options, words) => {
+        const { message, registered } = await failure(stack, options);
+        for (const w of words) expect(message).toContain(w);
+        expect(message).toContain(`Invalid configuration for stack '${stack}'`);
+        expect(registered).toEqual([]);
+    });
+
+    test("every problem is reported at once", async () => {
+        const { message } = await failure("dev", { config: { namespace: "Bad", gpuCount: 0, tlsIssuer: "x" } });
+        expect(message).toMatch(/3 problems/);
+        for (const key of ["namespace", "gpuCount", "tlsIssuer"]) expect(message).toContain(`fx-ml-pipeline:${key}`);
+    });
+
+    test("the dev stack runs on sample data without any OANDA secret", async () => {
+        const run = await runStack("dev", {
+            unsetSecrets: ["oandaToken", "oandaAccountId", "registryPassword", "hfToken"],
+        });
+        expect(run.outputs.namespace.value).toBe("fx-ml");
+    });
+
+    test("FinGPT in lexicon mode runs without GPUs", async () => {
+        const run = await runStack("dev", { config: { fingptEnabled: true, fingptMode: "lexicon" } });
+        expect(run.outputs.namespace.value).toBe("fx-ml");
+    });
+});

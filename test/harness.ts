@@ -1,0 +1,328 @@
+/**
+ * Runs the whole Pulumi program for a named stack under Pulumi mocks and returns every registered resource.
+ *
+ * Config comes from Pulumi.yaml defaults + Pulumi.<stack>.yaml + per-test overrides; every secret key gets a
+ * sentinel value, and so does every generated secret (random passwords/bytes), so a test can search the recorded
+ * inputs and stack outputs for sentinels outside Pulumi secrets. Each run gets its own module registry.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as crypto from "crypto";
+import { parse } from "yaml";
+
+// Each run adds process listeners inside the Pulumi runtime; a test file runs many stacks.
+process.setMaxListeners(100);
+
+export const ROOT = path.resolve(__dirname, "..");
+export const PROJECT = "fx-ml-pipeline";
+export type StackName = "dev" | "gpu";
+
+/** The signature Pulumi uses to mark a serialized value as secret. */
+export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface RecordedResource {
+    type: string;
+    name: string;
+    urn: string;
+    /** URN of the parent, if any. */
+    parent?: string;
+    custom: boolean;
+    /** Resource inputs as the provider would receive them; secret values stay wrapped in the secret signature. */
+    inputs: any;
+    /** URNs this resource depends on (explicit dependsOn and input dependencies). */
+    dependencies: string[];
+    /** The state the mock returned (outputs). */
+    state: any;
+}
+
+export interface StackOutput {
+    value: unknown;
+    secret: boolean;
+}
+
+export interface StackRun {
+    stack: StackName;
+    resources: RecordedResource[];
+    outputs: Record<string, StackOutput>;
+    config: Record<string, unknown>;
+    /** Every sentinel value handed out (configured secrets and generated secrets). */
+    sentinels: string[];
+    /** Finds resources by type token, optionally by name (exact string or pattern). */
+    ofType(type: string, name?: string | RegExp): RecordedResource[];
+    /** Exactly one resource of this type and name; throws with the candidates if not found. */
+    one(type: string, name: string | RegExp): RecordedResource;
+    /** Children of a resource (by URN), recursively when `deep`. */
+    childrenOf(parent: RecordedResource, deep?: boolean): RecordedResource[];
+    /** True when `later` depends on `earlier` or on a resource under it, directly or through a chain. */
+    dependsOn(later: RecordedResource, earlier: RecordedResource): boolean;
+}
+
+interface ProjectConfigDecl {
+    type?: string;
+    default?: unknown;
+    secret?: boolean;
+    description?: string;
+}
+
+/** Pulumi.yaml's config declarations. */
+export function projectConfig(): Record<string, ProjectConfigDecl> {
+    const doc = parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
+    return doc.config as Record<string, ProjectConfigDecl>;
+}
+
+/** A stack file's config, keys without the project prefix. */
+export function stackConfig(stack: StackName): Record<string, unknown> {
+    const doc = parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) ?? {};
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(doc.config ?? {})) out[k.replace(`${PROJECT}:`, "")] = v;
+    return out;
+}
+
+export function sentinelFor(key: string): string {
+    return `SENTINEL-${key}-${crypto.createHash("sha256").update(key).digest("hex").slice(0, 8)}`;
+}
+
+/** Per-type outputs a real provider would compute; everything else echoes the inputs. */
+function mockState(type: string, name: string, inputs: any): Record<string, any> {
+    switch (type) {
+        case "random:index/randomPassword:RandomPassword":
+        case "random:index/randomString:RandomString":
+            return { ...inputs, result: sentinelFor(`random-${name}`) };
+        case "random:index/randomBytes:RandomBytes": {
+            // base64 containing '+' and '/' so the URL-safe conversion is exercised.
+            const b64 = Buffer.from(`${sentinelFor(`random-${name}`)}-padding-to-32`.slice(0, 32)).toString("base64");
+            return { ...inputs, base64: `${b64.slice(0, 10)}+/${b64.slice(12)}`, hex: sentinelFor(`random-${name}`) };
+        }
+        case "docker:index/image:Image": {
+            const digest = crypto.createHash("sha256").update(JSON.stringify(inputs)).digest("hex");
+            const repo = String(inputs.imageName ?? name).split(":")[0];
+            return { ...inputs, repoDigest: `${repo}@sha256:${digest}`, baseImageName: inputs.imageName };
+        }
+        case "kubernetes:helm.sh/v3:Release":
+            return {
+                ...inputs,
+                status: {
+                    name: inputs.name ?? name,
+                    namespace: inputs.namespace ?? "default",
+                    status: "deployed",
+                    chart: inputs.chart,
+                    version: inputs.version,
+                },
+            };
+        default:
+            if (type.startsWith("kubernetes:")) {
+                const metadata = { ...(inputs.metadata ?? {}) };
+                metadata.name = metadata.name ?? `${name}-mock`;
+                return { ...inputs, metadata };
+            }
+            return { ...inputs };
+    }
+}
+
+function wrapSecret(value: unknown) {
+    return { [SECRET_SIG_KEY]: SECRET_SIG, value };
+}
+
+export interface RunOptions {
+    /** Config overrides by key (without project prefix); `undefined` removes the key. */
+    config?: Record<string, unknown>;
+    /** Secret keys to leave unset (by default every secret key declared in Pulumi.yaml gets a sentinel). */
+    unsetSecrets?: string[];
+}
+
+/**
+ * Runs index.ts for `stack` under mocks. If the program throws, the promise rejects with its error, which carries
+ * `registered`: the resources declared before the throw (none, for config errors).
+ */
+export async function runStack(stack: StackName, options: RunOptions = {}): Promise<StackRun> {
+    const decls = projectConfig();
+    const values: Record<string, unknown> = {};
+    for (const [k, d] of Object.entries(decls)) if (d.default !== undefined) values[k] = d.default;
+    Object.assign(values, stackConfig(stack));
+    const secretKeys = Object.entries(decls)
+        .filter(([, d]) => d.secret)
+        .map(([k]) => k);
+    const sentinels: string[] = [];
+    for (const k of secretKeys) {
+        if (options.unsetSecrets?.includes(k)) continue;
+        values[k] = sentinelFor(k);
+        sentinels.push(sentinelFor(k));
+    }
+    for (const [k, v] of Object.entries(options.config ?? {})) {
+        if (v === undefined) delete values[k];
+        else values[k] = v;
+    }
+
+    const resources: RecordedResource[] = [];
+    const outputs: Record<string, StackOutput> = {};
+
+    await jestIsolated(async () => {
+        // A fresh runtime store per run: Pulumi keeps its monitor, config and root stack resource in a global.
+        delete (globalThis as any).globalStore;
+        const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
+        const mocksModule = require("@pulumi/pulumi/runtime/mocks");
+        const settings = require("@pulumi/pulumi/runtime/settings");
+
+        // Capture what MockResourceArgs lacks (parent, dependencies, additional secret outputs) from the request.
+        const pending = new Map<string, { parent?: string; dependencies: string[]; secretOutputs: string[] }[]>();
+        const proto = mocksModule.MockMonitor.prototype;
+        const original = proto.__fxOriginalRegister ?? proto.registerResource;
+        proto.__fxOriginalRegister = original;
+        proto.registerResource = function (req: any, callback: any) {
+            const key = `${req.getType()}::${req.getName()}`;
+            const list = pending.get(key) ?? [];
+            list.push({
+                parent: req.getParent() || undefined,
+                dependencies: req.getDependenciesList(),
+                secretOutputs: req.getAdditionalsecretoutputsList(),
+            });
+            pending.set(key, list);
+            return original.call(this, req, callback);
+        };
+
+        await pulumi.runtime.setMocks(
+            {
+                newResource(args) {
+                    const key = `${args.type}::${args.name}`;
+                    const meta = pending.get(key)?.shift() ?? { dependencies: [], secretOutputs: [] };
+                    const state = mockState(args.type, args.name, args.inputs);
+                    for (const field of meta.secretOutputs) {
+                        if (field in state) state[field] = wrapSecret(state[field]);
+                    }
+                    for (const v of Object.values(state)) collectSentinels(v, sentinels);
+                    const urn = newUrn(meta.parent, args.type, args.name, stack);
+                    resources.push({
+                        type: args.type,
+                        name: args.name,
+                        urn,
+                        parent: meta.parent,
+                        custom: args.custom !== false,
+                        inputs: args.inputs,
+                        dependencies: meta.dependencies,
+                        state,
+                    });
+                    return { id: args.custom === false ? undefined : `${args.name}-id`, state };
+                },
+                call(args) {
+                    return args.inputs;
+                },
+            },
+            PROJECT,
+            stack,
+            false,
+        );
+        const cfg: Record<string, string> = {};
+        for (const [k, v] of Object.entries(values))
+            cfg[`${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+        pulumi.runtime.setAllConfig(
+            cfg,
+            secretKeys.filter((k) => values[k] !== undefined).map((k) => `${PROJECT}:${k}`),
+        );
+
+        let program: Record<string, unknown>;
+        try {
+            program = require("../index");
+        } catch (e) {
+            await settings.waitForRPCs();
+            throw Object.assign(e as Error, { registered: [...resources] });
+        }
+        for (const [k, v] of Object.entries(program)) {
+            if (pulumi.Output.isInstance(v)) {
+                const secret = await (v as any).isSecret;
+                outputs[k] = { value: await new Promise((resolve) => (v as any).apply(resolve)), secret };
+            } else {
+                outputs[k] = { value: v, secret: false };
+            }
+        }
+        await settings.waitForRPCs();
+    });
+
+    const byUrn = new Map(resources.map((r) => [r.urn, r]));
+    const childrenOf = (parent: RecordedResource, deep = false): RecordedResource[] => {
+        const direct = resources.filter((r) => r.parent === parent.urn);
+        return deep ? direct.flatMap((c) => [c, ...childrenOf(c, true)]) : direct;
+    };
+    const dependsOn = (later: RecordedResource, earlier: RecordedResource): boolean => {
+        const targets = new Set([earlier.urn, ...childrenOf(earlier, true).map((r) => r.urn)]);
+        const seen = new Set<string>();
+        const walk = (r: RecordedResource): boolean => {
+            for (const d of r.dependencies) {
+                if (targets.has(d)) return true;
+                if (seen.has(d)) continue;
+                seen.add(d);
+                const dep = byUrn.get(d);
+                if (dep && walk(dep)) return true;
+                // A dependency on a component covers its children too.
+                if (dep && childrenOf(dep, true).some((c) => targets.has(c.urn))) return true;
+            }
+            return r.parent ? (byUrn.get(r.parent) ? walk(byUrn.get(r.parent)!) : false) : false;
+        };
+        return walk(later);
+    };
+    const matches = (r: RecordedResource, type: string, name?: string | RegExp) =>
+        r.type === type && (name === undefined || (typeof name === "string" ? r.name === name : name.test(r.name)));
+    return {
+        stack,
+        resources,
+        outputs,
+        config: values,
+        sentinels,
+        ofType: (type, name) => resources.filter((r) => matches(r, type, name)),
+        one(type, name) {
+            const found = resources.filter((r) => matches(r, type, name));
+            if (found.length !== 1) {
+                const names = resources.filter((r) => r.type === type).map((r) => r.name);
+                throw new Error(
+                    `expected one ${type} named ${name}, found ${found.length}; ${type} names: ${names.join(", ")}`,
+                );
+            }
+            return found[0];
+        },
+        childrenOf,
+        dependsOn,
+    };
+}
+
+function newUrn(parent: string | undefined, type: string, name: string, stack: string): string {
+    let qualified = type;
+    if (parent) {
+        const parentType = parent.split("::")[2].split("$").pop();
+        if (parentType !== "pulumi:pulumi:Stack") qualified = `${parent.split("::")[2]}$${type}`;
+    }
+    return `urn:pulumi:${stack}::${PROJECT}::${qualified}::${name}`;
+}
+
+function collectSentinels(v: unknown, into: string[]): void {
+    if (typeof v === "string" && v.includes("SENTINEL-") && !into.includes(v)) into.push(v);
+    else if (v && typeof v === "object") for (const x of Object.values(v)) collectSentinels(x, into);
+}
+
+async function jestIsolated(fn: () => Promise<void>): Promise<void> {
+    // `jest` is injected into every module jest loads; outside jest (npm run render) one run per process is fine.
+    if (typeof jest !== "undefined") await jest.isolateModulesAsync(fn);
+    else await fn();
+}
+
+/** Paths (a.b[0].c) of every string in `value` that contains one of `needles` and is not inside a Pulumi secret. */
+export function findPlaintext(value: unknown, needles: readonly string[], at = "$"): string[] {
+    if (typeof value === "string") {
+        return needles.some((n) => value.includes(n)) ? [at] : [];
+    }
+    if (Array.isArray(value)) return value.flatMap((v, i) => findPlaintext(v, needles, `${at}[${i}]`));
+    if (value && typeof value === "object") {
+        if ((value as any)[SECRET_SIG_KEY] === SECRET_SIG) return [];
+        return Object.entries(value).flatMap(([k, v]) => findPlaintext(v, needles, `${at}.${k}`));
+    }
+    return [];
+}
+
+/** Unwraps Pulumi secret wrappers, for asserting on values that are rightly secret. */
+export function reveal<T = any>(value: any): T {
+    if (Array.isArray(value)) return value.map(reveal) as any;
+    if (value && typeof value === "object") {
+        if (value[SECRET_SIG_KEY] === SECRET_SIG) return reveal(value.value);
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, reveal(v)])) as any;
+    }
+    return value;
+}
