@@ -65,6 +65,11 @@ class OnlineFeatureReader:
         raw = self.redis.hmget(self.key(instrument), self._fields)
         return self._decode(instrument, raw)
 
+    async def aread(self, instrument: str) -> OnlineFeatures | None:
+        """Same as :meth:`read` with a ``redis.asyncio`` client."""
+        raw = await self.redis.hmget(self.key(instrument), self._fields)
+        return self._decode(instrument, raw)
+
     def _decode(self, instrument: str, raw: list[bytes | None]) -> OnlineFeatures | None:
         if all(v is None for v in raw):
             return None

@@ -1,0 +1,1 @@
+"""fx-fastapi: online inference for the FX direction model."""

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Build one virtualenv per image from app/requirements/ and run each service's pytest suite.
+# Venvs live in .venvs/<name> and are re-created only when their inputs' hash changes.
+# A redis-server on a free loopback port serves the suites that need it; it is stopped on exit.
+# Usage: scripts/test-python.sh [suite ...]   (suites: pipeline fastapi fingpt mlflow; default all)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+APP="$ROOT/app"
+REQ="$APP/requirements"
+VENVS="${VENVS_DIR:-$ROOT/.venvs}"
+PYTHON="${PYTHON:-python3.11}"
+UV_VERSION="0.13.9"
+PYTEST_PINS=(pytest==9.2.0 httpx==0.28.1)
+
+log() { printf '[test-python] %s\n' "$*" >&2; }
+
+read_version() { # KEY -> value from versions.env (no sourcing: the file is data)
+  local v
+  v="$(grep -E "^$1=" "$REQ/versions.env" | tail -n1 | cut -d= -f2- | tr -d '[:space:]')"
+  [[ -n "$v" ]] || { log "$1 missing in $REQ/versions.env"; exit 2; }
+  printf '%s' "$v"
+}
+AIRFLOW_VERSION="$(read_version AIRFLOW_VERSION)"
+MLFLOW_VERSION="$(read_version MLFLOW_VERSION)"
+
+check_pins() { # every requirement line pinned ==, and one version per package across files
+  local bad
+  bad="$(grep -HnvE '^\s*(#.*)?$|^[A-Za-z0-9_.-]+(\[[A-Za-z0-9_,.-]+\])?==[A-Za-z0-9_.+!-]+\s*(#.*)?$' "$REQ"/*.txt || true)"
+  if [[ -n "$bad" ]]; then log "unpinned requirement lines:"; printf '%s\n' "$bad" >&2; exit 1; fi
+  bad="$(cat "$REQ"/*.txt | grep -vE '^\s*(#|$)' | sed -E 's/\[[^]]*\]//; s/\s*#.*//' \
+    | tr '[:upper:]_' '[:lower:]-' | sort -u | cut -d= -f1 | uniq -d)"
+  if [[ -n "$bad" ]]; then log "packages pinned to different versions across files: $bad"; exit 1; fi
+}
+
+UV=""
+ensure_uv() {
+  if command -v uv >/dev/null 2>&1; then UV="$(command -v uv)"; return; fi
+  if [[ ! -x "$VENVS/.tools/bin/uv" ]]; then
+    log "bootstrapping uv $UV_VERSION into $VENVS/.tools"
+    "$PYTHON" -m venv "$VENVS/.tools"
+    "$VENVS/.tools/bin/pip" install -q "uv==$UV_VERSION"
+  fi
+  UV="$VENVS/.tools/bin/uv"
+}
+
+# make_venv NAME SPEC... : SPEC is "-r FILE", "-e DIR" or a requirement string
+make_venv() {
+  local name="$1"; shift
+  local dir="$VENVS/$name" hash start
+  hash="$({ "$PYTHON" --version; printf '%s\n' "$@"
+            for a in "$@"; do [[ -f "$a" ]] && cat "$a"; [[ -f "$a/pyproject.toml" ]] && cat "$a/pyproject.toml"; done
+          } 2>&1 | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$dir/.req-hash" && "$(cat "$dir/.req-hash")" == "$hash" ]]; then
+    log "venv $name up to date"; return
+  fi
+  start=$SECONDS
+  log "creating venv $name"
+  rm -rf "$dir"
+  "$UV" venv -q --python "$PYTHON" "$dir"
+  "$UV" pip install -q --python "$dir/bin/python" "$@"
+  printf '%s\n' "$hash" > "$dir/.req-hash"
+  log "venv $name ready in $((SECONDS - start))s"
+}
+
+setup_venv() {
+  case "$1" in
+    pipeline) make_venv pipeline "apache-airflow==$AIRFLOW_VERSION" -r "$REQ/airflow.txt" -e "$APP" "${PYTEST_PINS[@]}" ;;
+    fastapi)  make_venv fastapi -r "$REQ/base.txt" -r "$REQ/fastapi.txt" -e "$APP" "${PYTEST_PINS[@]}" ;;
+    fingpt)   make_venv fingpt -r "$REQ/base.txt" -r "$REQ/fingpt.txt" "${PYTEST_PINS[@]}" ;;
+    mlflow)   make_venv mlflow "mlflow==$MLFLOW_VERSION" -r "$REQ/base.txt" -r "$REQ/mlflow.txt" "${PYTEST_PINS[@]}" ;;
+    *) log "unknown suite $1"; exit 2 ;;
+  esac
+}
+
+REDIS_PID=""
+REDIS_DIR=""
+cleanup() {
+  if [[ -n "$REDIS_PID" ]]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+  if [[ -n "$REDIS_DIR" ]]; then rm -rf "$REDIS_DIR"; fi
+}
+trap cleanup EXIT
+
+start_redis() {
+  command -v redis-server >/dev/null || { log "redis-server not found: apt-get install -y redis-server"; exit 1; }
+  local port i
+  port="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  REDIS_DIR="$(mktemp -d)"
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$REDIS_DIR" \
+    --daemonize no --logfile "$REDIS_DIR/redis.log" &
+  REDIS_PID=$!
+  for i in $(seq 1 50); do
+    if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
+      export TEST_REDIS_HOST=127.0.0.1 TEST_REDIS_PORT="$port"
+      log "redis-server pid $REDIS_PID on 127.0.0.1:$port"; return
+    fi
+    sleep 0.1
+  done
+  log "redis-server did not start (attempts: $i)"; cat "$REDIS_DIR/redis.log" >&2; exit 1
+}
+
+main() {
+  local suites=("$@") s rc failed=() t0=$SECONDS start
+  [[ ${#suites[@]} -gt 0 ]] || suites=(pipeline fastapi fingpt mlflow)
+  check_pins
+  ensure_uv
+  mkdir -p "$VENVS"
+  for s in "${suites[@]}"; do setup_venv "$s"; done
+  start_redis
+  for s in "${suites[@]}"; do
+    start=$SECONDS
+    log "running $s tests"
+    rc=0
+    (cd "$APP" && "$VENVS/$s/bin/python" -m pytest "tests/$s" -q -ra --durations=5) || rc=$?
+    log "$s: exit $rc in $((SECONDS - start))s"
+    [[ $rc -eq 0 ]] || failed+=("$s")
+  done
+  log "total $((SECONDS - t0))s"
+  if [[ ${#failed[@]} -gt 0 ]]; then log "FAILED suites: ${failed[*]}"; exit 1; fi
+  log "all suites passed: ${suites[*]}"
+}
+
+main "$@"
