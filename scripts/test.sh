@@ -13,5 +13,8 @@ step "ESLint and Prettier"
 npx eslint .
 npx prettier --check .
 
+step "Shell scripts (shellcheck)"
+shellcheck -x scripts/*.sh .ci/run
+
 step "Pulumi program under mocks (jest)"
 npx jest --ci
