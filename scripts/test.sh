@@ -13,6 +13,9 @@ step "ESLint and Prettier"
 npx eslint .
 npx prettier --check .
 
+step "README config table matches Pulumi.yaml"
+node scripts/config-docs.mjs --check
+
 step "Shell scripts (shellcheck)"
 shellcheck -x scripts/*.sh .ci/run
 
