@@ -179,3 +179,24 @@ describe("bad configuration fails before any resource is declared", () => {
         expect(run.outputs.namespace.value).toBe("fx-ml");
     });
 });
+
+describe("declared defaults", () => {
+    test("Airflow and MLflow defaults match the versions the reference app is tested with", () => {
+        const fs = require("fs");
+        const path = require("path");
+        const { projectConfig, ROOT } = require("./harness");
+        const env = fs.readFileSync(path.join(ROOT, "app/requirements/versions.env"), "utf8");
+        const pinned = (key: string) => new RegExp(`^${key}=(\\S+)$`, "m").exec(env)?.[1];
+        expect(projectConfig().airflowVersion.default).toBe(pinned("AIRFLOW_VERSION"));
+        expect(projectConfig().mlflowVersion.default).toBe(pinned("MLFLOW_VERSION"));
+    });
+
+    test("every declared key has a type and a description, and secrets have no default", () => {
+        const { projectConfig } = require("./harness");
+        for (const [key, decl] of Object.entries<any>(projectConfig())) {
+            expect([key, typeof decl.type, typeof decl.description]).toEqual([key, "string", "string"]);
+            if (decl.secret) expect([key, decl.default]).toEqual([key, undefined]);
+            else expect([key, decl.default === undefined]).toEqual([key, false]);
+        }
+    });
+});
