@@ -84,6 +84,8 @@ export interface StackConfig {
     readonly edge: {
         readonly domain: string;
         readonly ingressClass: string;
+        /** Namespace of the ingress controller pods (NetworkPolicies admit UI/API traffic from it). */
+        readonly ingressControllerNamespace: string;
         readonly installCertManager: boolean;
         readonly tlsIssuer: "selfsigned" | "acme";
         readonly acmeEmail?: string;
@@ -363,6 +365,7 @@ export function loadConfig(): StackConfig {
         hint: "must be a lower-case DNS name such as fx-ml.example.com",
     });
     const ingressClass = r.str("ingressClass", { pattern: DNS_SUBDOMAIN.source, hint: "must be an IngressClass name" });
+    const ingressControllerNamespace = r.str("ingressControllerNamespace", { pattern: DNS_LABEL.source, hint: nsHint });
     const installCertManager = r.bool("installCertManager");
     const tlsIssuer = r.oneOf("tlsIssuer", ["selfsigned", "acme"] as const);
     const acmeEmail =
@@ -460,6 +463,7 @@ export function loadConfig(): StackConfig {
         edge: {
             domain: domain!,
             ingressClass: ingressClass!,
+            ingressControllerNamespace: ingressControllerNamespace!,
             installCertManager: installCertManager!,
             tlsIssuer: tlsIssuer!,
             acmeEmail,

@@ -45,6 +45,12 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         ["fx-ml-pipeline:tlsIssuer", "vault", "selfsigned", "acme"],
     ],
     [
+        "ingress controller namespace not a DNS label",
+        "dev",
+        { config: { ingressControllerNamespace: "Traefik_System" } },
+        ["fx-ml-pipeline:ingressControllerNamespace", "Traefik_System", "DNS-1123"],
+    ],
+    [
         "unknown data source",
         "dev",
         { config: { dataSource: "csv" } },
