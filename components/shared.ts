@@ -60,3 +60,31 @@ export function resources(
 export function serviceHost(name: pulumi.Input<string>, namespace: pulumi.Input<string>): pulumi.Output<string> {
     return pulumi.interpolate`${name}.${namespace}.svc.cluster.local`;
 }
+
+/** Probe timings; anything not given keeps the Kubernetes default. */
+export type ProbeTiming = Pick<
+    k8s.types.input.core.v1.Probe,
+    "initialDelaySeconds" | "periodSeconds" | "timeoutSeconds" | "failureThreshold" | "successThreshold"
+>;
+
+/** HTTP GET probe on a named or numbered container port. */
+export function httpProbe(
+    path: string,
+    port: number | string,
+    timing: ProbeTiming = {},
+): k8s.types.input.core.v1.Probe {
+    return { httpGet: { path, port }, timeoutSeconds: 5, periodSeconds: 10, failureThreshold: 3, ...timing };
+}
+
+/** Exec probe (for processes without an HTTP endpoint, such as the Airflow scheduler or a Celery worker). */
+export function execProbe(command: string[], timing: ProbeTiming = {}): k8s.types.input.core.v1.Probe {
+    return { exec: { command }, timeoutSeconds: 20, periodSeconds: 60, failureThreshold: 5, ...timing };
+}
+
+/** A scratch volume; `medium: "Memory"` makes it tmpfs (counted against the pod's memory limit). */
+export function emptyDirVolume(
+    name: string,
+    opts: { medium?: "Memory"; sizeLimit?: string } = {},
+): k8s.types.input.core.v1.Volume {
+    return { name, emptyDir: { ...opts } };
+}

@@ -129,6 +129,11 @@ export interface RunOptions {
     config?: Record<string, unknown>;
     /** Secret keys to leave unset (by default every secret key declared in Pulumi.yaml gets a sentinel). */
     unsetSecrets?: string[];
+    /**
+     * Runs this function instead of index.ts (see runProgram). It runs inside the isolated module registry, so it must
+     * `require()` the components it uses there rather than import them at the top of the test file.
+     */
+    program?: () => Record<string, unknown> | void;
 }
 
 /**
@@ -222,7 +227,7 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
 
         let program: Record<string, unknown>;
         try {
-            program = require("../index");
+            program = options.program ? (options.program() ?? {}) : require("../index");
         } catch (e) {
             await settings.waitForRPCs();
             throw Object.assign(e as Error, { registered: [...resources] });
@@ -282,6 +287,17 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
         childrenOf,
         dependsOn,
     };
+}
+
+/**
+ * Runs any function under the same mocks and config as runStack (default: the dev stack's config) and returns what it
+ * registered; what the function returns becomes the run's outputs. For testing a component alone.
+ */
+export async function runProgram(
+    program: () => Record<string, unknown> | void,
+    options: RunOptions & { stack?: StackName } = {},
+): Promise<StackRun> {
+    return runStack(options.stack ?? "dev", { ...options, program });
 }
 
 function newUrn(parent: string | undefined, type: string, name: string, stack: string): string {

@@ -1,0 +1,167 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceSpec } from "./config";
+import { secretEnv } from "./secrets";
+import { httpProbe, labels } from "./shared";
+import { Workload } from "./workload";
+
+export const MLFLOW_NAME = "mlflow";
+export const MLFLOW_PORT = 5000;
+const ARTIFACTS_PATH = "/mlflow/artifacts";
+const METRICS_DIR = "/tmp/mlflow-metrics";
+
+/** Where the tracking server keeps artifacts it proxies (`--serve-artifacts`). */
+export type MlflowArtifactStore =
+    /** A PersistentVolumeClaim mounted into the server (the default: works on any cluster). */
+    | { kind: "pvc"; size: string; storageClass?: string; retainOnDelete: boolean }
+    /**
+     * Object storage (`s3://bucket/prefix`, `gs://...`); credentials come from a Secret whose keys become env vars
+     * (for example AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, MLFLOW_S3_ENDPOINT_URL).
+     */
+    | { kind: "objectStore"; destination: string; credentialsSecretName?: pulumi.Input<string> };
+
+export interface MlflowArgs {
+    namespace: pulumi.Input<string>;
+    /** Digest-pinned fx-mlflow image. */
+    image: pulumi.Input<string>;
+    postgres: { host: pulumi.Input<string>; port: number };
+    /** The `mlflow` database role's password (a secret output); composed into the backend URI inside a Secret. */
+    dbPassword: pulumi.Input<string>;
+    resources: ResourceSpec;
+    artifacts: MlflowArtifactStore;
+    /** DNS suffix of the UIs: the ingress host is `mlflow.<domain>`. */
+    domain: string;
+    imagePullSecretName?: pulumi.Input<string>;
+}
+
+/** Private IPv4 ranges: the Host header of kubelet probes and Prometheus scrapes is the pod IP. */
+const PRIVATE_IP_PATTERNS = ["10.*", "192.168.*", ...Array.from({ length: 16 }, (_, i) => `172.${16 + i}.*`)];
+
+/** Hosts MLflow 3's security middleware accepts: the Service's DNS names, the ingress host, localhost, pod IPs. */
+export function mlflowAllowedHosts(namespace: string, domain: string): string[] {
+    const names = [
+        MLFLOW_NAME,
+        `${MLFLOW_NAME}.${namespace}`,
+        `${MLFLOW_NAME}.${namespace}.svc`,
+        `${MLFLOW_NAME}.${namespace}.svc.cluster.local`,
+        `mlflow.${domain}`,
+        "localhost",
+        "127.0.0.1",
+    ];
+    return [...names.flatMap((n) => [n, `${n}:*`]), ...PRIVATE_IP_PATTERNS];
+}
+
+/**
+ * The MLflow tracking server: Postgres backend store (URI in a Secret of its own), artifacts proxied by the server
+ * (`--serve-artifacts`) to a PVC or object storage, Prometheus metrics on /metrics, Service `mlflow:5000`.
+ */
+export class Mlflow extends pulumi.ComponentResource {
+    /** `http://mlflow.<ns>.svc.cluster.local:5000`, for MLFLOW_TRACKING_URI. */
+    public readonly trackingUri: pulumi.Output<string>;
+    public readonly serviceName: pulumi.Output<string>;
+    public readonly workload: Workload;
+
+    constructor(name: string, args: MlflowArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("fx:app:Mlflow", name, {}, opts);
+        const parent = { parent: this };
+        const ns = pulumi.output(args.namespace);
+
+        // The backend URI holds the password: it lives in a Secret and reaches the server as an env var that
+        // `mlflow server` reads itself (MLFLOW_BACKEND_STORE_URI), never in args.
+        const uri = pulumi.secret(
+            pulumi.interpolate`postgresql://mlflow:${pulumi
+                .output(args.dbPassword)
+                .apply(encodeURIComponent)}@${args.postgres.host}:${args.postgres.port}/mlflow`,
+        );
+        const backend = new k8s.core.v1.Secret(
+            `${name}-backend-store`,
+            {
+                metadata: {
+                    name: "mlflow-backend-store",
+                    namespace: args.namespace,
+                    labels: labels(MLFLOW_NAME, "credentials"),
+                },
+                type: "Opaque",
+                stringData: pulumi.secret(pulumi.output({ uri })),
+            },
+            parent,
+        );
+
+        const volumes: k8s.types.input.core.v1.Volume[] = [];
+        const volumeMounts: k8s.types.input.core.v1.VolumeMount[] = [];
+        const envFrom: k8s.types.input.core.v1.EnvFromSource[] = [];
+        let destination: string;
+        if (args.artifacts.kind === "pvc") {
+            const pvc = new k8s.core.v1.PersistentVolumeClaim(
+                `${name}-artifacts`,
+                {
+                    metadata: {
+                        name: "mlflow-artifacts",
+                        namespace: args.namespace,
+                        labels: labels(MLFLOW_NAME, "storage"),
+                    },
+                    spec: {
+                        accessModes: ["ReadWriteOnce"],
+                        storageClassName: args.artifacts.storageClass,
+                        resources: { requests: { storage: args.artifacts.size } },
+                    },
+                },
+                { ...parent, retainOnDelete: args.artifacts.retainOnDelete },
+            );
+            volumes.push({ name: "artifacts", persistentVolumeClaim: { claimName: pvc.metadata.name } });
+            volumeMounts.push({ name: "artifacts", mountPath: ARTIFACTS_PATH });
+            destination = ARTIFACTS_PATH;
+        } else {
+            destination = args.artifacts.destination;
+            if (args.artifacts.credentialsSecretName) {
+                envFrom.push({ secretRef: { name: args.artifacts.credentialsSecretName } });
+            }
+        }
+
+        const allowedHosts = ns.apply((n) => mlflowAllowedHosts(n, args.domain).join(","));
+        this.workload = new Workload(
+            MLFLOW_NAME,
+            {
+                namespace: args.namespace,
+                component: "tracking-server",
+                container: {
+                    name: "mlflow",
+                    image: args.image,
+                    command: ["mlflow", "server"],
+                    args: [
+                        "--host=0.0.0.0",
+                        `--port=${MLFLOW_PORT}`,
+                        "--workers=2",
+                        "--serve-artifacts",
+                        `--artifacts-destination=${destination}`,
+                        `--expose-prometheus=${METRICS_DIR}`,
+                    ],
+                    env: [
+                        secretEnv("MLFLOW_BACKEND_STORE_URI", { name: backend.metadata.name, key: "uri" }),
+                        // MLflow >= 3.5 security middleware; older releases ignore the variable.
+                        { name: "MLFLOW_SERVER_ALLOWED_HOSTS", value: allowedHosts },
+                        { name: "HOME", value: "/tmp" },
+                    ],
+                    envFrom,
+                    ports: [{ name: "http", containerPort: MLFLOW_PORT }],
+                    startupProbe: httpProbe("/health", "http", { periodSeconds: 5, failureThreshold: 36 }),
+                    readinessProbe: httpProbe("/health", "http"),
+                    livenessProbe: httpProbe("/health", "http", { periodSeconds: 20, failureThreshold: 3 }),
+                    resources: args.resources,
+                    volumeMounts,
+                },
+                scratch: { tmp: { mountPath: "/tmp" } },
+                volumes,
+                service: { ports: [{ name: "http", port: MLFLOW_PORT, targetPort: "http" }] },
+                metrics: { port: MLFLOW_PORT, path: "/metrics" },
+                imagePullSecretName: args.imagePullSecretName,
+                // A ReadWriteOnce volume cannot be attached to a second pod on another node during a rolling update.
+                strategy: args.artifacts.kind === "pvc" ? { type: "Recreate" } : undefined,
+            },
+            { parent: this, dependsOn: [backend] },
+        );
+        this.serviceName = this.workload.serviceName!;
+        this.trackingUri = pulumi.interpolate`http://${this.serviceName}.${ns}.svc.cluster.local:${MLFLOW_PORT}`;
+        this.registerOutputs({ trackingUri: this.trackingUri, serviceName: this.serviceName });
+    }
+}

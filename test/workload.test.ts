@@ -1,0 +1,103 @@
+import { runProgram } from "./harness";
+
+const IMAGE = "localhost:5001/fx-fastapi@sha256:" + "b".repeat(64);
+const RES = { cpuRequest: "100m", cpuLimit: "500m", memory: "256Mi" };
+
+function program(extra: Record<string, unknown> = {}) {
+    return () => {
+        const { Workload } = require("../components/workload");
+        const { httpProbe } = require("../components/shared");
+        new Workload("demo", {
+            namespace: "fx-ml",
+            component: "server",
+            container: {
+                name: "demo",
+                image: IMAGE,
+                ports: [{ name: "http", containerPort: 8000 }],
+                readinessProbe: httpProbe("/health", "http"),
+                resources: RES,
+            },
+            scratch: { tmp: { mountPath: "/tmp" } },
+            service: { ports: [{ name: "http", port: 8000, targetPort: "http" }] },
+            ...extra,
+        });
+    };
+}
+
+describe("workload helper", () => {
+    test("pods meet the restricted profile: non-root, no escalation, no capabilities, seccomp, read-only root", async () => {
+        const run = await runProgram(program());
+        const pod = run.one("kubernetes:apps/v1:Deployment", "demo").inputs.spec.template.spec;
+        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+        expect(pod.automountServiceAccountToken).toBe(false);
+        const c = pod.containers[0];
+        expect(c.securityContext).toEqual({
+            allowPrivilegeEscalation: false,
+            privileged: false,
+            readOnlyRootFilesystem: true,
+            runAsNonRoot: true,
+            capabilities: { drop: ["ALL"] },
+            seccompProfile: { type: "RuntimeDefault" },
+        });
+        expect(c.resources).toEqual({
+            requests: { cpu: "100m", memory: "256Mi" },
+            limits: { cpu: "500m", memory: "256Mi" },
+        });
+        // Scratch space for the read-only root filesystem.
+        expect(pod.volumes).toContainEqual({ name: "tmp", emptyDir: {} });
+        expect(c.volumeMounts).toContainEqual({ name: "tmp", mountPath: "/tmp" });
+        expect(c.imagePullPolicy).toBe("IfNotPresent");
+    });
+
+    test("the Service selects the workload's pods by the stable selector labels, and carries the recommended labels", async () => {
+        const run = await runProgram(program());
+        const dep = run.one("kubernetes:apps/v1:Deployment", "demo");
+        const svc = run.one("kubernetes:core/v1:Service", "demo");
+        expect(svc.inputs.spec.selector).toEqual(dep.inputs.spec.selector.matchLabels);
+        expect(dep.inputs.spec.template.metadata.labels).toMatchObject(svc.inputs.spec.selector);
+        for (const key of ["name", "instance", "component", "part-of", "managed-by"]) {
+            expect(dep.inputs.metadata.labels).toHaveProperty([`app.kubernetes.io/${key}`]);
+            expect(svc.inputs.metadata.labels).toHaveProperty([`app.kubernetes.io/${key}`]);
+        }
+        expect(dep.inputs.spec.strategy.rollingUpdate).toEqual({ maxSurge: 1, maxUnavailable: 0 });
+    });
+
+    test("a StatefulSet gets a headless Service of the same name so each pod has a DNS name", async () => {
+        const run = await runProgram(program({ kind: "StatefulSet", replicas: 2 }));
+        const sts = run.one("kubernetes:apps/v1:StatefulSet", "demo");
+        const svc = run.one("kubernetes:core/v1:Service", "demo");
+        expect(sts.inputs.spec.serviceName).toBe("demo");
+        expect(svc.inputs.spec.clusterIP).toBe("None");
+    });
+
+    test("imagePullSecrets, node selector and tolerations reach the pod only when given", async () => {
+        const plain = (await runProgram(program())).one("kubernetes:apps/v1:Deployment", "demo").inputs.spec.template
+            .spec;
+        expect(plain.imagePullSecrets).toBeUndefined();
+        expect(plain.tolerations).toBeUndefined();
+        const run = await runProgram(
+            program({
+                imagePullSecretName: "registry-pull",
+                nodeSelector: { pool: "gpu" },
+                tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+            }),
+        );
+        const pod = run.one("kubernetes:apps/v1:Deployment", "demo").inputs.spec.template.spec;
+        expect(pod.imagePullSecrets).toEqual([{ name: "registry-pull" }]);
+        expect(pod.nodeSelector).toEqual({ pool: "gpu" });
+        expect(pod.tolerations).toEqual([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]);
+    });
+
+    test("bad shapes fail with the workload's name: a Job with a Service, a server without probes", async () => {
+        await expect(runProgram(program({ kind: "Job" }))).rejects.toThrow(/Workload 'demo': a Job has no Service/);
+        const noProbe = () => {
+            const { Workload } = require("../components/workload");
+            new Workload("bare", {
+                namespace: "fx-ml",
+                component: "server",
+                container: { name: "bare", image: IMAGE, resources: RES },
+            });
+        };
+        await expect(runProgram(noProbe)).rejects.toThrow(/Workload 'bare': a long-running Deployment needs/);
+    });
+});
