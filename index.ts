@@ -1,13 +1,31 @@
 // Composition root: the architecture table of the README as components wired by their outputs.
 import { loadConfig } from "./components/config";
-import { Namespaces } from "./components/namespaces";
+import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, Namespaces } from "./components/namespaces";
+import { Edge } from "./components/edge";
 import { Secrets } from "./components/secrets";
 
 const config = loadConfig();
 
-const namespaces = new Namespaces("fx", { app: config.namespace, monitoring: config.monitoringNamespace });
+const namespaces = new Namespaces("fx", {
+    app: config.namespace,
+    monitoring: config.monitoringNamespace,
+    certManager: config.edge.installCertManager ? CERT_MANAGER_NAMESPACE : undefined,
+    devicePlugin: config.gpu.installDevicePlugin ? DEVICE_PLUGIN_NAMESPACE : undefined,
+});
 const secrets = new Secrets("fx", { config, namespace: namespaces.app, monitoringNamespace: namespaces.monitoring });
+
+const edge = new Edge("fx", {
+    edge: config.edge,
+    certManagerNamespace: namespaces.certManager ?? CERT_MANAGER_NAMESPACE,
+    backends: {
+        airflow: { namespace: namespaces.app, service: "airflow-webserver", port: 8080 },
+        mlflow: { namespace: namespaces.app, service: "mlflow", port: 5000 },
+        grafana: { namespace: namespaces.monitoring, service: "grafana", port: 80 },
+        api: { namespace: namespaces.app, service: "fastapi", port: 8000 },
+    },
+});
 
 export const namespace = namespaces.app;
 export const monitoringNamespace = namespaces.monitoring;
 export const grafanaAdminSecret = secrets.grafanaAdminSecretName;
+export const urls = edge.urls;

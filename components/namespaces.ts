@@ -2,24 +2,85 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { labels } from "./shared";
 
-/** The namespaces the stack owns: one for the pipeline, one for monitoring. */
+/** cert-manager's namespace: where it runs when the stack installs it, and where a cluster's existing one runs. */
+export const CERT_MANAGER_NAMESPACE = "cert-manager";
+/** The NVIDIA device plugin's namespace (the only one below `restricted`). */
+export const DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin";
+
+/** Pod Security Standard levels (https://kubernetes.io/docs/concepts/security/pod-security-standards/). */
+export type PodSecurityLevel = "restricted" | "baseline" | "privileged";
+
+/**
+ * Pod Security Admission labels: enforce the level, and warn/audit at `restricted` so a namespace that must run
+ * below it still reports every pod that would not pass. The version is pinned to `latest` on purpose: the stack's
+ * own pods are tested against the current `restricted` profile (policy/, test/policy.test.ts).
+ */
+export function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
+    return {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/warn-version": "latest",
+        "pod-security.kubernetes.io/audit": "restricted",
+        "pod-security.kubernetes.io/audit-version": "latest",
+    };
+}
+
+/** The namespaces the stack owns. */
 export interface NamespacesArgs {
     /** Pipeline namespace (Airflow, MLflow, FastAPI, FinGPT, Postgres, Redis). */
     app: string;
     /** Prometheus, Grafana and the StatsD exporter. */
     monitoring: string;
+    /** cert-manager's namespace, created only when the stack installs cert-manager. */
+    certManager?: string;
+    /** The NVIDIA device plugin's namespace, created only when the stack installs the plugin. */
+    devicePlugin?: string;
 }
 
+/**
+ * The namespaces the stack owns, each labelled for Pod Security Admission. Every namespace enforces `restricted`
+ * except the device plugin's: its DaemonSet mounts the kubelet's device-plugin socket directory from the host
+ * (hostPath), which even `baseline` forbids, so that namespace enforces `privileged` and holds nothing else.
+ */
 export class Namespaces extends pulumi.ComponentResource {
     public readonly app: pulumi.Output<string>;
     public readonly monitoring: pulumi.Output<string>;
+    /** Set when `certManager` was given. */
+    public readonly certManager?: pulumi.Output<string>;
+    /** Set when `devicePlugin` was given. */
+    public readonly devicePlugin?: pulumi.Output<string>;
 
     constructor(name: string, args: NamespacesArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:core:Namespaces", name, {}, opts);
-        const make = (ns: string, component: string) =>
-            new k8s.core.v1.Namespace(ns, { metadata: { name: ns, labels: labels(ns, component) } }, { parent: this });
-        this.app = make(args.app, "pipeline").metadata.name;
-        this.monitoring = make(args.monitoring, "monitoring").metadata.name;
-        this.registerOutputs({ app: this.app, monitoring: this.monitoring });
+        const make = (ns: string, component: string, level: PodSecurityLevel, reason?: string) =>
+            new k8s.core.v1.Namespace(
+                ns,
+                {
+                    metadata: {
+                        name: ns,
+                        labels: { ...labels(ns, component), ...podSecurityLabels(level) },
+                        annotations: reason ? { "fx-ml-pipeline/pod-security-reason": reason } : undefined,
+                    },
+                },
+                { parent: this },
+            ).metadata.name;
+        this.app = make(args.app, "pipeline", "restricted");
+        this.monitoring = make(args.monitoring, "monitoring", "restricted");
+        if (args.certManager) this.certManager = make(args.certManager, "tls", "restricted");
+        if (args.devicePlugin) {
+            this.devicePlugin = make(
+                args.devicePlugin,
+                "gpu",
+                "privileged",
+                "The NVIDIA device plugin DaemonSet mounts /var/lib/kubelet/device-plugins from the host (hostPath), which baseline and restricted forbid; nothing else runs here.",
+            );
+        }
+        this.registerOutputs({
+            app: this.app,
+            monitoring: this.monitoring,
+            certManager: this.certManager,
+            devicePlugin: this.devicePlugin,
+        });
     }
 }
