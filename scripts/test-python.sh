@@ -49,7 +49,10 @@ make_venv() {
   local name="$1"; shift
   local dir="$VENVS/$name" hash start
   hash="$({ "$PYTHON" --version; printf '%s\n' "$@"
-            for a in "$@"; do [[ -f "$a" ]] && cat "$a"; [[ -f "$a/pyproject.toml" ]] && cat "$a/pyproject.toml"; done
+            for a in "$@"; do
+              if [[ -f "$a" ]]; then cat "$a"; fi
+              if [[ -f "$a/pyproject.toml" ]]; then cat "$a/pyproject.toml"; fi
+            done
           } 2>&1 | sha256sum | cut -d' ' -f1)"
   if [[ -f "$dir/.req-hash" && "$(cat "$dir/.req-hash")" == "$hash" ]]; then
     log "venv $name up to date"; return

@@ -91,7 +91,7 @@ def train_and_register(
     champion_version, champion_loss = None, None
     try:
         mv = client.get_model_version_by_alias(model_name, alias)
-        champion_version = mv.version
+        champion_version = str(mv.version)
         champ = mlflow.xgboost.load_model(f"models:/{model_name}/{mv.version}")
         feats = _model_features(client, model_name, mv.version)
         champion_loss = _metrics(y_hold, champ.predict_proba(hold[feats].astype("float64"))[:, 1])["holdout_logloss"]
@@ -106,8 +106,12 @@ def train_and_register(
         if champion_loss is not None:
             mlflow.log_metric("champion_holdout_logloss", champion_loss)
         sig = infer_signature(X(hold.head(5)), model.predict_proba(X(hold.head(5)))[:, 1])
-        info = mlflow.xgboost.log_model(model, name="model", signature=sig, input_example=X(hold.head(2)),
-                                        model_format="ubj")
+        import sklearn
+
+        # Explicit requirements: MLflow's inference of them re-imports the model (seconds per run).
+        reqs = [f"xgboost=={xgb.__version__}", f"scikit-learn=={sklearn.__version__}"]
+        info = mlflow.xgboost.log_model(model, name="model", signature=sig, model_format="ubj",
+                                        pip_requirements=reqs)
     mv = mlflow.register_model(info.model_uri, model_name, tags={"instrument": instrument})
     client.set_model_version_tag(model_name, mv.version, "features", ",".join(FEATURE_COLUMNS))
     client.set_model_version_tag(model_name, mv.version, PROMOTION_METRIC, f"{metrics[PROMOTION_METRIC]:.6f}")

@@ -42,7 +42,7 @@ def test_register_and_promote_only_if_better(tmp_path):
     assert not again.promoted and again.version == "3"
     c = MlflowClient(tracking_uri=uri, registry_uri=uri)
     champ = c.get_model_version_by_alias("fx-test", "champion")
-    assert champ.version == "2"
+    assert str(champ.version) == "2"
     assert champ.tags["features"] == ",".join(FEATURE_COLUMNS)
     run = c.get_run(strong.run_id)
     assert run.data.metrics["champion_holdout_logloss"] == pytest.approx(weak.metrics["holdout_logloss"])
