@@ -58,7 +58,8 @@ export interface WorkloadArgs {
     component: string;
     /** Deployment (default), StatefulSet (stable pod hostnames through a headless Service) or a run-once Job. */
     kind?: WorkloadKind;
-    replicas?: number;
+    /** Pod count; "autoscaled" leaves it to a HorizontalPodAutoscaler (so `pulumi up` never fights it). */
+    replicas?: number | "autoscaled";
     container: ContainerSpec;
     initContainers?: ContainerSpec[];
     /** emptyDir volumes by volume name, mounted into every container (the root filesystem is read-only). */
@@ -82,10 +83,17 @@ export interface WorkloadArgs {
     runAs?: { uid: number; gid: number };
     /** Extra labels on the pod template (not used in selectors). */
     podLabels?: Record<string, string>;
+    /**
+     * How long `pulumi up` waits for the workload to become ready (or, for a Job, to complete); `false` skips the
+     * wait, for pods whose readiness depends on something the pipeline produces later (a trained model).
+     */
+    await?: { timeout: string } | false;
 }
 
-/** UID and GID of the non-root user of the pipeline's images (dockerfiles/ create it). */
-export const APP_USER = { uid: 10001, gid: 10001 } as const;
+/** The non-root user of the images built FROM fx-base (fastapi, mlflow) and of fx-fingpt (dockerfiles/). */
+export const APP_USER = { uid: 1000, gid: 1000 } as const;
+/** The official Airflow image's user: uid 50000, group 0 (the Airflow images keep it). */
+export const AIRFLOW_USER = { uid: 50000, gid: 0 } as const;
 
 /** The image pull policy for digest-pinned references: the digest already fixes the content. */
 const PULL_POLICY = "IfNotPresent";
@@ -139,7 +147,11 @@ export class Workload extends pulumi.ComponentResource {
         }
         this.name = name;
         this.selector = selectorLabels(name);
-        const meta = { name, namespace: args.namespace, labels: labels(name, args.component) };
+        const meta: k8s.types.input.meta.v1.ObjectMeta = {
+            name,
+            namespace: args.namespace,
+            labels: labels(name, args.component),
+        };
 
         const scratch = Object.entries(args.scratch ?? {});
         const scratchMounts = scratch.map(([vol, s]) => ({ name: vol, mountPath: s.mountPath }));
@@ -174,7 +186,15 @@ export class Workload extends pulumi.ComponentResource {
             },
             spec: podSpec,
         };
-        const parent = { parent: this };
+        const parent: pulumi.CustomResourceOptions = {
+            parent: this,
+            customTimeouts: args.await ? { create: args.await.timeout, update: args.await.timeout } : undefined,
+        };
+        if (args.await === false) {
+            // The Kubernetes provider's documented opt-out of its readiness await.
+            meta.annotations = { "pulumi.com/skipAwait": "true" };
+        }
+        const replicas = args.replicas === "autoscaled" ? undefined : (args.replicas ?? 1);
 
         if (kind === "Job") {
             // The provider waits for a Job to complete, so resources that dependOn it start after it succeeded.
@@ -198,7 +218,7 @@ export class Workload extends pulumi.ComponentResource {
                     metadata: meta,
                     spec: {
                         serviceName: name,
-                        replicas: args.replicas ?? 1,
+                        replicas,
                         podManagementPolicy: "Parallel",
                         selector: { matchLabels: this.selector },
                         template,
@@ -212,7 +232,7 @@ export class Workload extends pulumi.ComponentResource {
                 {
                     metadata: meta,
                     spec: {
-                        replicas: args.replicas ?? 1,
+                        replicas,
                         selector: { matchLabels: this.selector },
                         strategy: args.strategy ?? {
                             type: "RollingUpdate",
@@ -229,7 +249,7 @@ export class Workload extends pulumi.ComponentResource {
             const svc = new k8s.core.v1.Service(
                 name,
                 {
-                    metadata: meta,
+                    metadata: { name, namespace: args.namespace, labels: meta.labels },
                     spec: {
                         // A StatefulSet's Service is headless, so each pod gets a DNS name <pod>.<service>.
                         clusterIP: kind === "StatefulSet" ? "None" : undefined,

@@ -1,0 +1,114 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceSpec } from "./config";
+import { FEAST_REPO_PATHS, FeastConnection, feastEnv } from "./feast";
+import { httpProbe, labels } from "./shared";
+import { Workload } from "./workload";
+
+export const FASTAPI_NAME = "fastapi";
+export const FASTAPI_PORT = 8000;
+
+/** Registered model the service loads (docs/contracts.md). */
+export const MODEL = { name: "fx-usdsgd-predictor", alias: "champion" } as const;
+
+export interface FastapiArgs {
+    namespace: pulumi.Input<string>;
+    /** Digest-pinned fx-fastapi image. */
+    image: pulumi.Input<string>;
+    resources: ResourceSpec;
+    /** HorizontalPodAutoscaler floor and ceiling. */
+    replicas: { min: number; max: number };
+    /** Average CPU utilisation (percent of the request) the autoscaler aims for. */
+    targetCpuUtilization?: number;
+    feast: FeastConnection;
+    mlflowTrackingUri: pulumi.Input<string>;
+    instruments: readonly string[];
+    imagePullSecretName?: pulumi.Input<string>;
+}
+
+/**
+ * The prediction API: gunicorn with uvicorn workers on 8000, autoscaled on CPU, a disruption budget, rolling updates
+ * that never drop below the desired replicas, Prometheus metrics on /metrics.
+ */
+export class Fastapi extends pulumi.ComponentResource {
+    public readonly serviceName: pulumi.Output<string>;
+    public readonly workload: Workload;
+
+    constructor(name: string, args: FastapiArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("fx:app:Fastapi", name, {}, opts);
+        const { min, max } = args.replicas;
+        if (!Number.isInteger(min) || min < 1 || max < min) {
+            throw new Error(`Fastapi '${name}': replicas must satisfy 1 <= min <= max, got min=${min} max=${max}`);
+        }
+        this.workload = new Workload(
+            FASTAPI_NAME,
+            {
+                namespace: args.namespace,
+                component: "inference-api",
+                replicas: "autoscaled",
+                container: {
+                    name: "fastapi",
+                    image: args.image,
+                    command: ["gunicorn", "-c", "/app/gunicorn.conf.py", "app.main:app"],
+                    env: [
+                        ...feastEnv(args.feast, FEAST_REPO_PATHS.fastapi),
+                        { name: "MLFLOW_TRACKING_URI", value: args.mlflowTrackingUri },
+                        { name: "MODEL_NAME", value: MODEL.name },
+                        { name: "MODEL_ALIAS", value: MODEL.alias },
+                        { name: "INSTRUMENTS", value: args.instruments.join(",") },
+                        { name: "FEATURE_MAX_AGE_SECONDS", value: "7200" },
+                        { name: "MODEL_RELOAD_SECONDS", value: "60" },
+                        { name: "WEB_CONCURRENCY", value: "2" },
+                        { name: "PROMETHEUS_MULTIPROC_DIR", value: "/tmp/fx-prometheus" },
+                        { name: "HOME", value: "/tmp" },
+                    ],
+                    ports: [{ name: "http", containerPort: FASTAPI_PORT }],
+                    // /health is 503 until Redis answers and a model is loaded; /livez only says the process runs.
+                    readinessProbe: httpProbe("/health", "http", { periodSeconds: 10 }),
+                    livenessProbe: httpProbe("/livez", "http", { periodSeconds: 20 }),
+                    startupProbe: httpProbe("/livez", "http", { periodSeconds: 5, failureThreshold: 24 }),
+                    resources: args.resources,
+                },
+                scratch: { tmp: { mountPath: "/tmp" } },
+                service: { ports: [{ name: "http", port: FASTAPI_PORT, targetPort: "http" }] },
+                metrics: { port: FASTAPI_PORT, path: "/metrics" },
+                imagePullSecretName: args.imagePullSecretName,
+                // Ready only once the pipeline has trained and promoted a model, which happens after the deploy.
+                await: false,
+            },
+            { parent: this },
+        );
+        this.serviceName = this.workload.serviceName!;
+        const meta = { name: FASTAPI_NAME, namespace: args.namespace, labels: labels(FASTAPI_NAME, "inference-api") };
+
+        new k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            FASTAPI_NAME,
+            {
+                metadata: meta,
+                spec: {
+                    scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: FASTAPI_NAME },
+                    minReplicas: min,
+                    maxReplicas: max,
+                    metrics: [
+                        {
+                            type: "Resource",
+                            resource: {
+                                name: "cpu",
+                                target: { type: "Utilization", averageUtilization: args.targetCpuUtilization ?? 70 },
+                            },
+                        },
+                    ],
+                },
+            },
+            { parent: this, dependsOn: [this.workload] },
+        );
+
+        // maxUnavailable 1 (not minAvailable) so a single-replica dev stack can still drain its node.
+        new k8s.policy.v1.PodDisruptionBudget(
+            FASTAPI_NAME,
+            { metadata: meta, spec: { maxUnavailable: 1, selector: { matchLabels: this.workload.selector } } },
+            { parent: this },
+        );
+        this.registerOutputs({ serviceName: this.serviceName });
+    }
+}

@@ -1,0 +1,85 @@
+import { runProgram } from "./harness";
+import { feastConnection } from "./app-fixtures";
+
+const IMAGE = "localhost:5001/fx-fastapi@sha256:" + "c".repeat(64);
+
+function program(replicas = { min: 2, max: 6 }) {
+    return () => {
+        const { Fastapi } = require("../components/fastapi");
+        new Fastapi("fx", {
+            namespace: "fx-ml",
+            image: IMAGE,
+            resources: { cpuRequest: "250m", cpuLimit: "1", memory: "512Mi" },
+            replicas,
+            feast: feastConnection(),
+            mlflowTrackingUri: "http://mlflow.fx-ml.svc.cluster.local:5000",
+            instruments: ["USD_SGD", "EUR_USD"],
+        });
+    };
+}
+
+const envOf = (c: any) => Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+
+describe("fastapi", () => {
+    test("gunicorn on 8000 from the fastapi image, env per contracts with credentials by Secret reference", async () => {
+        const run = await runProgram(program());
+        const c = run.one("kubernetes:apps/v1:Deployment", "fastapi").inputs.spec.template.spec.containers[0];
+        expect(c.image).toBe(IMAGE);
+        expect(c.command).toEqual(["gunicorn", "-c", "/app/gunicorn.conf.py", "app.main:app"]);
+        expect(c.ports).toEqual([{ name: "http", containerPort: 8000, protocol: "TCP" }]);
+        const env = envOf(c);
+        expect(env).toMatchObject({
+            REDIS_HOST: "fx-redis.fx-ml.svc.cluster.local",
+            REDIS_PORT: "6379",
+            FEAST_REDIS_DB: "0",
+            FEAST_DB_HOST: "fx-postgres-rw.fx-ml.svc.cluster.local",
+            FEAST_DB_PORT: "5432",
+            FEAST_DB_NAME: "feast",
+            FEAST_REPO_PATH: "/app/feast_repo",
+            MLFLOW_TRACKING_URI: "http://mlflow.fx-ml.svc.cluster.local:5000",
+            MODEL_NAME: "fx-usdsgd-predictor",
+            MODEL_ALIAS: "champion",
+            INSTRUMENTS: "USD_SGD,EUR_USD",
+        });
+        expect(env.REDIS_PASSWORD).toEqual({ secretKeyRef: { name: "redis-auth", key: "password" } });
+        expect(env.FEAST_DB_PASSWORD).toEqual({ secretKeyRef: { name: "pg-feast", key: "password" } });
+        expect(env.FEAST_DB_USER).toEqual({ secretKeyRef: { name: "pg-feast", key: "username" } });
+    });
+
+    test("readiness on /health (model + Redis), liveness on /livez, metrics annotated", async () => {
+        const run = await runProgram(program());
+        const dep = run.one("kubernetes:apps/v1:Deployment", "fastapi");
+        const c = dep.inputs.spec.template.spec.containers[0];
+        expect(c.readinessProbe.httpGet).toEqual({ path: "/health", port: "http" });
+        expect(c.livenessProbe.httpGet).toEqual({ path: "/livez", port: "http" });
+        expect(dep.inputs.spec.template.metadata.annotations["prometheus.io/port"]).toBe("8000");
+        // Readiness waits for a model trained after the deploy, so `pulumi up` must not wait for it.
+        expect(dep.inputs.metadata.annotations).toEqual({ "pulumi.com/skipAwait": "true" });
+    });
+
+    test("HPA autoscaling/v2 on CPU owns the replica count; rolling updates keep every replica; PDB allows drains", async () => {
+        const run = await runProgram(program({ min: 2, max: 6 }));
+        const dep = run.one("kubernetes:apps/v1:Deployment", "fastapi");
+        expect(dep.inputs.spec.replicas).toBeUndefined();
+        expect(dep.inputs.spec.strategy).toEqual({
+            type: "RollingUpdate",
+            rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+        });
+        const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "fastapi").inputs.spec;
+        expect(hpa.scaleTargetRef).toEqual({ apiVersion: "apps/v1", kind: "Deployment", name: "fastapi" });
+        expect([hpa.minReplicas, hpa.maxReplicas]).toEqual([2, 6]);
+        expect(hpa.metrics[0].resource).toEqual({
+            name: "cpu",
+            target: { type: "Utilization", averageUtilization: 70 },
+        });
+        const pdb = run.one("kubernetes:policy/v1:PodDisruptionBudget", "fastapi").inputs.spec;
+        expect(pdb.maxUnavailable).toBe(1);
+        expect(pdb.selector.matchLabels).toEqual(dep.inputs.spec.selector.matchLabels);
+        const svc = run.one("kubernetes:core/v1:Service", "fastapi");
+        expect(svc.inputs.spec.ports[0]).toMatchObject({ port: 8000, targetPort: "http" });
+    });
+
+    test("impossible replica bounds fail with both values", async () => {
+        await expect(runProgram(program({ min: 3, max: 2 }))).rejects.toThrow(/min=3 max=2/);
+    });
+});

@@ -1,0 +1,36 @@
+import { runProgram } from "./harness";
+import { feastConnection } from "./app-fixtures";
+
+const IMAGE = "localhost:5001/fx-airflow-worker@sha256:" + "d".repeat(64);
+
+describe("feast", () => {
+    test("feast apply runs once as a Job against the SQL registry and the Redis online store", async () => {
+        const run = await runProgram(() => {
+            const { Feast } = require("../components/feast");
+            new Feast("fx", {
+                namespace: "fx-ml",
+                image: IMAGE,
+                connection: feastConnection(),
+                resources: { cpuRequest: "100m", cpuLimit: "1", memory: "1Gi" },
+            });
+        });
+        const job = run.one("kubernetes:batch/v1:Job", "feast-apply");
+        const pod = job.inputs.spec.template.spec;
+        expect(pod.restartPolicy).toBe("OnFailure");
+        const c = pod.containers[0];
+        expect(c.image).toBe(IMAGE);
+        expect(c.command).toEqual(["feast", "--chdir", "/opt/airflow/feast_repo", "apply"]);
+        const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+        expect(env).toMatchObject({
+            FEAST_DB_NAME: "feast",
+            FEAST_REDIS_DB: "0",
+            REDIS_PORT: "6379",
+            FEAST_REPO_PATH: "/opt/airflow/feast_repo",
+        });
+        expect(pod.securityContext).toMatchObject({ runAsUser: 50000, runAsNonRoot: true });
+        expect(env.FEAST_DB_PASSWORD).toEqual({ secretKeyRef: { name: "pg-feast", key: "password" } });
+        expect(env.REDIS_PASSWORD).toEqual({ secretKeyRef: { name: "redis-auth", key: "password" } });
+        expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
+        expect(c.volumeMounts).toContainEqual({ name: "tmp", mountPath: "/tmp" });
+    });
+});
