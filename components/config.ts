@@ -359,6 +359,13 @@ export function loadConfig(): StackConfig {
     if (installDevicePlugin && gpuEnabled === false) {
         r.fail("installDevicePlugin", true, "the NVIDIA device plugin needs gpuEnabled=true");
     }
+    if (installDevicePlugin && gpuEnabled && Object.keys(nodeSelector).length === 0) {
+        r.fail(
+            "gpuNodeSelector",
+            [],
+            "installDevicePlugin needs the GPU pool's node labels: the plugin's DaemonSet is pinned to them (its chart default requires NFD labels)",
+        );
+    }
 
     const domain = r.str("domain", {
         pattern: DNS_SUBDOMAIN.source,

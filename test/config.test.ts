@@ -70,6 +70,12 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         ["installDevicePlugin", "gpuEnabled=true"],
     ],
     [
+        "device plugin without the GPU pool's node labels",
+        "gpu",
+        { config: { gpuNodeSelector: [] } },
+        ["gpuNodeSelector", "installDevicePlugin needs the GPU pool's node labels"],
+    ],
+    [
         "GPUs with no pool selector",
         "gpu",
         { config: { gpuNodeSelector: [], gpuTolerations: [] } },

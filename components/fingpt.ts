@@ -1,0 +1,122 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceSpec, Toleration } from "./config";
+import { SecretKeyRef, secretEnv } from "./secrets";
+import { httpProbe, labels } from "./shared";
+import { ContainerSpec, ScratchVolume, Workload } from "./workload";
+
+export const FINGPT_NAME = "fingpt";
+export const FINGPT_PORT = 8001;
+/** HF_HOME of the fx-fingpt image (dockerfiles/Dockerfile.fingpt); the model cache PVC is mounted here. */
+const HF_HOME = "/var/cache/huggingface";
+
+export interface FingptArgs {
+    namespace: pulumi.Input<string>;
+    /** Digest-pinned fx-fingpt image. */
+    image: pulumi.Input<string>;
+    /** `model`: base model + LoRA adapter on a GPU; `lexicon`: the CPU-only fallback scorer. */
+    mode: "model" | "lexicon";
+    baseModel: string;
+    adapter: string;
+    /** The GPU pool (model mode only). */
+    gpu: { count: number; nodeSelector: Readonly<Record<string, string>>; tolerations: readonly Toleration[] };
+    resources: ResourceSpec;
+    /** Hugging Face model cache (model mode only). */
+    cache: { size: string; storageClass?: string; retainOnDelete: boolean };
+    /** Hugging Face token for gated base models. */
+    hfToken?: SecretKeyRef;
+    imagePullSecretName?: pulumi.Input<string>;
+}
+
+/**
+ * FinGPT news sentiment on port 8001. In model mode: one GPU from the GPU pool (node selector + tolerations),
+ * the Hugging Face cache on a PVC, /dev/shm in memory, a startup probe that waits out the model load, and Recreate
+ * (one RWO volume, one GPU). In lexicon mode: a plain CPU pod.
+ */
+export class Fingpt extends pulumi.ComponentResource {
+    public readonly serviceName: pulumi.Output<string>;
+    public readonly workload: Workload;
+
+    constructor(name: string, args: FingptArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("fx:app:Fingpt", name, {}, opts);
+        const model = args.mode === "model";
+        if (model && (!Number.isInteger(args.gpu.count) || args.gpu.count < 1)) {
+            throw new Error(
+                `Fingpt '${name}': gpu.count must be a whole number >= 1 in model mode, got ${args.gpu.count}`,
+            );
+        }
+
+        const env: k8s.types.input.core.v1.EnvVar[] = [
+            { name: "FINGPT_MODE", value: args.mode },
+            { name: "FINGPT_BASE_MODEL", value: args.baseModel },
+            { name: "FINGPT_ADAPTER", value: args.adapter },
+            { name: "FINGPT_LOAD_IN_8BIT", value: "true" },
+            { name: "HF_HOME", value: HF_HOME },
+            // torch, triton and bitsandbytes keep caches under HOME; the root filesystem is read-only.
+            { name: "HOME", value: "/tmp" },
+        ];
+        if (args.hfToken) env.push(secretEnv("HF_TOKEN", args.hfToken));
+
+        const scratch: Record<string, ScratchVolume> = { tmp: { mountPath: "/tmp" } };
+        const volumes: k8s.types.input.core.v1.Volume[] = [];
+        const volumeMounts: k8s.types.input.core.v1.VolumeMount[] = [];
+        if (model) {
+            // PyTorch shares tensors through /dev/shm; the container runtime's default is 64Mi.
+            scratch.dshm = { mountPath: "/dev/shm", medium: "Memory", sizeLimit: "2Gi" };
+            const cache = new k8s.core.v1.PersistentVolumeClaim(
+                `${name}-model-cache`,
+                {
+                    metadata: {
+                        name: "fingpt-model-cache",
+                        namespace: args.namespace,
+                        labels: labels(FINGPT_NAME, "storage"),
+                    },
+                    spec: {
+                        accessModes: ["ReadWriteOnce"],
+                        storageClassName: args.cache.storageClass,
+                        resources: { requests: { storage: args.cache.size } },
+                    },
+                },
+                { parent: this, retainOnDelete: args.cache.retainOnDelete },
+            );
+            volumes.push({ name: "model-cache", persistentVolumeClaim: { claimName: cache.metadata.name } });
+            volumeMounts.push({ name: "model-cache", mountPath: HF_HOME });
+        }
+
+        const container: ContainerSpec = {
+            name: "fingpt",
+            image: args.image,
+            command: ["uvicorn", "fingpt_service.server:app", "--host", "0.0.0.0", "--port", String(FINGPT_PORT)],
+            env,
+            ports: [{ name: "http", containerPort: FINGPT_PORT }],
+            // Downloading and loading the 8-bit base model takes minutes: up to 60 x 10 s before liveness applies.
+            startupProbe: httpProbe("/ready", "http", model ? { periodSeconds: 10, failureThreshold: 60 } : {}),
+            readinessProbe: httpProbe("/ready", "http"),
+            livenessProbe: httpProbe("/health", "http", { periodSeconds: 20 }),
+            resources: args.resources,
+            extraLimits: model ? { "nvidia.com/gpu": String(args.gpu.count) } : undefined,
+            volumeMounts,
+        };
+        this.workload = new Workload(
+            FINGPT_NAME,
+            {
+                namespace: args.namespace,
+                component: "sentiment",
+                container,
+                scratch,
+                volumes,
+                service: { ports: [{ name: "http", port: FINGPT_PORT, targetPort: "http" }] },
+                metrics: { port: FINGPT_PORT, path: "/metrics" },
+                imagePullSecretName: args.imagePullSecretName,
+                nodeSelector: model ? args.gpu.nodeSelector : undefined,
+                tolerations: model ? args.gpu.tolerations : undefined,
+                // One RWO cache volume and one GPU: the old pod must go before the new one can start.
+                strategy: { type: "Recreate" },
+                await: { timeout: model ? "20m" : "10m" },
+            },
+            { parent: this },
+        );
+        this.serviceName = this.workload.serviceName!;
+        this.registerOutputs({ serviceName: this.serviceName });
+    }
+}

@@ -1,0 +1,71 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { CHARTS } from "./charts";
+import { Toleration } from "./config";
+import { chartSource, chartValues } from "./values";
+
+export interface GpuDevicePluginArgs {
+    /** Node labels of the GPU pool; the DaemonSet is pinned to them. */
+    nodeSelector: Readonly<Record<string, string>>;
+    /** Taints of the GPU pool. */
+    tolerations: readonly Toleration[];
+    /** Namespace of the plugin (its own: the DaemonSet needs hostPath mounts the app namespace's policy refuses). */
+    namespace: pulumi.Input<string>;
+}
+
+/** The node affinity that replaces the chart's NFD-based default: every label of the GPU pool must match. */
+export function gpuNodeAffinity(nodeSelector: Readonly<Record<string, string>>) {
+    return {
+        nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [
+                    {
+                        matchExpressions: Object.entries(nodeSelector).map(([key, value]) => ({
+                            key,
+                            operator: "In",
+                            values: [value],
+                        })),
+                    },
+                ],
+            },
+        },
+    };
+}
+
+/**
+ * The NVIDIA device plugin (Helm), which advertises `nvidia.com/gpu` on the GPU pool's nodes. Optional per stack:
+ * GKE and eksctl bring their own plugin.
+ */
+export class GpuDevicePlugin extends pulumi.ComponentResource {
+    public readonly releaseName: pulumi.Output<string>;
+
+    constructor(name: string, args: GpuDevicePluginArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("fx:gpu:DevicePlugin", name, {}, opts);
+        if (Object.keys(args.nodeSelector).length === 0) {
+            throw new Error(
+                `GpuDevicePlugin '${name}': nodeSelector is empty; give the GPU pool's node labels (gpuNodeSelector)`,
+            );
+        }
+        const release = new k8s.helm.v3.Release(
+            name,
+            {
+                name: "nvidia-device-plugin",
+                namespace: args.namespace,
+                ...chartSource(CHARTS.nvidiaDevicePlugin),
+                // Helm replaces lists whole, so these terms and tolerations replace the chart's defaults.
+                values: chartValues("nvidia-device-plugin", {
+                    affinity: gpuNodeAffinity(args.nodeSelector),
+                    tolerations: [
+                        { key: "CriticalAddonsOnly", operator: "Exists" },
+                        ...args.tolerations.map((t) => ({ ...t })),
+                    ],
+                }),
+                atomic: true,
+                timeout: 300,
+            },
+            { parent: this },
+        );
+        this.releaseName = release.status.name;
+        this.registerOutputs({ releaseName: this.releaseName });
+    }
+}

@@ -1,0 +1,44 @@
+import { reveal, runProgram } from "./harness";
+
+const TAINT = { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" };
+
+describe("NVIDIA device plugin", () => {
+    test("the chart's NFD affinity is replaced by the GPU pool's labels, and the pool's taint is tolerated", async () => {
+        const run = await runProgram(() => {
+            const { GpuDevicePlugin } = require("../components/gpu");
+            new GpuDevicePlugin("nvidia", {
+                namespace: "nvidia-device-plugin",
+                nodeSelector: { "cloud.google.com/gke-accelerator": "nvidia-l4", pool: "gpu" },
+                tolerations: [TAINT],
+            });
+        });
+        const rel = run.one("kubernetes:helm.sh/v3:Release", "nvidia");
+        expect(rel.inputs).toMatchObject({
+            chart: "nvidia-device-plugin",
+            version: "0.20.0",
+            repositoryOpts: { repo: "https://nvidia.github.io/k8s-device-plugin" },
+            namespace: "nvidia-device-plugin",
+        });
+        const values = reveal(rel.inputs.values);
+        expect(values.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms).toEqual([
+            {
+                matchExpressions: [
+                    { key: "cloud.google.com/gke-accelerator", operator: "In", values: ["nvidia-l4"] },
+                    { key: "pool", operator: "In", values: ["gpu"] },
+                ],
+            },
+        ]);
+        expect(values.tolerations).toContainEqual(TAINT);
+        // Static values from charts-values/nvidia-device-plugin.yaml survive the merge.
+        expect(values.gfd.enabled).toBe(false);
+        expect(values.resources.limits.memory).toBe("128Mi");
+    });
+
+    test("an empty node selector is refused: the DaemonSet would land nowhere (or everywhere)", async () => {
+        const program = () => {
+            const { GpuDevicePlugin } = require("../components/gpu");
+            new GpuDevicePlugin("nvidia", { namespace: "nvidia-device-plugin", nodeSelector: {}, tolerations: [] });
+        };
+        await expect(runProgram(program)).rejects.toThrow(/nodeSelector is empty/);
+    });
+});
