@@ -3,6 +3,12 @@ module.exports = {
     testEnvironment: "node",
     roots: ["<rootDir>/test"],
     testMatch: ["**/*.test.ts"],
-    transform: { "^.+\\.ts$": "ts-jest" },
+    transform: {
+        "^.+\\.ts$": "ts-jest",
+        // The ES-module-only schema packages (see test/jest-esm-resolver.js), transpiled to CommonJS.
+        "/node_modules/.+\\.js$": ["ts-jest", { tsconfig: { allowJs: true } }],
+    },
+    transformIgnorePatterns: ["/node_modules/(?!(kubernetes-models|@kubernetes-models|is-cidr|cidr-regex|ip-regex)/)"],
+    resolver: "<rootDir>/test/jest-esm-resolver.js",
     testTimeout: 60000,
 };

@@ -1,0 +1,32 @@
+/**
+ * `npm run render -- <stack>`: runs the program for <stack> under Pulumi mocks and writes what it declares to
+ * out/<stack>/: manifests/*.yaml (one Kubernetes object per file), helm-releases.yaml (chart, repo, version and our
+ * merged values) and images.yaml (build settings). Secret values are redacted. One stack per process: the Pulumi
+ * runtime keeps global state.
+ */
+import * as path from "path";
+import { ROOT, runStack, StackName } from "../test/harness";
+import { render, writeRendered } from "../test/render-lib";
+
+const STACKS: readonly StackName[] = ["dev", "gpu"];
+
+async function main(): Promise<void> {
+    const stack = process.argv[2] as StackName;
+    if (!STACKS.includes(stack)) {
+        throw new Error(
+            `usage: npm run render -- <stack>; got '${process.argv[2] ?? ""}', allowed: ${STACKS.join(", ")}`,
+        );
+    }
+    const out = path.join(ROOT, "out", stack);
+    const rendered = render(await runStack(stack));
+    writeRendered(rendered, out);
+    console.log(
+        `rendered stack ${stack} to ${path.relative(ROOT, out)}/: ${rendered.objects.length} objects, ` +
+            `${rendered.releases.length} Helm releases, ${rendered.images.length} images`,
+    );
+}
+
+main().catch((e: Error) => {
+    console.error(e.message);
+    process.exit(1);
+});

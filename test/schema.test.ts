@@ -1,0 +1,247 @@
+import { runStack, StackName } from "./harness";
+import { AUTONAME_SUFFIX, K8sObject, REDACTED, REDACTED_B64, apiVersionKind, render, toObject } from "./render-lib";
+import { TARGET_KUBERNETES, formatProblems, validateObjects } from "./manifest-validation";
+
+const STACKS: StackName[] = ["dev", "gpu"];
+
+describe(`every Kubernetes object validates against Kubernetes ${TARGET_KUBERNETES} and the CRD schemas`, () => {
+    test.each(STACKS)("%s stack: no schema, unknown-field or naming problem in any object", async (stack) => {
+        const rendered = render(await runStack(stack));
+        const objects = rendered.objects.filter((o) => !o.patch).map((o) => o.object);
+        expect(objects.length).toBeGreaterThan(0);
+        const problems = validateObjects(objects);
+        // The message lists every problem as `<Kind>/<ns>/<name>: [rule] message`.
+        expect(formatProblems(problems)).toBe("");
+    });
+
+    test.each(STACKS)("%s stack: rendered output holds no secret value", async (stack) => {
+        const run = await runStack(stack);
+        const text = JSON.stringify(render(run));
+        expect(run.sentinels.length).toBeGreaterThan(0);
+        expect(run.sentinels.filter((s) => text.includes(s))).toEqual([]);
+    });
+});
+
+describe("rendering maps Pulumi resources to manifests", () => {
+    test.each([
+        ["kubernetes:core/v1:Service", "v1", "Service"],
+        ["kubernetes:apps/v1:Deployment", "apps/v1", "Deployment"],
+        ["kubernetes:networking.k8s.io/v1:Ingress", "networking.k8s.io/v1", "Ingress"],
+        ["kubernetes:cert-manager.io/v1:ClusterIssuer", "cert-manager.io/v1", "ClusterIssuer"],
+    ])("%s -> %s %s", (type, apiVersion, kind) => {
+        expect(apiVersionKind(type)).toEqual({ apiVersion, kind });
+    });
+
+    test("Helm releases and remote components are not objects", () => {
+        expect(apiVersionKind("kubernetes:helm.sh/v3:Release")).toBeUndefined();
+        expect(apiVersionKind("kubernetes:yaml/v2:ConfigGroup")).toBeUndefined();
+    });
+
+    test("an object without metadata.name gets Pulumi's auto-name: resource name plus a random suffix", () => {
+        const { object } = toObject("kubernetes:core/v1:ConfigMap", "fx-settings", {
+            metadata: { namespace: "fx-ml" },
+        });
+        expect(object.metadata.name).toBe(`fx-settings-${AUTONAME_SUFFIX}`);
+        expect(validateObjects([object])).toEqual([]);
+    });
+
+    test("Secret payloads are redacted but keep their keys, wrapped or not", () => {
+        const wrapped = {
+            "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+            value: { password: "hunter2" },
+        };
+        const { object } = toObject("kubernetes:core/v1:Secret", "db", {
+            metadata: { name: "db" },
+            stringData: wrapped,
+            data: { token: "aHVudGVyMg==" },
+        });
+        expect(object.stringData).toEqual({ password: REDACTED });
+        expect(object.data).toEqual({ token: REDACTED_B64 });
+        expect(validateObjects([object])).toEqual([]);
+    });
+});
+
+/** A Deployment that passes every check; each broken variant below changes one thing. */
+function deployment(): K8sObject {
+    const labels = { "app.kubernetes.io/name": "fastapi", "app.kubernetes.io/instance": "fx-ml-pipeline" };
+    return {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: "fastapi", namespace: "fx-ml", labels },
+        spec: {
+            replicas: 2,
+            selector: { matchLabels: labels },
+            template: {
+                metadata: { labels },
+                spec: {
+                    volumes: [{ name: "tmp", emptyDir: {} }],
+                    containers: [
+                        {
+                            name: "fastapi",
+                            image: "localhost:5001/fx-fastapi@sha256:" + "a".repeat(64),
+                            ports: [{ name: "http", containerPort: 8000 }],
+                            env: [{ name: "MODEL_NAME", value: "fx-usdsgd-predictor" }],
+                            resources: {
+                                requests: { cpu: "250m", memory: "512Mi" },
+                                limits: { cpu: "1", memory: "512Mi" },
+                            },
+                            volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+                        },
+                    ],
+                },
+            },
+        },
+    };
+}
+
+function broken(mutate: (d: any) => void): K8sObject {
+    const d = deployment();
+    mutate(d);
+    return d;
+}
+
+const container = (d: any) => d.spec.template.spec.containers[0];
+
+describe("validation rejects what the API server would reject", () => {
+    test("the baseline Deployment passes", () => {
+        expect(validateObjects([deployment()])).toEqual([]);
+    });
+
+    test.each<[string, (d: any) => void, string, RegExp]>([
+        ["an unknown field", (d) => (d.spec.replica = 2), "unknown-field", /'"replica"' does not exist in type/],
+        [
+            "an unknown field deep in the pod",
+            (d) => (container(d).livenessProbe = { httpGet: { path: "/health", port: "http" }, initialDelay: 5 }),
+            "unknown-field",
+            /'"initialDelay"' does not exist/,
+        ],
+        ["a wrong type", (d) => (d.spec.replicas = "two"), "schema", /\/spec\/replicas must be integer/],
+        [
+            "a malformed quantity",
+            (d) => (container(d).resources.limits.memory = "512 MB"),
+            "schema",
+            /limits\/memory .*must match format "quantity"/,
+        ],
+        [
+            "a label value with a space",
+            (d) => (d.metadata.labels = { ...d.metadata.labels, "app.kubernetes.io/version": "2.9 beta" }),
+            "label-value",
+            /metadata\.labels\['app\.kubernetes\.io\/version'\] = '2\.9 beta'/,
+        ],
+        [
+            "a label value over 63 characters",
+            (d) => (d.metadata.labels = { team: "x".repeat(64) }),
+            "label-value",
+            /\['team'\]/,
+        ],
+        [
+            "a 16-character port name",
+            (d) => (container(d).ports[0].name = "http-metrics-api"),
+            "port-name",
+            /'http-metrics-api' is 16 characters, at most 15 allowed/,
+        ],
+        [
+            "an upper-case port name",
+            (d) => (container(d).ports[0].name = "HTTP"),
+            "port-name",
+            /'HTTP' must be lower-case/,
+        ],
+        [
+            "two ports with one name",
+            (d) => container(d).ports.push({ name: "http", containerPort: 9000 }),
+            "port-name",
+            /'http' is not unique in the container/,
+        ],
+        [
+            "two containers with one name",
+            (d) => d.spec.template.spec.containers.push({ ...container(d), ports: [] }),
+            "container-name",
+            /'fastapi' is not unique in the pod/,
+        ],
+        [
+            "an env name with a dash",
+            (d) => container(d).env.push({ name: "MODEL-ALIAS", value: "champion" }),
+            "env-name",
+            /'MODEL-ALIAS' must be a C identifier/,
+        ],
+        [
+            "a mount of an undeclared volume",
+            (d) => container(d).volumeMounts.push({ name: "cache", mountPath: "/cache" }),
+            "volume",
+            /names volume 'cache', which the pod does not declare/,
+        ],
+        [
+            "a selector the pods do not match",
+            (d) => (d.spec.selector.matchLabels = { "app.kubernetes.io/name": "api" }),
+            "selector",
+            /app\.kubernetes\.io\/name=api does not match/,
+        ],
+        [
+            "an upper-case name",
+            (d) => (d.metadata.name = "FastAPI"),
+            "name",
+            /metadata\.name 'FastAPI' must be a DNS-1123 subdomain/,
+        ],
+    ])("%s", (_what, mutate, rule, message) => {
+        const d = broken(mutate);
+        expect(validateObjects([d])).toEqual([
+            expect.objectContaining({
+                object: `Deployment/fx-ml/${d.metadata.name}`,
+                rule,
+                message: expect.stringMatching(message),
+            }),
+        ]);
+    });
+
+    test("a Service name must start with a letter (DNS-1035), and several ports need names", () => {
+        const svc: K8sObject = {
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: { name: "5000-mlflow", namespace: "fx-ml" },
+            spec: { ports: [{ port: 5000, targetPort: "http" }, { port: 9090 }] },
+        };
+        expect(validateObjects([svc]).map((p) => p.rule)).toEqual(["name", "service-port", "service-port"]);
+    });
+
+    test("cert-manager resources are validated against their CRD schema", () => {
+        const cert = (spec: Record<string, unknown>): K8sObject => ({
+            apiVersion: "cert-manager.io/v1",
+            kind: "Certificate",
+            metadata: { name: "api-tls", namespace: "fx-ml" },
+            spec: {
+                secretName: "api-tls",
+                dnsNames: ["api.fx-ml.localhost"],
+                issuerRef: { name: "fx-ml-ca", kind: "ClusterIssuer" },
+                ...spec,
+            },
+        });
+        expect(validateObjects([cert({})])).toEqual([]);
+        expect(validateObjects([cert({ dnsNames: "api.fx-ml.localhost" })])).toEqual(
+            expect.arrayContaining([
+                expect.objectContaining({ rule: "schema", message: "/spec/dnsNames must be array" }),
+            ]),
+        );
+        expect(validateObjects([cert({ commonname: "api" })])).toEqual([
+            expect.objectContaining({
+                rule: "unknown-field",
+                message: expect.stringMatching(/'"commonname"' does not exist in type/),
+            }),
+        ]);
+    });
+
+    test("a kind no installed package has a schema for is a problem, not a pass", () => {
+        const cluster: K8sObject = {
+            apiVersion: "postgresql.cnpg.io/v1",
+            kind: "Cluster",
+            metadata: { name: "fx-postgres" },
+            spec: { instances: 1 },
+        };
+        expect(validateObjects([cluster])).toEqual([
+            {
+                object: "Cluster/fx-postgres",
+                rule: "schema",
+                message: expect.stringMatching(/no schema for postgresql\.cnpg\.io\/v1 Cluster/),
+            },
+        ]);
+    });
+});
