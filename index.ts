@@ -2,6 +2,8 @@
 import { loadConfig } from "./components/config";
 import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, Namespaces } from "./components/namespaces";
 import { Edge } from "./components/edge";
+import { Postgres } from "./components/postgres";
+import { Redis } from "./components/redis";
 import { Secrets } from "./components/secrets";
 
 const config = loadConfig();
@@ -13,6 +15,29 @@ const namespaces = new Namespaces("fx", {
     devicePlugin: config.gpu.installDevicePlugin ? DEVICE_PLUGIN_NAMESPACE : undefined,
 });
 const secrets = new Secrets("fx", { config, namespace: namespaces.app, monitoringNamespace: namespaces.monitoring });
+
+const postgres = new Postgres("fx", {
+    namespace: namespaces.app,
+    monitoringNamespace: namespaces.monitoring,
+    roleSecrets: {
+        airflow: secrets.dbRoles.airflow.secretName,
+        mlflow: secrets.dbRoles.mlflow.secretName,
+        feast: secrets.dbRoles.feast.secretName,
+    },
+    instances: config.postgresInstances,
+    version: config.versions.postgres,
+    storage: { size: config.storage.postgres, storageClass: config.storage.storageClass },
+    retainOnDelete: config.storage.retainOnDelete,
+});
+const redis = new Redis("fx", {
+    namespace: namespaces.app,
+    monitoringNamespace: namespaces.monitoring,
+    password: secrets.redisPassword,
+    configSecretName: secrets.redisConfigSecretName,
+    version: config.versions.redis,
+    storage: { size: config.storage.redis, storageClass: config.storage.storageClass },
+    retainOnDelete: config.storage.retainOnDelete,
+});
 
 const edge = new Edge("fx", {
     edge: config.edge,
@@ -28,4 +53,7 @@ const edge = new Edge("fx", {
 export const namespace = namespaces.app;
 export const monitoringNamespace = namespaces.monitoring;
 export const grafanaAdminSecret = secrets.grafanaAdminSecretName;
+export const postgresHost = postgres.host;
+export const postgresPort = postgres.port;
+export const redisAddress = redis.address;
 export const urls = edge.urls;

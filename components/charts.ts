@@ -13,8 +13,11 @@ export const CHARTS = {
     cnpgOperator: { chart: "cloudnative-pg", repo: "https://cloudnative-pg.github.io/charts", version: "0.29.0" },
     /** One CloudNativePG Cluster with databases and roles. */
     cnpgCluster: { chart: "cluster", repo: "https://cloudnative-pg.github.io/charts", version: "0.8.1" },
-    /** Redis on the official redis image. */
-    redis: { chart: "redis", repo: "https://groundhog2k.github.io/helm-charts/", version: "2.4.4" },
+    /**
+     * Redis on the official redis image. The chart's 1.3.x line is its Redis 7.4 line (1.3.8 = app 7.4.6, per its
+     * RELEASENOTES.md); 2.x targets Redis 8, and the stack runs redis:7.
+     */
+    redis: { chart: "redis", repo: "https://groundhog2k.github.io/helm-charts/", version: "1.3.8" },
     prometheus: { chart: "prometheus", repo: "https://prometheus-community.github.io/helm-charts", version: "29.27.0" },
     statsdExporter: {
         chart: "prometheus-statsd-exporter",

@@ -52,6 +52,11 @@ export class Secrets extends pulumi.ComponentResource {
     /** Redis: `password`. */
     public readonly redisPassword: SecretKeyRef;
     public readonly redisPasswordValue: pulumi.Output<string>;
+    /**
+     * Redis server config fragment, key `requirepass.conf` (`requirepass <password>`): the redis chart appends every
+     * file of this Secret to redis.conf, so it holds nothing else. Same password as `redisPassword`.
+     */
+    public readonly redisConfigSecretName: pulumi.Output<string>;
     /** Grafana admin, in the monitoring namespace: `admin-user`, `admin-password`. */
     public readonly grafanaAdminSecretName: pulumi.Output<string>;
     /** OANDA v20: `token`, `account-id`; only when the stack collects live candles. */
@@ -129,6 +134,10 @@ export class Secrets extends pulumi.ComponentResource {
         this.redisPasswordValue = password("redis");
         const redis = secret("redis-auth", args.namespace, { password: this.redisPasswordValue });
         this.redisPassword = keyRef(redis, "password");
+        const redisConfig = secret("redis-config", args.namespace, {
+            "requirepass.conf": pulumi.interpolate`requirepass ${this.redisPasswordValue}\n`,
+        });
+        this.redisConfigSecretName = redisConfig.metadata.name;
 
         const grafana = secret("grafana-admin", args.monitoringNamespace, {
             "admin-user": config.grafanaAdminUser,
@@ -169,6 +178,7 @@ export class Secrets extends pulumi.ComponentResource {
         this.registerOutputs({
             airflowKeysSecret: airflowKeys.metadata.name,
             redisSecret: redis.metadata.name,
+            redisConfigSecret: this.redisConfigSecretName,
             grafanaAdminSecret: this.grafanaAdminSecretName,
         });
     }

@@ -1,0 +1,215 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { CHARTS } from "./charts";
+import { podSecurityLabels } from "./namespaces";
+import { APP, allowFrom, peer, podsLabelled, podsNamed } from "./networkpolicies";
+import { DB_ROLES, DbRole } from "./secrets";
+import { labels, serviceHost } from "./shared";
+import { chartSource, chartValues } from "./values";
+
+/** The CloudNativePG Cluster's name: its Services are `<name>-rw`, `-ro`, `-r`; its pods carry `cnpg.io/cluster`. */
+export const POSTGRES_CLUSTER = "fx-postgres";
+export const POSTGRES_PORT = 5432;
+/** The instance manager's metrics exporter, in the Postgres container. */
+export const POSTGRES_METRICS_PORT = 9187;
+/** The instance manager's status endpoint, polled by the operator. */
+export const POSTGRES_STATUS_PORT = 8000;
+/** Namespace of the CloudNativePG operator (cluster-wide: it watches every namespace). */
+export const CNPG_NAMESPACE = "cnpg-system";
+
+/** Pods that talk to Postgres (docs/contracts.md): every Airflow pod and Job, MLflow and the Feast apply Job. */
+export const POSTGRES_CLIENTS = [
+    APP.airflowScheduler,
+    APP.airflowWebserver,
+    APP.airflowWorker,
+    APP.airflowTriggerer,
+    APP.airflowMigrate,
+    APP.airflowCreateUser,
+    APP.mlflow,
+    APP.feastApply,
+] as const;
+
+export interface PostgresArgs {
+    /** Namespace of the cluster (the pipeline's). */
+    namespace: pulumi.Input<string>;
+    /** Namespace of Prometheus, admitted to the metrics port. */
+    monitoringNamespace: pulumi.Input<string>;
+    /** The basic-auth Secret (`username`, `password`) of each role (Secrets.dbRoles); each role owns its database. */
+    roleSecrets: Readonly<Record<DbRole, pulumi.Input<string>>>;
+    /** Instances (1 primary + replicas). */
+    instances: number;
+    /** Postgres major version, such as "17" (image ghcr.io/cloudnative-pg/postgresql:<major>). */
+    version: string;
+    storage: { size: string; storageClass?: string };
+    /** Protect and keep the Cluster (and so its volumes) when the stack is destroyed: see docs/data.md. */
+    retainOnDelete: boolean;
+}
+
+/**
+ * Postgres for Airflow, MLflow and Feast: the CloudNativePG operator and one Cluster (`fx-postgres`) with a database
+ * per service, each owned by its own login role whose password CloudNativePG reads from the role's Secret.
+ * The operator's release goes first: the cluster chart's objects are instances of the operator's CRDs and are
+ * checked by its admission webhook.
+ */
+export class Postgres extends pulumi.ComponentResource {
+    /** Read-write Service, `fx-postgres-rw.<ns>.svc.cluster.local`. */
+    public readonly host: pulumi.Output<string>;
+    public readonly port: number = POSTGRES_PORT;
+    public readonly clusterName: string = POSTGRES_CLUSTER;
+    /** Databases, each owned by the role of the same name. */
+    public readonly databases: readonly DbRole[] = DB_ROLES;
+    /**
+     * A Prometheus scrape job for the instances' exporters (add it under the prometheus chart's `scrapeConfigs`).
+     * CloudNativePG copies Cluster annotations to its Services as well as its pods, so `prometheus.io/*` annotations
+     * would make the chart's service-endpoints job scrape every instance again through `-rw`, `-ro` and `-r`.
+     */
+    public readonly scrapeJob: pulumi.Output<Record<string, unknown>>;
+    public readonly operator: k8s.helm.v3.Release;
+    public readonly cluster: k8s.helm.v3.Release;
+
+    constructor(name: string, args: PostgresArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("fx:data:Postgres", name, {}, opts);
+        if (!Number.isInteger(args.instances) || args.instances < 1) {
+            throw new Error(`Postgres instances must be a whole number of at least 1, got ${args.instances}`);
+        }
+        if (!/^[1-9][0-9]$/.test(args.version)) {
+            throw new Error(
+                `Postgres version must be a major version such as "17", got ${JSON.stringify(args.version)}`,
+            );
+        }
+
+        const operatorNs = new k8s.core.v1.Namespace(
+            `${name}-cnpg-system`,
+            {
+                metadata: {
+                    name: CNPG_NAMESPACE,
+                    labels: { ...labels("cloudnative-pg", "database-operator"), ...podSecurityLabels("restricted") },
+                },
+            },
+            { parent: this },
+        );
+
+        this.operator = new k8s.helm.v3.Release(
+            `${name}-cnpg`,
+            {
+                name: "cnpg",
+                namespace: operatorNs.metadata.name,
+                ...chartSource(CHARTS.cnpgOperator),
+                values: chartValues("cloudnative-pg"),
+                // Helm waits for the operator Deployment, so its webhook answers before the Cluster is applied.
+                skipAwait: false,
+            },
+            // Not retained: its CRDs carry helm.sh/resource-policy: keep, so a retained Cluster outlives this release,
+            // and the next `pulumi up` reinstalls the operator, which adopts the Cluster again.
+            { parent: this },
+        );
+
+        const roles = DB_ROLES.map((role) => ({
+            name: role,
+            ensure: "present",
+            login: true,
+            superuser: false,
+            createdb: false,
+            createrole: false,
+            inherit: true,
+            connectionLimit: -1,
+            comment: `owner of the ${role} database`,
+            passwordSecret: { name: args.roleSecrets[role] },
+        }));
+        const databases = DB_ROLES.map((db) => ({ name: db, owner: db, ensure: "present", encoding: "UTF8" }));
+
+        this.cluster = new k8s.helm.v3.Release(
+            `${name}-cluster`,
+            {
+                name: POSTGRES_CLUSTER,
+                namespace: args.namespace,
+                ...chartSource(CHARTS.cnpgCluster),
+                values: chartValues("cnpg-cluster", {
+                    fullnameOverride: POSTGRES_CLUSTER,
+                    version: { postgresql: args.version },
+                    cluster: {
+                        instances: args.instances,
+                        // A PodDisruptionBudget over a single instance would block every node drain.
+                        enablePDB: args.instances > 1,
+                        storage: { size: args.storage.size, storageClass: args.storage.storageClass ?? "" },
+                        // initdb creates the first database and its owner (instead of CloudNativePG's `app`);
+                        // the `databases` list below then manages all three the same way.
+                        initdb: { database: "airflow", owner: "airflow", secret: { name: args.roleSecrets.airflow } },
+                        roles,
+                    },
+                    databases,
+                }),
+            },
+            {
+                parent: this,
+                dependsOn: [this.operator],
+                // Deleting the Cluster deletes its PVCs (CloudNativePG owns them), so the release itself is guarded:
+                // `pulumi destroy` refuses while it is protected, and leaves it in place if protection is lifted.
+                protect: args.retainOnDelete,
+                retainOnDelete: args.retainOnDelete,
+            },
+        );
+
+        this.host = serviceHost(`${POSTGRES_CLUSTER}-rw`, args.namespace);
+
+        const clusterPods = podsLabelled({ "cnpg.io/cluster": POSTGRES_CLUSTER });
+        allowFrom(
+            `${name}-postgres-ingress`,
+            {
+                namespace: args.namespace,
+                app: POSTGRES_CLUSTER,
+                podSelector: clusterPods,
+                rules: [
+                    {
+                        why: "services with a database of their own",
+                        from: [peer({ pods: podsNamed(...POSTGRES_CLIENTS) })],
+                        ports: [POSTGRES_PORT],
+                    },
+                    {
+                        why: "streaming replication and joins between the cluster's instances",
+                        from: [peer({ pods: clusterPods })],
+                        ports: [POSTGRES_PORT, POSTGRES_STATUS_PORT],
+                    },
+                    {
+                        why: "CloudNativePG operator status checks",
+                        from: [
+                            peer({
+                                namespace: CNPG_NAMESPACE,
+                                pods: podsLabelled({ "app.kubernetes.io/name": "cloudnative-pg" }),
+                            }),
+                        ],
+                        ports: [POSTGRES_STATUS_PORT],
+                    },
+                    {
+                        why: "Prometheus scrapes the instances' exporters",
+                        from: [peer({ namespace: args.monitoringNamespace, pods: podsNamed(APP.prometheus) })],
+                        ports: [POSTGRES_METRICS_PORT],
+                    },
+                ],
+            },
+            { parent: this },
+        );
+
+        this.scrapeJob = pulumi.output(args.namespace).apply(
+            (ns): Record<string, unknown> => ({
+                job_name: "cloudnative-pg",
+                kubernetes_sd_configs: [{ role: "pod", namespaces: { names: [ns] } }],
+                relabel_configs: [
+                    {
+                        source_labels: [
+                            "__meta_kubernetes_pod_label_cnpg_io_cluster",
+                            "__meta_kubernetes_pod_container_port_number",
+                        ],
+                        regex: `${POSTGRES_CLUSTER};${POSTGRES_METRICS_PORT}`,
+                        action: "keep",
+                    },
+                    { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
+                    { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
+                    { source_labels: ["__meta_kubernetes_pod_label_cnpg_io_instanceRole"], target_label: "role" },
+                ],
+            }),
+        );
+
+        this.registerOutputs({ host: this.host, port: this.port, clusterName: this.clusterName });
+    }
+}

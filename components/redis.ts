@@ -1,0 +1,139 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { CHARTS } from "./charts";
+import { APP, allowFrom, peer, podsLabelled, podsNamed } from "./networkpolicies";
+import { SecretKeyRef } from "./secrets";
+import { serviceHost } from "./shared";
+import { chartSource, chartValues } from "./values";
+
+/** Release and fullname: the Service is `fx-redis`, pods carry `app.kubernetes.io/instance: fx-redis`. */
+export const REDIS_RELEASE = "fx-redis";
+export const REDIS_PORT = 6379;
+export const REDIS_EXPORTER_PORT = 9121;
+/** Logical databases (docs/contracts.md). */
+export const FEAST_REDIS_DB = 0;
+export const CELERY_BROKER_DB = 1;
+
+/** Pods that talk to Redis: FastAPI (online features), the Airflow pods (Celery broker) and the Feast apply Job. */
+export const REDIS_CLIENTS = [
+    APP.fastapi,
+    APP.airflowScheduler,
+    APP.airflowWebserver,
+    APP.airflowWorker,
+    APP.airflowTriggerer,
+    APP.feastApply,
+] as const;
+
+export interface RedisArgs {
+    namespace: pulumi.Input<string>;
+    /** Namespace of Prometheus, admitted to the exporter port. */
+    monitoringNamespace: pulumi.Input<string>;
+    /** The password (Secrets.redisPassword), for the probes and the exporter. */
+    password: SecretKeyRef;
+    /** The Secret whose only file is `requirepass <password>` (Secrets.redisConfigSecretName). */
+    configSecretName: pulumi.Input<string>;
+    /** Tag of the official redis image, a 7.x release. */
+    version: string;
+    storage: { size: string; storageClass?: string };
+    /** Protect the release and keep its data volume when the stack is destroyed: see docs/data.md. */
+    retainOnDelete: boolean;
+}
+
+/**
+ * Redis for the Feast online store (db 0) and the Celery broker (db 1): the official `redis` image with the
+ * append-only file on, a password from a Secret and an oliver006/redis_exporter sidecar.
+ */
+export class Redis extends pulumi.ComponentResource {
+    /** In-cluster host of the Service, `fx-redis.<ns>.svc.cluster.local`. */
+    public readonly host: pulumi.Output<string>;
+    public readonly port: number = REDIS_PORT;
+    /** `host:port`, as Feast expects it. */
+    public readonly address: pulumi.Output<string>;
+    public readonly feastDb: number = FEAST_REDIS_DB;
+    public readonly brokerDb: number = CELERY_BROKER_DB;
+    public readonly release: k8s.helm.v3.Release;
+
+    constructor(name: string, args: RedisArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("fx:data:Redis", name, {}, opts);
+        if (!/^7\.[0-9]+\.[0-9]+$/.test(args.version)) {
+            throw new Error(
+                `Redis version must be a 7.x.y tag of the official image, got ${JSON.stringify(args.version)}`,
+            );
+        }
+        const passwordFromSecret = (envName: string) => ({
+            name: envName,
+            valueFrom: { secretKeyRef: { name: args.password.name, key: args.password.key } },
+        });
+
+        this.release = new k8s.helm.v3.Release(
+            `${name}-redis`,
+            {
+                name: REDIS_RELEASE,
+                namespace: args.namespace,
+                ...chartSource(CHARTS.redis),
+                values: chartValues("redis", {
+                    fullnameOverride: REDIS_RELEASE,
+                    image: { tag: args.version },
+                    // Files of this Secret are appended to redis.conf: `requirepass`.
+                    extraSecretRedisConfigs: args.configSecretName,
+                    // redis-cli (probes) authenticates with REDISCLI_AUTH.
+                    env: [passwordFromSecret("REDISCLI_AUTH")],
+                    metrics: { exporter: { env: [passwordFromSecret("REDIS_PASSWORD")] } },
+                    storage: {
+                        requestedSize: args.storage.size,
+                        className: args.storage.storageClass,
+                        // helm.sh/resource-policy: keep on the PVC; a reinstall of the release adopts it again.
+                        keepPvc: args.retainOnDelete,
+                    },
+                }),
+            },
+            // `pulumi destroy` refuses while the release is protected; `keepPvc` keeps the data if it is uninstalled.
+            { parent: this, protect: args.retainOnDelete },
+        );
+
+        this.host = serviceHost(REDIS_RELEASE, args.namespace);
+        this.address = pulumi.interpolate`${this.host}:${REDIS_PORT}`;
+
+        allowFrom(
+            `${name}-redis-ingress`,
+            {
+                namespace: args.namespace,
+                app: REDIS_RELEASE,
+                podSelector: podsLabelled({ "app.kubernetes.io/instance": REDIS_RELEASE }),
+                rules: [
+                    {
+                        why: "online features, Celery broker and feast apply",
+                        from: [peer({ pods: podsNamed(...REDIS_CLIENTS) })],
+                        ports: [REDIS_PORT],
+                    },
+                    {
+                        why: "Prometheus scrapes the exporter sidecar",
+                        from: [peer({ namespace: args.monitoringNamespace, pods: podsNamed(APP.prometheus) })],
+                        ports: [REDIS_EXPORTER_PORT],
+                    },
+                ],
+            },
+            { parent: this },
+        );
+
+        this.registerOutputs({ host: this.host, port: this.port, address: this.address });
+    }
+
+    /**
+     * `redis://:<password>@host:6379/<db>` as a secret Output, for a consumer to put into a Secret of its own (the
+     * Celery broker URL: `brokerUrl(secrets.redisPasswordValue)`). Never export it or put it in an env literal.
+     */
+    url(password: pulumi.Input<string>, db: number = CELERY_BROKER_DB): pulumi.Output<string> {
+        if (!Number.isInteger(db) || db < 0 || db > 15) {
+            throw new Error(`Redis logical database must be 0 to 15, got ${db}`);
+        }
+        return pulumi.secret(
+            pulumi.interpolate`redis://:${pulumi.output(password).apply(encodeURIComponent)}@${this.address}/${db}`,
+        );
+    }
+
+    /** The Celery broker URL (logical database 1), a secret Output. */
+    brokerUrl(password: pulumi.Input<string>): pulumi.Output<string> {
+        return this.url(password, CELERY_BROKER_DB);
+    }
+}

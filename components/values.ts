@@ -1,0 +1,61 @@
+import * as fs from "fs";
+import * as path from "path";
+import * as k8s from "@pulumi/kubernetes";
+import deepmerge from "deepmerge";
+import { parse } from "yaml";
+import { ChartRef } from "./charts";
+
+/**
+ * Helm values in two layers: the static, reviewed values of a chart in `charts-values/<file>.yaml` (hardening,
+ * resources, probes: what does not change per stack) and the values computed from stack config and other components
+ * (sizes, versions, Secret names). Every Helm component builds its values with `chartValues`.
+ */
+
+/** Folder of the static values files. */
+export const VALUES_DIR = path.resolve(__dirname, "..", "charts-values");
+
+export type Values = Record<string, unknown>;
+
+/** Plain objects merge key by key; everything else (arrays, Outputs, strings) is one value that replaces. */
+function isPlainObject(v: unknown): v is Values {
+    if (v === null || typeof v !== "object") return false;
+    const proto = Object.getPrototypeOf(v);
+    return proto === Object.prototype || proto === null;
+}
+
+/** The static values of `charts-values/<file>.yaml`; throws naming the file when it is missing or not a mapping. */
+export function staticValues(file: string): Values {
+    const where = path.join(VALUES_DIR, `${file}.yaml`);
+    if (!fs.existsSync(where)) {
+        const known = fs.existsSync(VALUES_DIR)
+            ? fs
+                  .readdirSync(VALUES_DIR)
+                  .filter((f) => f.endsWith(".yaml"))
+                  .map((f) => f.slice(0, -5))
+            : [];
+        throw new Error(`charts-values/${file}.yaml does not exist; values files: ${known.join(", ") || "(none)"}`);
+    }
+    const doc: unknown = parse(fs.readFileSync(where, "utf8"));
+    if (doc === null || doc === undefined) return {};
+    if (!isPlainObject(doc)) {
+        throw new Error(`charts-values/${file}.yaml must hold a YAML mapping of chart values, found ${typeof doc}`);
+    }
+    return doc;
+}
+
+/**
+ * `charts-values/<file>.yaml` deep-merged with `computed` (computed wins). Nested objects merge key by key; a list
+ * replaces the static list whole (merging lists item by item would splice two configurations together), and
+ * Pulumi Outputs are kept as they are, so Secret names and other outputs resolve when the Release is created.
+ */
+export function chartValues(file: string, computed: Values = {}): Values {
+    return deepmerge<Values>(staticValues(file), computed, {
+        isMergeableObject: isPlainObject,
+        arrayMerge: (_static, computedList) => computedList,
+    });
+}
+
+/** Chart, version and repository of a pinned chart (components/charts.ts), as `helm.v3.Release` takes them. */
+export function chartSource(ref: ChartRef): Pick<k8s.helm.v3.ReleaseArgs, "chart" | "version" | "repositoryOpts"> {
+    return { chart: ref.chart, version: ref.version, repositoryOpts: { repo: ref.repo } };
+}
