@@ -1,7 +1,9 @@
 // Composition root: the architecture table of the README as components wired by their outputs.
+import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "./components/config";
 import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, Namespaces } from "./components/namespaces";
 import { Edge } from "./components/edge";
+import { Images } from "./components/images";
 import { Postgres } from "./components/postgres";
 import { Redis } from "./components/redis";
 import { Secrets } from "./components/secrets";
@@ -15,6 +17,12 @@ const namespaces = new Namespaces("fx", {
     devicePlugin: config.gpu.installDevicePlugin ? DEVICE_PLUGIN_NAMESPACE : undefined,
 });
 const secrets = new Secrets("fx", { config, namespace: namespaces.app, monitoringNamespace: namespaces.monitoring });
+const images = new Images("fx", {
+    context: config.appContext,
+    registry: config.registry,
+    platform: config.imagePlatform,
+    versions: config.versions,
+});
 
 const postgres = new Postgres("fx", {
     namespace: namespaces.app,
@@ -53,6 +61,8 @@ const edge = new Edge("fx", {
 export const namespace = namespaces.app;
 export const monitoringNamespace = namespaces.monitoring;
 export const grafanaAdminSecret = secrets.grafanaAdminSecretName;
+/** Digest-pinned image references (repo@sha256:...), one per ImageKey. */
+export const imageRefs = pulumi.output(images.refs);
 export const postgresHost = postgres.host;
 export const postgresPort = postgres.port;
 export const redisAddress = redis.address;

@@ -96,7 +96,8 @@ function mockState(type: string, name: string, inputs: any): Record<string, any>
         }
         case "docker:index/image:Image": {
             const digest = crypto.createHash("sha256").update(JSON.stringify(inputs)).digest("hex");
-            const repo = String(inputs.imageName ?? name).split(":")[0];
+            // Strip only the tag: a registry host may carry a port (localhost:5001/fx-base:tag).
+            const repo = String(inputs.imageName ?? name).replace(/:[^:/]*$/, "");
             return { ...inputs, repoDigest: `${repo}@sha256:${digest}`, baseImageName: inputs.imageName };
         }
         case "kubernetes:helm.sh/v3:Release":
