@@ -1,0 +1,48 @@
+import * as pulumi from "@pulumi/pulumi";
+import { chartSource, chartValues, staticValues } from "../components/values";
+import { CHARTS } from "../components/charts";
+
+describe("chartValues", () => {
+    test("computed values win, nested maps merge key by key, lists replace, Outputs pass through untouched", () => {
+        const secretName = pulumi.output("redis-config");
+        const v = chartValues("redis", {
+            image: { tag: "7.4.6" },
+            extraSecretRedisConfigs: secretName,
+            env: [{ name: "REDISCLI_AUTH" }],
+            resources: { limits: { memory: "512Mi" } },
+        }) as any;
+        expect(v.image).toEqual({
+            registry: "docker.io",
+            repository: "redis",
+            pullPolicy: "IfNotPresent",
+            tag: "7.4.6",
+        });
+        expect(v.resources).toEqual({
+            requests: { cpu: "100m", memory: "384Mi" },
+            limits: { cpu: "500m", memory: "512Mi" },
+        });
+        expect(v.env).toEqual([{ name: "REDISCLI_AUTH" }]);
+        expect(v.extraSecretRedisConfigs).toBe(secretName);
+        // The static file is not modified by a merge.
+        expect((staticValues("redis") as any).resources.limits.memory).toBe("384Mi");
+    });
+
+    test("a computed list replaces the static one whole", () => {
+        const v = chartValues("cnpg-cluster", {
+            cluster: { securityContext: { capabilities: { drop: ["NET_RAW"] } } },
+        }) as any;
+        expect(v.cluster.securityContext.capabilities.drop).toEqual(["NET_RAW"]);
+    });
+
+    test("a missing values file is named, with the files that exist", () => {
+        expect(() => chartValues("redsi")).toThrow(/charts-values\/redsi\.yaml does not exist; values files: .*redis/);
+    });
+
+    test("chartSource passes the pinned chart, version and repository", () => {
+        expect(chartSource(CHARTS.redis)).toEqual({
+            chart: "redis",
+            version: CHARTS.redis.version,
+            repositoryOpts: { repo: "https://groundhog2k.github.io/helm-charts/" },
+        });
+    });
+});
