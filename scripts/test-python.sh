@@ -69,7 +69,8 @@ make_venv() {
 setup_venv() {
   case "$1" in
     pipeline) make_venv pipeline "apache-airflow==$AIRFLOW_VERSION" -r "$REQ/airflow.txt" -e "$APP" "${PYTEST_PINS[@]}" ;;
-    fastapi)  make_venv fastapi -r "$REQ/base.txt" -r "$REQ/fastapi.txt" -e "$APP" "${PYTEST_PINS[@]}" ;;
+    # alembic: test-only, for the sqlite MLflow registry (the image talks HTTP to the MLflow server)
+    fastapi)  make_venv fastapi -r "$REQ/base.txt" -r "$REQ/fastapi.txt" -e "$APP" alembic==1.20.1 "${PYTEST_PINS[@]}" ;;
     fingpt)   make_venv fingpt -r "$REQ/base.txt" -r "$REQ/fingpt.txt" "${PYTEST_PINS[@]}" ;;
     mlflow)   make_venv mlflow "mlflow==$MLFLOW_VERSION" -r "$REQ/base.txt" -r "$REQ/mlflow.txt" "${PYTEST_PINS[@]}" ;;
     *) log "unknown suite $1"; exit 2 ;;
