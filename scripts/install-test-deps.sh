@@ -5,5 +5,23 @@ set -euo pipefail
 if command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends shellcheck >/dev/null
+    # prometheus: promtool for scripts/check-monitoring.sh (Debian 12 ships 2.42).
+    apt-get install -y -qq --no-install-recommends shellcheck prometheus >/dev/null
+fi
+
+# statsd_exporter, the release prometheus-statsd-exporter 0.15.0 runs, for the StatsD mapping check.
+go install github.com/prometheus/statsd_exporter@v0.28.0
+
+# Peer linters for scripts/lint-manifests.sh, each installed only when that version is missing. kube-score from the Go
+# module proxy; checkov (PyPI) in its own venv, standing in for kube-linter, whose Go module the proxy refuses.
+KUBE_SCORE_VERSION=v1.20.0
+if ! go version -m "$(go env GOPATH)/bin/kube-score" 2>/dev/null | grep -q "github.com/zegl/kube-score[[:space:]]*$KUBE_SCORE_VERSION"; then
+    go install "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"
+fi
+CHECKOV_VERSION=3.3.30
+CHECKOV_VENV="$(dirname "$0")/../.venvs/checkov"
+if [[ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]]; then
+    rm -rf "$CHECKOV_VENV"
+    "${PYTHON:-python3.11}" -m venv "$CHECKOV_VENV"
+    "$CHECKOV_VENV/bin/pip" install -q "checkov==$CHECKOV_VERSION"
 fi

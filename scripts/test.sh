@@ -19,5 +19,11 @@ node scripts/config-docs.mjs --check
 step "Shell scripts (shellcheck)"
 shellcheck -x scripts/*.sh .ci/run
 
+step "Monitoring: promtool check/test rules, StatsD mapping"
+bash scripts/check-monitoring.sh
+
 step "Pulumi program under mocks (jest)"
 npx jest --ci
+
+step "Rendered manifests: kube-score and checkov (scripts/lint-manifests.sh)"
+bash scripts/lint-manifests.sh
