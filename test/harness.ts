@@ -305,7 +305,9 @@ function newUrn(parent: string | undefined, type: string, name: string, stack: s
     let qualified = type;
     if (parent) {
         const parentType = parent.split("::")[2].split("$").pop();
-        if (parentType !== "pulumi:pulumi:Stack") qualified = `${parent.split("::")[2]}$${type}`;
+        // The same URN the mock monitor hands the program (only the parent's own type qualifies the child's), so
+        // dependency URNs recorded from requests match the URNs of the recorded resources at any nesting depth.
+        if (parentType !== "pulumi:pulumi:Stack") qualified = `${parentType}$${type}`;
     }
     return `urn:pulumi:${stack}::${PROJECT}::${qualified}::${name}`;
 }

@@ -1,0 +1,375 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceSpec } from "./config";
+import { FEAST_REPO_PATHS, FeastConnection, feastEnv } from "./feast";
+import { MODEL } from "./fastapi";
+import { SecretKeyRef, secretEnv } from "./secrets";
+import { execProbe, httpProbe, labels } from "./shared";
+import { AIRFLOW_USER, ContainerSpec, ScratchVolume, Workload, WorkloadArgs } from "./workload";
+
+export const AIRFLOW_WEBSERVER_PORT = 8080;
+export const AIRFLOW_WORKER_LOG_PORT = 8793;
+const AIRFLOW_HOME = "/opt/airflow";
+/** Celery app of the celery provider (Airflow >= 2.7), for `celery inspect ping`. */
+const CELERY_APP = "airflow.providers.celery.executors.celery_executor.app";
+/** How long init containers wait for `airflow db migrate` to finish. */
+const MIGRATION_WAIT_SECONDS = 300;
+
+export interface AirflowArgs {
+    namespace: pulumi.Input<string>;
+    /** Digest-pinned images: scheduler (also triggerer, dag-processor, migrations), webserver, worker. */
+    images: { scheduler: pulumi.Input<string>; webserver: pulumi.Input<string>; worker: pulumi.Input<string> };
+    /** Airflow release of the images (2.7+ or 3.x); decides webserver vs api-server and the 3.x settings. */
+    version: string;
+    postgres: { host: pulumi.Input<string>; port: number };
+    /** The `airflow` role's password (secret output): composed into the connection URLs inside a Secret. */
+    dbPassword: pulumi.Input<string>;
+    redis: { host: pulumi.Input<string>; port: number; brokerDb: number };
+    /** Redis password value (secret output), for the broker URL inside the same Secret. */
+    redisPassword: pulumi.Input<string>;
+    keys: { fernet: SecretKeyRef; webserverSecret: SecretKeyRef; jwtSecret: SecretKeyRef };
+    admin: { username: SecretKeyRef; password: SecretKeyRef };
+    /** Task settings (worker only). */
+    tasks: {
+        dataSource: "oanda" | "sample";
+        oandaEnvironment: "practice" | "live";
+        oanda?: { token: SecretKeyRef; accountId: SecretKeyRef };
+        instruments: readonly string[];
+        feast: FeastConnection;
+        mlflowTrackingUri: pulumi.Input<string>;
+    };
+    statsd: { host: pulumi.Input<string>; port: number };
+    resources: { scheduler: ResourceSpec; webserver: ResourceSpec; worker: ResourceSpec; triggerer: ResourceSpec };
+    replicas: { webserver: number; worker: number };
+    imagePullSecretName?: pulumi.Input<string>;
+}
+
+/** `sh -c` through the image's entrypoint, as the official chart runs its liveness checks. */
+function jobsCheck(jobType: string): string[] {
+    return [
+        "sh",
+        "-c",
+        `CONNECTION_CHECK_MAX_COUNT=0 AIRFLOW__LOGGING__LOGGING_LEVEL=ERROR exec /entrypoint airflow jobs check --job-type ${jobType} --local`,
+    ];
+}
+
+/** `airflow <command>` through the official image's entrypoint (dumb-init + /entrypoint), as the chart does. */
+const airflowArgs = (command: string) => ["bash", "-c", `exec airflow ${command}`];
+
+/**
+ * Apache Airflow with the CeleryExecutor: Redis broker (its own logical db), Postgres metadata DB and result
+ * backend. A migration Job and an admin-user Job run before the scheduler, webserver/api-server, Celery workers,
+ * triggerer (and, on 3.x, dag-processor) start; every pod shares one ConfigMap and one Secret of settings, and waits
+ * for migrations in an init container. Metrics go to the StatsD exporter; workers serve task logs on 8793 from a
+ * StatefulSet behind a headless Service, so the hostname each task records resolves from the webserver.
+ */
+export class Airflow extends pulumi.ComponentResource {
+    public readonly webserverServiceName: pulumi.Output<string>;
+    public readonly migrateJob: Workload;
+    public readonly createUserJob: Workload;
+    /** The long-running workloads, by contracts name. */
+    public readonly workloads: Readonly<Record<string, Workload>>;
+
+    constructor(name: string, args: AirflowArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("fx:app:Airflow", name, {}, opts);
+        const major = Number(args.version.split(".")[0]);
+        if (major !== 2 && major !== 3) {
+            throw new Error(`Airflow '${name}': version must be 2.x or 3.x, got "${args.version}"`);
+        }
+        const v3 = major === 3;
+        const ns = pulumi.output(args.namespace);
+        const parent = { parent: this };
+        const webserverName = "airflow-webserver";
+        const webserverHost = pulumi.interpolate`${webserverName}.${ns}.svc.cluster.local`;
+
+        // Non-secret settings, shared by every Airflow pod.
+        const settings: Record<string, pulumi.Input<string>> = {
+            AIRFLOW_HOME,
+            AIRFLOW__CORE__EXECUTOR: "CeleryExecutor",
+            AIRFLOW__CORE__LOAD_EXAMPLES: "False",
+            AIRFLOW__CORE__DAGS_FOLDER: `${AIRFLOW_HOME}/dags`,
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False",
+            // Workers record their FQDN (<pod>.airflow-worker.<ns>.svc.cluster.local) with each task; the webserver
+            // fetches the task's log from that name on the log-server port.
+            AIRFLOW__CORE__HOSTNAME_CALLABLE: "airflow.utils.net.getfqdn",
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT: String(AIRFLOW_WORKER_LOG_PORT),
+            AIRFLOW__METRICS__STATSD_ON: "True",
+            AIRFLOW__METRICS__STATSD_HOST: args.statsd.host,
+            AIRFLOW__METRICS__STATSD_PORT: String(args.statsd.port),
+            AIRFLOW__METRICS__STATSD_PREFIX: "airflow",
+            AIRFLOW__CELERY__WORKER_CONCURRENCY: "4",
+        };
+        if (v3) {
+            // `airflow users create` (the admin Job) needs the FAB auth manager, which the official image ships.
+            settings.AIRFLOW__CORE__AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager";
+            // Task processes on the workers report to the api-server's Execution API.
+            settings.AIRFLOW__CORE__EXECUTION_API_SERVER_URL = pulumi.interpolate`http://${webserverHost}:${AIRFLOW_WEBSERVER_PORT}/execution/`;
+        }
+        const configMap = new k8s.core.v1.ConfigMap(
+            `${name}-config`,
+            {
+                metadata: { name: "airflow-config", namespace: args.namespace, labels: labels("airflow", "config") },
+                data: settings,
+            },
+            parent,
+        );
+
+        // The connection URLs hold passwords: composed as secret outputs into a Secret, read by reference.
+        const enc = (s: pulumi.Input<string>) => pulumi.output(s).apply(encodeURIComponent);
+        const db = pulumi.interpolate`airflow:${enc(args.dbPassword)}@${args.postgres.host}:${args.postgres.port}/airflow`;
+        const connections = new k8s.core.v1.Secret(
+            `${name}-connections`,
+            {
+                metadata: {
+                    name: "airflow-connections",
+                    namespace: args.namespace,
+                    labels: labels("airflow", "credentials"),
+                },
+                type: "Opaque",
+                stringData: pulumi.secret(
+                    pulumi.output({
+                        "sql-alchemy-conn": pulumi.interpolate`postgresql+psycopg2://${db}`,
+                        "result-backend": pulumi.interpolate`db+postgresql://${db}`,
+                        "broker-url": pulumi.interpolate`redis://:${enc(args.redisPassword)}@${args.redis.host}:${args.redis.port}/${args.redis.brokerDb}`,
+                    }),
+                ),
+            },
+            parent,
+        );
+        const conn = (key: string): SecretKeyRef => ({ name: connections.metadata.name, key });
+
+        const commonEnv: k8s.types.input.core.v1.EnvVar[] = [
+            secretEnv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", conn("sql-alchemy-conn")),
+            secretEnv("AIRFLOW__CELERY__BROKER_URL", conn("broker-url")),
+            secretEnv("AIRFLOW__CELERY__RESULT_BACKEND", conn("result-backend")),
+            secretEnv("AIRFLOW__CORE__FERNET_KEY", args.keys.fernet),
+            secretEnv("AIRFLOW__WEBSERVER__SECRET_KEY", args.keys.webserverSecret),
+            ...(v3
+                ? [
+                      secretEnv("AIRFLOW__API__SECRET_KEY", args.keys.webserverSecret),
+                      secretEnv("AIRFLOW__API_AUTH__JWT_SECRET", args.keys.jwtSecret),
+                  ]
+                : []),
+        ];
+        const envFrom = [{ configMapRef: { name: configMap.metadata.name } }];
+        // Airflow writes into AIRFLOW_HOME (airflow.cfg on first start, webserver_config.py, logs), as in the official
+        // chart: the root filesystem stays writable, logs and /tmp are scratch volumes.
+        const scratch: Record<string, ScratchVolume> = {
+            logs: { mountPath: `${AIRFLOW_HOME}/logs` },
+            tmp: { mountPath: "/tmp" },
+        };
+
+        const container = (
+            c: Omit<ContainerSpec, "envFrom" | "readOnlyRootFilesystem" | "env"> & { env?: ContainerSpec["env"] },
+        ): ContainerSpec => ({
+            ...c,
+            env: [...commonEnv, ...(c.env ?? [])],
+            envFrom,
+            readOnlyRootFilesystem: false,
+        });
+        const waitForMigrations = (image: pulumi.Input<string>, resources: ResourceSpec): ContainerSpec =>
+            container({
+                name: "wait-for-airflow-migrations",
+                image,
+                args: airflowArgs(`db check-migrations --migration-wait-timeout=${MIGRATION_WAIT_SECONDS}`),
+                resources,
+            });
+        const common: Pick<WorkloadArgs, "namespace" | "scratch" | "runAs" | "imagePullSecretName"> = {
+            namespace: args.namespace,
+            scratch,
+            runAs: AIRFLOW_USER,
+            imagePullSecretName: args.imagePullSecretName,
+        };
+        const wsOpts = { parent: this, dependsOn: [configMap, connections] };
+
+        // --- Jobs: the provider waits for each to complete, so everything that dependsOn them starts after. -----
+        this.migrateJob = new Workload(
+            "airflow-migrate",
+            {
+                ...common,
+                component: "db-migration",
+                kind: "Job",
+                container: container({
+                    name: "migrate",
+                    image: args.images.scheduler,
+                    args: airflowArgs("db migrate"),
+                    resources: args.resources.scheduler,
+                }),
+                job: { backoffLimit: 6, activeDeadlineSeconds: 1200 },
+                await: { timeout: "20m" },
+            },
+            wsOpts,
+        );
+        this.createUserJob = new Workload(
+            "airflow-create-user",
+            {
+                ...common,
+                component: "create-user",
+                kind: "Job",
+                container: container({
+                    name: "create-user",
+                    image: args.images.webserver,
+                    // The password reaches the command through the environment (a Secret), never the manifest.
+                    args: [
+                        "bash",
+                        "-c",
+                        'exec airflow users create --role Admin --username "$ADMIN_USERNAME" --password "$ADMIN_PASSWORD" --email admin@example.invalid --firstname Airflow --lastname Admin',
+                    ],
+                    env: [
+                        secretEnv("ADMIN_USERNAME", args.admin.username),
+                        secretEnv("ADMIN_PASSWORD", args.admin.password),
+                    ],
+                    resources: args.resources.webserver,
+                }),
+                job: { backoffLimit: 6, activeDeadlineSeconds: 900 },
+                await: { timeout: "15m" },
+            },
+            { ...wsOpts, dependsOn: [configMap, connections, this.migrateJob] },
+        );
+        const after = { parent: this, dependsOn: [configMap, connections, this.migrateJob, this.createUserJob] };
+
+        // --- Long-running pods ----------------------------------------------------------------------------------
+        const workloads: Record<string, Workload> = {};
+        const schedulerLike = (
+            wlName: string,
+            component: string,
+            command: string,
+            jobType: string,
+            resources: ResourceSpec,
+        ) =>
+            new Workload(
+                wlName,
+                {
+                    ...common,
+                    component,
+                    initContainers: [waitForMigrations(args.images.scheduler, resources)],
+                    container: container({
+                        name: component,
+                        image: args.images.scheduler,
+                        args: airflowArgs(command),
+                        startupProbe: execProbe(jobsCheck(jobType), {
+                            periodSeconds: 10,
+                            timeoutSeconds: 20,
+                            failureThreshold: 6,
+                        }),
+                        livenessProbe: execProbe(jobsCheck(jobType), {
+                            initialDelaySeconds: 10,
+                            periodSeconds: 60,
+                            timeoutSeconds: 20,
+                            failureThreshold: 5,
+                        }),
+                        resources,
+                    }),
+                    terminationGracePeriodSeconds: 60,
+                },
+                after,
+            );
+        workloads["airflow-scheduler"] = schedulerLike(
+            "airflow-scheduler",
+            "scheduler",
+            "scheduler",
+            "SchedulerJob",
+            args.resources.scheduler,
+        );
+        workloads["airflow-triggerer"] = schedulerLike(
+            "airflow-triggerer",
+            "triggerer",
+            "triggerer",
+            "TriggererJob",
+            args.resources.triggerer,
+        );
+        if (v3) {
+            // Airflow 3 parses DAG files in a process of its own.
+            workloads["airflow-dag-processor"] = schedulerLike(
+                "airflow-dag-processor",
+                "dag-processor",
+                "dag-processor",
+                "DagProcessorJob",
+                args.resources.scheduler,
+            );
+        }
+
+        // Airflow 3: api-server, health under /api/v2/monitor/health. Airflow 2: webserver, /health (always 200 while
+        // the webserver answers; the official chart probes it the same way).
+        const healthPath = v3 ? "/api/v2/monitor/health" : "/health";
+        const webserver = new Workload(
+            webserverName,
+            {
+                ...common,
+                component: v3 ? "api-server" : "webserver",
+                replicas: args.replicas.webserver,
+                initContainers: [waitForMigrations(args.images.webserver, args.resources.webserver)],
+                container: container({
+                    name: "webserver",
+                    image: args.images.webserver,
+                    args: airflowArgs(v3 ? `api-server --port ${AIRFLOW_WEBSERVER_PORT}` : "webserver"),
+                    ports: [{ name: "http", containerPort: AIRFLOW_WEBSERVER_PORT }],
+                    startupProbe: httpProbe(healthPath, "http", { periodSeconds: 10, failureThreshold: 12 }),
+                    readinessProbe: httpProbe(healthPath, "http", { periodSeconds: 10 }),
+                    livenessProbe: httpProbe(healthPath, "http", { periodSeconds: 20, failureThreshold: 5 }),
+                    resources: args.resources.webserver,
+                }),
+                service: { ports: [{ name: "http", port: AIRFLOW_WEBSERVER_PORT, targetPort: "http" }] },
+            },
+            after,
+        );
+        workloads[webserverName] = webserver;
+        this.webserverServiceName = webserver.serviceName!;
+
+        // Workers: the only pods that run tasks, so the only ones with OANDA credentials and the pipeline's env.
+        const t = args.tasks;
+        const taskEnv: k8s.types.input.core.v1.EnvVar[] = [
+            { name: "FX_DATA_SOURCE", value: t.dataSource },
+            { name: "FX_DATA_DIR", value: "/data" },
+            { name: "INSTRUMENTS", value: t.instruments.join(",") },
+            { name: "OANDA_ENVIRONMENT", value: t.oandaEnvironment },
+            { name: "MLFLOW_TRACKING_URI", value: t.mlflowTrackingUri },
+            { name: "MODEL_NAME", value: MODEL.name },
+            { name: "MODEL_ALIAS", value: MODEL.alias },
+            ...feastEnv(t.feast, FEAST_REPO_PATHS.airflowWorker),
+            ...(t.oanda
+                ? [secretEnv("OANDA_API_TOKEN", t.oanda.token), secretEnv("OANDA_ACCOUNT_ID", t.oanda.accountId)]
+                : []),
+            // Only signal the main process so Celery's warm shutdown lets running tasks finish.
+            { name: "DUMB_INIT_SETSID", value: "0" },
+        ];
+        if (t.dataSource === "oanda" && !t.oanda) {
+            throw new Error(`Airflow '${name}': tasks.dataSource is "oanda" but no OANDA credentials were given`);
+        }
+        workloads["airflow-worker"] = new Workload(
+            "airflow-worker",
+            {
+                ...common,
+                scratch: { ...scratch, data: { mountPath: "/data" } },
+                component: "worker",
+                kind: "StatefulSet",
+                replicas: args.replicas.worker,
+                initContainers: [waitForMigrations(args.images.worker, args.resources.worker)],
+                container: container({
+                    name: "worker",
+                    image: args.images.worker,
+                    args: airflowArgs("celery worker"),
+                    env: taskEnv,
+                    ports: [{ name: "worker-logs", containerPort: AIRFLOW_WORKER_LOG_PORT }],
+                    livenessProbe: execProbe(
+                        [
+                            "sh",
+                            "-c",
+                            `CONNECTION_CHECK_MAX_COUNT=0 exec /entrypoint python -m celery --app ${CELERY_APP} inspect ping -d celery@$(hostname)`,
+                        ],
+                        { initialDelaySeconds: 30, periodSeconds: 60, timeoutSeconds: 20, failureThreshold: 5 },
+                    ),
+                    resources: args.resources.worker,
+                }),
+                service: {
+                    ports: [{ name: "worker-logs", port: AIRFLOW_WORKER_LOG_PORT, targetPort: "worker-logs" }],
+                },
+                // Warm shutdown: a task may take up to its execution_timeout (20 min in the DAGs) to finish.
+                terminationGracePeriodSeconds: 600,
+            },
+            after,
+        );
+        this.workloads = workloads;
+        this.registerOutputs({ webserverServiceName: this.webserverServiceName });
+    }
+}
