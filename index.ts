@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "./components/config";
 import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, Namespaces } from "./components/namespaces";
 import { Edge } from "./components/edge";
+import { Monitoring } from "./components/monitoring";
 import { Images } from "./components/images";
 import { Postgres } from "./components/postgres";
 import { Redis } from "./components/redis";
@@ -47,13 +48,24 @@ const redis = new Redis("fx", {
     retainOnDelete: config.storage.retainOnDelete,
 });
 
+const monitoring = new Monitoring("fx", {
+    namespace: namespaces.monitoring,
+    appNamespace: namespaces.app,
+    grafanaAdminSecretName: secrets.grafanaAdminSecretName,
+    retention: config.prometheusRetention,
+    storageSize: config.storage.prometheus,
+    storageClass: config.storage.storageClass,
+    features: { fingpt: config.fingpt.enabled },
+    extraScrapeJobs: [postgres.scrapeJob],
+});
+
 const edge = new Edge("fx", {
     edge: config.edge,
     certManagerNamespace: namespaces.certManager ?? CERT_MANAGER_NAMESPACE,
     backends: {
         airflow: { namespace: namespaces.app, service: "airflow-webserver", port: 8080 },
         mlflow: { namespace: namespaces.app, service: "mlflow", port: 5000 },
-        grafana: { namespace: namespaces.monitoring, service: "grafana", port: 80 },
+        grafana: { namespace: namespaces.monitoring, ...monitoring.grafanaService },
         api: { namespace: namespaces.app, service: "fastapi", port: 8000 },
     },
 });
@@ -67,3 +79,5 @@ export const postgresHost = postgres.host;
 export const postgresPort = postgres.port;
 export const redisAddress = redis.address;
 export const urls = edge.urls;
+export const prometheusUrl = monitoring.prometheusUrl;
+export const statsdHost = monitoring.statsdHost;

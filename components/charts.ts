@@ -19,10 +19,11 @@ export const CHARTS = {
      */
     redis: { chart: "redis", repo: "https://groundhog2k.github.io/helm-charts/", version: "1.3.8" },
     prometheus: { chart: "prometheus", repo: "https://prometheus-community.github.io/helm-charts", version: "29.27.0" },
+    /** Airflow StatsD -> Prometheus; 0.15.0 ships statsd_exporter v0.28.0 (the version monitoring/statsd is tested with). */
     statsdExporter: {
         chart: "prometheus-statsd-exporter",
         repo: "https://prometheus-community.github.io/helm-charts",
-        version: "1.0.0",
+        version: "0.15.0",
     },
     /** The Grafana chart moved to grafana-community in January 2026. */
     grafana: { chart: "grafana", repo: "https://grafana-community.github.io/helm-charts", version: "12.11.1" },
