@@ -1,0 +1,66 @@
+"""The fx-mlflow image's server: starts with the pinned MLflow, answers /health, exposes Prometheus metrics,
+and serves the model registry our pipeline uses (alias lookups over HTTP)."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{d}/mlflow.db", "--serve-artifacts",
+         "--artifacts-destination", str(d / "artifacts"), "--expose-prometheus", str(d / "prom"),
+         "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read().decode()[-3000:])
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        raise AssertionError("mlflow server did not become healthy")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_health_and_metrics(server):
+    assert requests.get(f"{server}/health", timeout=5).text.strip() == "OK"
+    r = requests.get(f"{server}/metrics", timeout=5)
+    assert r.status_code == 200 and "mlflow_exporter_info" in r.text  # --expose-prometheus is wired
+
+
+def test_registry_alias_round_trip(server):
+    from mlflow import MlflowClient
+
+    c = MlflowClient(tracking_uri=server, registry_uri=server)
+    c.create_registered_model("fx-usdsgd-predictor")
+    exp = c.create_experiment("t")
+    run = c.create_run(exp)
+    mv = c.create_model_version("fx-usdsgd-predictor", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    c.set_registered_model_alias("fx-usdsgd-predictor", "champion", mv.version)
+    assert str(c.get_model_version_by_alias("fx-usdsgd-predictor", "champion").version) == str(mv.version)
