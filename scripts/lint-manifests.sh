@@ -46,7 +46,7 @@ for stack in "${stacks[@]}"; do
     echo "kube-score: stack $stack (${#manifests[@]} files)"
     rc=0
     out="$("$KUBE_SCORE" score "${score_flags[@]}" --output-format ci "${manifests[@]}")" || rc=$?
-    grep -v '^\[OK\]' <<<"$out" || true
+    grep -vE '^\[(OK|SKIPPED)\]' <<<"$out" || true
     echo "kube-score: $(grep -c '^\[OK\]' <<<"$out") OK, $(grep -c '^\[WARNING\]' <<<"$out") warnings, $(grep -c '^\[CRITICAL\]' <<<"$out") critical"
     [[ $rc -eq 0 ]] || failed+=("kube-score/$stack")
 
