@@ -12,6 +12,11 @@ export default tseslint.config(
         },
     },
     {
+        // Node scripts written as ES modules.
+        files: ["**/*.mjs"],
+        languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    },
+    {
         // Tests walk arbitrary resource inputs and load the program once per stack with require().
         files: ["test/**/*.ts", "policy/**/*.test.ts"],
         rules: {
