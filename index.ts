@@ -3,11 +3,18 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "./components/config";
 import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, Namespaces } from "./components/namespaces";
 import { Edge } from "./components/edge";
-import { Monitoring } from "./components/monitoring";
+import { AppNetworkPolicies } from "./components/appnetworkpolicies";
 import { Images } from "./components/images";
-import { Postgres } from "./components/postgres";
+import { Monitoring } from "./components/monitoring";
+import { CNPG_NAMESPACE, Postgres } from "./components/postgres";
 import { Redis } from "./components/redis";
 import { Secrets } from "./components/secrets";
+import { Airflow } from "./components/airflow";
+import { Fastapi } from "./components/fastapi";
+import { Feast } from "./components/feast";
+import { Fingpt } from "./components/fingpt";
+import { GpuDevicePlugin } from "./components/gpu";
+import { Mlflow } from "./components/mlflow";
 
 const config = loadConfig();
 
@@ -59,6 +66,126 @@ const monitoring = new Monitoring("fx", {
     extraScrapeJobs: [postgres.scrapeJob],
 });
 
+// Application workloads (issue 5): all from the digest-pinned images, credentials by Secret reference.
+const dataStores = { dependsOn: [postgres, redis] };
+const pullSecret = secrets.imagePullSecretName;
+const feastConnection = {
+    redis: { host: redis.host, port: redis.port, feastDb: redis.feastDb },
+    redisPassword: secrets.redisPassword,
+    registry: { host: postgres.host, port: postgres.port, database: "feast" },
+    registryUser: secrets.dbRoles.feast.username,
+    registryPassword: secrets.dbRoles.feast.password,
+};
+const mlflow = new Mlflow(
+    "fx",
+    {
+        namespace: namespaces.app,
+        image: images.refs.mlflow,
+        postgres,
+        dbPassword: secrets.dbPasswords.mlflow,
+        resources: config.resources.mlflow,
+        artifacts: {
+            kind: "pvc",
+            size: config.storage.mlflowArtifacts,
+            storageClass: config.storage.storageClass,
+            retainOnDelete: config.storage.retainOnDelete,
+        },
+        domain: config.edge.domain,
+        imagePullSecretName: pullSecret,
+    },
+    dataStores,
+);
+const feast = new Feast(
+    "fx",
+    {
+        namespace: namespaces.app,
+        image: images.refs.airflowWorker,
+        connection: feastConnection,
+        resources: config.resources.airflowWorker,
+        imagePullSecretName: pullSecret,
+    },
+    dataStores,
+);
+new Fastapi(
+    "fx",
+    {
+        namespace: namespaces.app,
+        image: images.refs.fastapi,
+        resources: config.resources.fastapi,
+        replicas: { min: config.replicas.fastapi, max: config.replicas.fastapiMax },
+        feast: feastConnection,
+        mlflowTrackingUri: mlflow.trackingUri,
+        instruments: config.data.instruments,
+        imagePullSecretName: pullSecret,
+    },
+    { dependsOn: [postgres, redis, feast] },
+);
+const airflow = new Airflow(
+    "fx",
+    {
+        namespace: namespaces.app,
+        images: {
+            scheduler: images.refs.airflowScheduler,
+            webserver: images.refs.airflowWebserver,
+            worker: images.refs.airflowWorker,
+        },
+        version: config.versions.airflow,
+        postgres,
+        dbPassword: secrets.dbPasswords.airflow,
+        redis,
+        redisPassword: secrets.redisPasswordValue,
+        keys: {
+            fernet: secrets.airflowFernetKey,
+            webserverSecret: secrets.airflowWebserverSecretKey,
+            jwtSecret: secrets.airflowJwtSecret,
+        },
+        admin: secrets.airflowAdmin,
+        tasks: {
+            dataSource: config.data.source,
+            oandaEnvironment: config.data.oandaEnvironment,
+            oanda: secrets.oanda,
+            instruments: config.data.instruments,
+            feast: feastConnection,
+            mlflowTrackingUri: mlflow.trackingUri,
+        },
+        statsd: { host: monitoring.statsdHost, port: monitoring.statsdPort },
+        resources: {
+            scheduler: config.resources.airflowScheduler,
+            webserver: config.resources.airflowWebserver,
+            worker: config.resources.airflowWorker,
+            triggerer: config.resources.airflowTriggerer,
+        },
+        replicas: { webserver: config.replicas.airflowWebserver, worker: config.replicas.airflowWorker },
+        imagePullSecretName: pullSecret,
+    },
+    { dependsOn: [postgres, redis, feast] },
+);
+if (config.fingpt.enabled) {
+    new Fingpt("fx", {
+        namespace: namespaces.app,
+        image: images.refs.fingpt,
+        mode: config.fingpt.mode,
+        baseModel: config.fingpt.baseModel,
+        adapter: config.fingpt.adapter,
+        gpu: config.gpu,
+        resources: config.resources.fingpt,
+        cache: {
+            size: config.storage.fingptCache,
+            storageClass: config.storage.storageClass,
+            retainOnDelete: config.storage.retainOnDelete,
+        },
+        hfToken: secrets.huggingFaceToken,
+        imagePullSecretName: pullSecret,
+    });
+}
+if (config.gpu.installDevicePlugin && namespaces.devicePlugin) {
+    new GpuDevicePlugin("nvidia", {
+        namespace: namespaces.devicePlugin,
+        nodeSelector: config.gpu.nodeSelector,
+        tolerations: config.gpu.tolerations,
+    });
+}
+
 const edge = new Edge("fx", {
     edge: config.edge,
     certManagerNamespace: namespaces.certManager ?? CERT_MANAGER_NAMESPACE,
@@ -68,6 +195,16 @@ const edge = new Edge("fx", {
         grafana: { namespace: namespaces.monitoring, ...monitoring.grafanaService },
         api: { namespace: namespaces.app, service: "fastapi", port: 8000 },
     },
+});
+
+new AppNetworkPolicies("fx", {
+    app: namespaces.app,
+    monitoring: namespaces.monitoring,
+    certManager: namespaces.certManager,
+    cnpgOperator: { namespace: CNPG_NAMESPACE, after: postgres.operator },
+    devicePlugin: namespaces.devicePlugin,
+    ingressControllerNamespace: config.edge.ingressControllerNamespace,
+    acmeHttp01: config.edge.tlsIssuer === "acme",
 });
 
 export const namespace = namespaces.app;
@@ -81,3 +218,5 @@ export const redisAddress = redis.address;
 export const urls = edge.urls;
 export const prometheusUrl = monitoring.prometheusUrl;
 export const statsdHost = monitoring.statsdHost;
+export const mlflowTrackingUri = mlflow.trackingUri;
+export const airflowWebserverService = airflow.webserverServiceName;

@@ -351,6 +351,8 @@ export class Airflow extends pulumi.ComponentResource {
                     args: airflowArgs("celery worker"),
                     env: taskEnv,
                     ports: [{ name: "worker-logs", containerPort: AIRFLOW_WORKER_LOG_PORT }],
+                    // Ready once the task-log server listens (the headless Service then publishes the pod's name).
+                    readinessProbe: { tcpSocket: { port: "worker-logs" }, periodSeconds: 10, failureThreshold: 3 },
                     livenessProbe: execProbe(
                         [
                             "sh",

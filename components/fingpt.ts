@@ -77,7 +77,12 @@ export class Fingpt extends pulumi.ComponentResource {
                         resources: { requests: { storage: args.cache.size } },
                     },
                 },
-                { parent: this, retainOnDelete: args.cache.retainOnDelete },
+                {
+                    parent: this,
+                    // Protected too: `pulumi destroy` refuses while it is, and leaves the volume if protection is lifted.
+                    retainOnDelete: args.cache.retainOnDelete,
+                    protect: args.cache.retainOnDelete,
+                },
             );
             volumes.push({ name: "model-cache", persistentVolumeClaim: { claimName: cache.metadata.name } });
             volumeMounts.push({ name: "model-cache", mountPath: HF_HOME });

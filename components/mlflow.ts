@@ -106,7 +106,12 @@ export class Mlflow extends pulumi.ComponentResource {
                         resources: { requests: { storage: args.artifacts.size } },
                     },
                 },
-                { ...parent, retainOnDelete: args.artifacts.retainOnDelete },
+                {
+                    ...parent,
+                    // Protected too: `pulumi destroy` refuses while it is, and leaves the volume if protection is lifted.
+                    retainOnDelete: args.artifacts.retainOnDelete,
+                    protect: args.artifacts.retainOnDelete,
+                },
             );
             volumes.push({ name: "artifacts", persistentVolumeClaim: { claimName: pvc.metadata.name } });
             volumeMounts.push({ name: "artifacts", mountPath: ARTIFACTS_PATH });

@@ -177,6 +177,7 @@ describe("airflow", () => {
         expect(c.image).toBe(img("worker"));
         expect(c.args).toEqual(["bash", "-c", "exec airflow celery worker"]);
         expect(c.ports).toEqual([{ name: "worker-logs", containerPort: 8793, protocol: "TCP" }]);
+        expect(c.readinessProbe.tcpSocket).toEqual({ port: "worker-logs" });
         const env = envOf(c);
         expect(env).toMatchObject({ FX_DATA_SOURCE: "oanda", OANDA_ENVIRONMENT: "practice", FEAST_REDIS_DB: "0" });
         expect(env.OANDA_API_TOKEN).toEqual({ secretKeyRef: { name: "oanda", key: "token" } });

@@ -1,4 +1,4 @@
-import { runProgram } from "./harness";
+import { runProgram, runStack } from "./harness";
 
 const IMAGE = "ghcr.io/example-org/fx-ml/fx-fingpt@sha256:" + "e".repeat(64);
 const TAINT = { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" };
@@ -80,5 +80,16 @@ describe("fingpt", () => {
 
     test("a GPU count below one is refused in model mode", async () => {
         await expect(runProgram(program("model", 0))).rejects.toThrow(/gpu.count must be a whole number >= 1.*got 0/);
+    });
+
+    test("the gpu stack deploys FinGPT on the GPU pool; the dev stack has no FinGPT", async () => {
+        const gpu = await runStack("gpu");
+        const dev = await runStack("dev");
+        const pod = podOf(gpu);
+        expect(pod.containers[0].resources.limits["nvidia.com/gpu"]).toBe("1");
+        expect(pod.nodeSelector).toEqual({ "nvidia.com/gpu.present": "true" });
+        expect(pod.tolerations).toEqual([TAINT]);
+        expect(dev.ofType("kubernetes:apps/v1:Deployment", "fingpt")).toEqual([]);
+        expect(dev.ofType("kubernetes:core/v1:Service", "fingpt")).toEqual([]);
     });
 });

@@ -1,4 +1,4 @@
-import { reveal, runProgram } from "./harness";
+import { reveal, runProgram, runStack } from "./harness";
 
 const TAINT = { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" };
 
@@ -40,5 +40,18 @@ describe("NVIDIA device plugin", () => {
             new GpuDevicePlugin("nvidia", { namespace: "nvidia-device-plugin", nodeSelector: {}, tolerations: [] });
         };
         await expect(runProgram(program)).rejects.toThrow(/nodeSelector is empty/);
+    });
+
+    test("installed in the gpu stack only", async () => {
+        const gpu = await runStack("gpu");
+        const dev = await runStack("dev");
+        const rel = gpu.one("kubernetes:helm.sh/v3:Release", /nvidia/);
+        const values = reveal(rel.inputs.values);
+        expect(values.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms).toEqual([
+            { matchExpressions: [{ key: "nvidia.com/gpu.present", operator: "In", values: ["true"] }] },
+        ]);
+        expect(
+            dev.ofType("kubernetes:helm.sh/v3:Release").filter((r) => r.inputs.chart === "nvidia-device-plugin"),
+        ).toEqual([]);
     });
 });

@@ -1,4 +1,4 @@
-import { runProgram } from "./harness";
+import { runProgram, runStack } from "./harness";
 
 const IMAGE = "localhost:5001/fx-fastapi@sha256:" + "b".repeat(64);
 const RES = { cpuRequest: "100m", cpuLimit: "500m", memory: "256Mi" };
@@ -99,5 +99,74 @@ describe("workload helper", () => {
             });
         };
         await expect(runProgram(noProbe)).rejects.toThrow(/Workload 'bare': a long-running Deployment needs/);
+    });
+});
+
+const POD_OWNERS = ["kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet"];
+const APP_WORKLOADS = [
+    "airflow-scheduler",
+    "airflow-webserver",
+    "airflow-triggerer",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-migrate",
+    "airflow-create-user",
+    "feast-apply",
+    "mlflow",
+    "fastapi",
+];
+
+describe.each(["dev", "gpu"] as const)("%s stack: application workloads", (stack) => {
+    let run: Awaited<ReturnType<typeof runStack>>;
+    beforeAll(async () => {
+        run = await runStack(stack);
+    });
+
+    test("every Service selects exactly the pods of the one workload it fronts", () => {
+        const services = run.ofType("kubernetes:core/v1:Service").filter((s) => s.inputs.spec?.selector);
+        expect(services.map((s) => s.name)).toEqual(
+            expect.arrayContaining(["mlflow", "fastapi", "airflow-webserver", "airflow-worker"]),
+        );
+        const pods = run.resources
+            .filter((r) => POD_OWNERS.includes(r.type))
+            .map((r) => ({
+                owner: r,
+                ns: r.inputs.metadata?.namespace,
+                labels: r.inputs.spec.template.metadata.labels,
+            }));
+        for (const svc of services) {
+            const sel: Record<string, string> = svc.inputs.spec.selector;
+            const matched = pods.filter(
+                (p) =>
+                    p.ns === svc.inputs.metadata.namespace &&
+                    Object.entries(sel).every(([k, v]) => p.labels?.[k] === v),
+            );
+            // Exactly one workload, and it is the one the Service is named after.
+            expect([svc.name, matched.map((m) => m.owner.inputs.metadata.name)]).toEqual([
+                svc.name,
+                [svc.inputs.metadata.name],
+            ]);
+        }
+    });
+
+    test("every application workload runs a digest-pinned image built by the images component", () => {
+        const refs = Object.values(run.outputs.imageRefs.value as Record<string, string>);
+        for (const name of APP_WORKLOADS) {
+            const [w] = run.resources.filter(
+                (r) => [...POD_OWNERS, "kubernetes:batch/v1:Job"].includes(r.type) && r.inputs.metadata?.name === name,
+            );
+            expect([name, w !== undefined]).toEqual([name, true]);
+            const pod = w.inputs.spec.template.spec;
+            for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+                expect(c.image).toMatch(/@sha256:[0-9a-f]{64}$/);
+                expect(refs).toContain(c.image);
+            }
+        }
+    });
+
+    test("imagePullSecrets follow the registry: the pull Secret where the registry has credentials, none on kind", () => {
+        const dep = run.one("kubernetes:apps/v1:Deployment", "mlflow").inputs.spec.template.spec;
+        if (stack === "gpu") expect(dep.imagePullSecrets).toEqual([{ name: "registry-pull" }]);
+        else expect(dep.imagePullSecrets).toBeUndefined();
     });
 });
