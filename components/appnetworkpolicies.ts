@@ -43,7 +43,18 @@ export const PORTS = {
     acmeSolver: 8089,
 } as const;
 
-const AIRFLOW = [APP.airflowScheduler, APP.airflowWebserver, APP.airflowWorker, APP.airflowTriggerer];
+/** Airflow 3's standalone DAG processor (components/airflow.ts); not in the shared APP table. */
+export const AIRFLOW_DAG_PROCESSOR = "airflow-dag-processor";
+/** Every long-running Airflow pod: each sends StatsD. */
+const AIRFLOW = [
+    APP.airflowScheduler,
+    APP.airflowWebserver,
+    APP.airflowWorker,
+    APP.airflowTriggerer,
+    AIRFLOW_DAG_PROCESSOR,
+];
+/** Pods that call the Airflow 3 execution API on the api-server. */
+const EXECUTION_API_CLIENTS = [APP.airflowScheduler, APP.airflowWorker, APP.airflowTriggerer, AIRFLOW_DAG_PROCESSOR];
 
 export interface AppNetworkPoliciesArgs {
     /** The pipeline namespace. */
@@ -110,14 +121,14 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
         allow("airflow-webserver", args.app, podsNamed(APP.airflowWebserver), APP.airflowWebserver, [
             { why: "UI through the ingress controller", from: [edge], ports: [PORTS.airflowApi] },
             {
-                why: "Airflow 3 execution API from the scheduler, workers and triggerer",
-                from: [inApp(APP.airflowScheduler, APP.airflowWorker, APP.airflowTriggerer)],
+                why: "Airflow 3 execution API from the scheduler, workers, triggerer and DAG processor",
+                from: [inApp(...EXECUTION_API_CLIENTS)],
                 ports: [PORTS.airflowApi],
             },
         ]);
-        allow("airflow-task-logs", args.app, podsNamed(APP.airflowScheduler, APP.airflowWorker), APP.airflowWorker, [
+        allow("airflow-task-logs", args.app, podsNamed(APP.airflowWorker), APP.airflowWorker, [
             {
-                why: "task logs served to the webserver",
+                why: "task logs the Celery workers serve to the webserver (the scheduler runs no tasks under CeleryExecutor)",
                 from: [inApp(APP.airflowWebserver)],
                 ports: [PORTS.airflowLogs],
             },

@@ -87,6 +87,7 @@ const P = {
     scheduler: named(APP_NS, "airflow-scheduler"),
     worker: named(APP_NS, "airflow-worker"),
     triggerer: named(APP_NS, "airflow-triggerer"),
+    dagProcessor: named(APP_NS, "airflow-dag-processor"),
     mlflow: named(APP_NS, "mlflow"),
     fastapi: named(APP_NS, "fastapi"),
     fingpt: named(APP_NS, "fingpt"),
@@ -131,16 +132,17 @@ const NEEDED: Flow[] = [
     ["prometheus", "postgres", 9187],
     ["prometheus", "redis", 9121],
     ["webserver", "worker", 8793],
-    ["webserver", "scheduler", 8793],
     ["scheduler", "webserver", 8080],
     ["worker", "webserver", 8080],
     ["triggerer", "webserver", 8080],
+    ["dagProcessor", "webserver", 8080],
     ["fastapi", "mlflow", 5000],
     ["worker", "mlflow", 5000],
     ["scheduler", "statsd", 9125, "UDP"],
     ["worker", "statsd", 9125, "UDP"],
     ["webserver", "statsd", 9125, "UDP"],
     ["triggerer", "statsd", 9125, "UDP"],
+    ["dagProcessor", "statsd", 9125, "UDP"],
     ["grafana", "prometheus", 9090],
     ["worker", "postgres", 5432],
     ["fastapi", "redis", 6379],
@@ -166,6 +168,7 @@ const UNLISTED: Flow[] = [
     ["worker", "statsd", 9125, "TCP"],
     ["mlflow", "statsd", 9125, "UDP"],
     ["mlflow", "worker", 8793],
+    ["webserver", "scheduler", 8793],
     ["grafana", "fastapi", 8000],
     ["stranger", "certManagerWebhook", 9402],
 ];
@@ -230,8 +233,18 @@ describe("NetworkPolicies: default deny, then exactly the flows the stack needs"
     });
 
     test("the modelled pods carry the labels the workloads really give their pods", () => {
-        const modelled = ["webserver", "scheduler", "worker", "triggerer", "mlflow", "fastapi", "fingpt"] as const;
-        for (const [, run] of both()) {
+        const modelled = [
+            "webserver",
+            "scheduler",
+            "worker",
+            "triggerer",
+            "dagProcessor",
+            "mlflow",
+            "fastapi",
+            "fingpt",
+        ] as const;
+        for (const [stack, run] of both()) {
+            const seen = new Set<string>();
             for (const w of run.resources.filter((r) => /apps\/v1:(Deployment|StatefulSet)$/.test(r.type))) {
                 const real = reveal(w.inputs);
                 const key = modelled.find(
@@ -242,7 +255,10 @@ describe("NetworkPolicies: default deny, then exactly the flows the stack needs"
                 if (!key) continue;
                 expect(real.metadata.namespace).toBe(P[key].namespace);
                 expect(real.spec.template.metadata.labels).toMatchObject(P[key].labels);
+                seen.add(key);
             }
+            // Every modelled workload exists (FinGPT only where it is enabled), so the check above is not vacuous.
+            expect([...seen].sort()).toEqual(modelled.filter((k) => stack === "gpu" || k !== "fingpt").sort());
         }
     });
 

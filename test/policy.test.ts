@@ -149,6 +149,8 @@ describe("policy pack: every policy over every resource of both stacks", () => {
             }
         }
         expect(violations).toEqual([]);
+        // The pod rules had pods to judge: every workload of the stack (9 on dev, 10 with FinGPT on gpu).
+        expect(run.resources.filter((r) => WORKLOADS.includes(r.type)).length).toBeGreaterThanOrEqual(9);
     });
 
     test.each(["dev", "gpu"] as const)(
