@@ -4,7 +4,7 @@ import { ResourceSpec } from "./config";
 import { FEAST_REPO_PATHS, FeastConnection, feastEnv } from "./feast";
 import { MODEL } from "./fastapi";
 import { SecretKeyRef, secretEnv } from "./secrets";
-import { execProbe, httpProbe, labels } from "./shared";
+import { execProbe, httpProbe, labels, tcpProbe } from "./shared";
 import { AIRFLOW_USER, ContainerSpec, ScratchVolume, Workload, WorkloadArgs } from "./workload";
 
 export const AIRFLOW_WEBSERVER_PORT = 8080;
@@ -174,9 +174,14 @@ export class Airflow extends pulumi.ComponentResource {
                 args: airflowArgs(`db check-migrations --migration-wait-timeout=${MIGRATION_WAIT_SECONDS}`),
                 resources,
             });
-        const common: Pick<WorkloadArgs, "namespace" | "scratch" | "runAs" | "imagePullSecretName"> = {
+        const common: Pick<
+            WorkloadArgs,
+            "namespace" | "scratch" | "runAs" | "imagePullSecretName" | "writableRootReason"
+        > = {
             namespace: args.namespace,
             scratch,
+            writableRootReason:
+                "Airflow writes airflow.cfg and webserver_config.py into AIRFLOW_HOME on start, as in the official chart",
             runAs: AIRFLOW_USER,
             imagePullSecretName: args.imagePullSecretName,
         };
@@ -306,7 +311,7 @@ export class Airflow extends pulumi.ComponentResource {
                     ports: [{ name: "http", containerPort: AIRFLOW_WEBSERVER_PORT }],
                     startupProbe: httpProbe(healthPath, "http", { periodSeconds: 10, failureThreshold: 12 }),
                     readinessProbe: httpProbe(healthPath, "http", { periodSeconds: 10 }),
-                    livenessProbe: httpProbe(healthPath, "http", { periodSeconds: 20, failureThreshold: 5 }),
+                    livenessProbe: tcpProbe("http", { failureThreshold: 5 }),
                     resources: args.resources.webserver,
                 }),
                 service: { ports: [{ name: "http", port: AIRFLOW_WEBSERVER_PORT, targetPort: "http" }] },
@@ -352,7 +357,7 @@ export class Airflow extends pulumi.ComponentResource {
                     env: taskEnv,
                     ports: [{ name: "worker-logs", containerPort: AIRFLOW_WORKER_LOG_PORT }],
                     // Ready once the task-log server listens (the headless Service then publishes the pod's name).
-                    readinessProbe: { tcpSocket: { port: "worker-logs" }, periodSeconds: 10, failureThreshold: 3 },
+                    readinessProbe: tcpProbe("worker-logs", { periodSeconds: 10 }),
                     livenessProbe: execProbe(
                         [
                             "sh",

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceSpec } from "./config";
 import { secretEnv } from "./secrets";
-import { httpProbe, labels } from "./shared";
+import { httpProbe, labels, tcpProbe } from "./shared";
 import { Workload } from "./workload";
 
 export const MLFLOW_NAME = "mlflow";
@@ -151,7 +151,7 @@ export class Mlflow extends pulumi.ComponentResource {
                     ports: [{ name: "http", containerPort: MLFLOW_PORT }],
                     startupProbe: httpProbe("/health", "http", { periodSeconds: 5, failureThreshold: 36 }),
                     readinessProbe: httpProbe("/health", "http"),
-                    livenessProbe: httpProbe("/health", "http", { periodSeconds: 20, failureThreshold: 3 }),
+                    livenessProbe: tcpProbe("http"),
                     resources: args.resources,
                     volumeMounts,
                 },

@@ -76,6 +76,14 @@ export function httpProbe(
     return { httpGet: { path, port }, timeoutSeconds: 5, periodSeconds: 10, failureThreshold: 3, ...timing };
 }
 
+/**
+ * TCP probe: the process accepts connections. Used for liveness beside an HTTP readiness check, so a dependency
+ * outage (which fails readiness) never restarts a healthy process.
+ */
+export function tcpProbe(port: number | string, timing: ProbeTiming = {}): k8s.types.input.core.v1.Probe {
+    return { tcpSocket: { port }, timeoutSeconds: 5, periodSeconds: 20, failureThreshold: 3, ...timing };
+}
+
 /** Exec probe (for processes without an HTTP endpoint, such as the Airflow scheduler or a Celery worker). */
 export function execProbe(command: string[], timing: ProbeTiming = {}): k8s.types.input.core.v1.Probe {
     return { exec: { command }, timeoutSeconds: 20, periodSeconds: 60, failureThreshold: 5, ...timing };

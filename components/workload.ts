@@ -84,6 +84,11 @@ export interface WorkloadArgs {
     /** Extra labels on the pod template (not used in selectors). */
     podLabels?: Record<string, string>;
     /**
+     * Why a container needs a writable root filesystem; required when any container sets
+     * `readOnlyRootFilesystem: false`. It becomes the documented linter exception on the object.
+     */
+    writableRootReason?: string;
+    /**
      * How long `pulumi up` waits for the workload to become ready (or, for a Job, to complete); `false` skips the
      * wait, for pods whose readiness depends on something the pipeline produces later (a trained model).
      */
@@ -145,12 +150,28 @@ export class Workload extends pulumi.ComponentResource {
         if (kind !== "Job" && !args.container.livenessProbe && !args.container.readinessProbe) {
             throw new Error(`Workload '${name}': a long-running ${kind} needs a readiness or liveness probe`);
         }
+        const writable = [args.container, ...(args.initContainers ?? [])].filter(
+            (c) => c.readOnlyRootFilesystem === false,
+        );
+        if (writable.length > 0 && !args.writableRootReason) {
+            throw new Error(
+                `Workload '${name}': container(s) ${writable.map((c) => c.name).join(", ")} need a writable root ` +
+                    "filesystem; say why in 'writableRootReason'",
+            );
+        }
         this.name = name;
         this.selector = selectorLabels(name);
         const meta: k8s.types.input.meta.v1.ObjectMeta = {
             name,
             namespace: args.namespace,
             labels: labels(name, args.component),
+            // The one sanctioned exception to a read-only root, recorded where the peer linters read it.
+            annotations: args.writableRootReason
+                ? {
+                      "kube-score/ignore": "container-security-context-readonlyrootfilesystem",
+                      "checkov.io/skip1": `CKV_K8S_22=${args.writableRootReason}`,
+                  }
+                : undefined,
         };
 
         const scratch = Object.entries(args.scratch ?? {});
@@ -192,7 +213,7 @@ export class Workload extends pulumi.ComponentResource {
         };
         if (args.await === false) {
             // The Kubernetes provider's documented opt-out of its readiness await.
-            meta.annotations = { "pulumi.com/skipAwait": "true" };
+            meta.annotations = { ...(meta.annotations ?? {}), "pulumi.com/skipAwait": "true" };
         }
         const replicas = args.replicas === "autoscaled" ? undefined : (args.replicas ?? 1);
 

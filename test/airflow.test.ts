@@ -123,9 +123,11 @@ describe("airflow", () => {
         const ws = main(run.one("kubernetes:apps/v1:Deployment", "airflow-webserver"));
         expect(ws.image).toBe(img("webserver"));
         expect(ws.args).toEqual(["bash", "-c", "exec airflow api-server --port 8080"]);
-        for (const p of [ws.startupProbe, ws.readinessProbe, ws.livenessProbe]) {
+        for (const p of [ws.startupProbe, ws.readinessProbe]) {
             expect(p.httpGet).toEqual({ path: "/api/v2/monitor/health", port: "http" });
         }
+        // Liveness only asks whether the process accepts connections: a database outage must not restart it.
+        expect(ws.livenessProbe).toEqual(expect.objectContaining({ tcpSocket: { port: "http" } }));
         const dp = main(run.one("kubernetes:apps/v1:Deployment", "airflow-dag-processor"));
         expect(dp.args).toEqual(["bash", "-c", "exec airflow dag-processor"]);
         expect(dp.livenessProbe.exec.command[2]).toContain("airflow jobs check --job-type DagProcessorJob --local");

@@ -91,9 +91,10 @@ describe("mlflow", () => {
         const run = await runProgram(mlflowProgram("pvc"));
         const dep = run.one("kubernetes:apps/v1:Deployment", "mlflow");
         const c = dep.inputs.spec.template.spec.containers[0];
-        for (const p of [c.startupProbe, c.readinessProbe, c.livenessProbe]) {
+        for (const p of [c.startupProbe, c.readinessProbe]) {
             expect(p.httpGet).toEqual({ path: "/health", port: "http" });
         }
+        expect(c.livenessProbe).toEqual(expect.objectContaining({ tcpSocket: { port: "http" } }));
         expect(dep.inputs.spec.template.metadata.annotations).toEqual({
             "prometheus.io/scrape": "true",
             "prometheus.io/port": "5000",

@@ -100,6 +100,36 @@ describe("workload helper", () => {
         };
         await expect(runProgram(noProbe)).rejects.toThrow(/Workload 'bare': a long-running Deployment needs/);
     });
+
+    test("a writable root filesystem needs a stated reason, which becomes the linters' documented exception", async () => {
+        const writable = (reason?: string) => () => {
+            const { Workload } = require("../components/workload");
+            const { httpProbe } = require("../components/shared");
+            new Workload("rw", {
+                namespace: "fx-ml",
+                component: "server",
+                writableRootReason: reason,
+                container: {
+                    name: "rw",
+                    image: IMAGE,
+                    readinessProbe: httpProbe("/health", 8000),
+                    resources: RES,
+                    readOnlyRootFilesystem: false,
+                },
+            });
+        };
+        await expect(runProgram(writable())).rejects.toThrow(/Workload 'rw': container\(s\) rw need a writable root/);
+        const run = await runProgram(writable("writes its config on start"));
+        const dep = run.one("kubernetes:apps/v1:Deployment", "rw");
+        expect(dep.inputs.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem).toBe(false);
+        expect(dep.inputs.metadata.annotations).toEqual({
+            "kube-score/ignore": "container-security-context-readonlyrootfilesystem",
+            "checkov.io/skip1": "CKV_K8S_22=writes its config on start",
+        });
+        // Without the exception, no annotation: the default stays read-only.
+        const plain = await runProgram(program());
+        expect(plain.one("kubernetes:apps/v1:Deployment", "demo").inputs.metadata.annotations).toBeUndefined();
+    });
 });
 
 const POD_OWNERS = ["kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet"];
