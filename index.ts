@@ -9,12 +9,12 @@ import { Monitoring } from "./components/monitoring";
 import { CNPG_NAMESPACE, Postgres } from "./components/postgres";
 import { Redis } from "./components/redis";
 import { Secrets } from "./components/secrets";
-import { Airflow } from "./components/airflow";
-import { Fastapi } from "./components/fastapi";
+import { AIRFLOW_WEBSERVER_PORT, Airflow } from "./components/airflow";
+import { FASTAPI_PORT, Fastapi } from "./components/fastapi";
 import { Feast } from "./components/feast";
 import { Fingpt } from "./components/fingpt";
 import { GpuDevicePlugin } from "./components/gpu";
-import { Mlflow } from "./components/mlflow";
+import { MLFLOW_PORT, Mlflow } from "./components/mlflow";
 
 const config = loadConfig();
 
@@ -106,7 +106,7 @@ const feast = new Feast(
     },
     dataStores,
 );
-new Fastapi(
+const fastapi = new Fastapi(
     "fx",
     {
         namespace: namespaces.app,
@@ -190,10 +190,10 @@ const edge = new Edge("fx", {
     edge: config.edge,
     certManagerNamespace: namespaces.certManager ?? CERT_MANAGER_NAMESPACE,
     backends: {
-        airflow: { namespace: namespaces.app, service: "airflow-webserver", port: 8080 },
-        mlflow: { namespace: namespaces.app, service: "mlflow", port: 5000 },
+        airflow: { namespace: namespaces.app, service: airflow.webserverServiceName, port: AIRFLOW_WEBSERVER_PORT },
+        mlflow: { namespace: namespaces.app, service: mlflow.serviceName, port: MLFLOW_PORT },
         grafana: { namespace: namespaces.monitoring, ...monitoring.grafanaService },
-        api: { namespace: namespaces.app, service: "fastapi", port: 8000 },
+        api: { namespace: namespaces.app, service: fastapi.serviceName, port: FASTAPI_PORT },
     },
 });
 
