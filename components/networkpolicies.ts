@@ -64,6 +64,8 @@ export interface IngressRule {
     readonly why: string;
     readonly from: readonly Peer[];
     readonly ports: readonly (number | string)[];
+    /** Default TCP. */
+    readonly protocol?: "TCP" | "UDP" | "SCTP";
 }
 
 export interface AllowFromArgs {
@@ -103,7 +105,7 @@ export function allowFrom(
                 policyTypes: ["Ingress"],
                 ingress: args.rules.map((r) => ({
                     from: [...r.from],
-                    ports: r.ports.map((port) => ({ protocol: "TCP", port })),
+                    ports: r.ports.map((port) => ({ protocol: r.protocol ?? "TCP", port })),
                 })),
             },
         },

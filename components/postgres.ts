@@ -64,6 +64,8 @@ export class Postgres extends pulumi.ComponentResource {
      * would make the chart's service-endpoints job scrape every instance again through `-rw`, `-ro` and `-r`.
      */
     public readonly scrapeJob: pulumi.Output<Record<string, unknown>>;
+    /** The operator's namespace (`cnpg-system`), resolved once the Namespace exists. */
+    public readonly operatorNamespace: pulumi.Output<string>;
     public readonly operator: k8s.helm.v3.Release;
     public readonly cluster: k8s.helm.v3.Release;
 
@@ -89,11 +91,13 @@ export class Postgres extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        this.operatorNamespace = operatorNs.metadata.name;
+
         this.operator = new k8s.helm.v3.Release(
             `${name}-cnpg`,
             {
                 name: "cnpg",
-                namespace: operatorNs.metadata.name,
+                namespace: this.operatorNamespace,
                 ...chartSource(CHARTS.cnpgOperator),
                 values: chartValues("cloudnative-pg"),
                 // Helm waits for the operator Deployment, so its webhook answers before the Cluster is applied.
@@ -210,6 +214,11 @@ export class Postgres extends pulumi.ComponentResource {
             }),
         );
 
-        this.registerOutputs({ host: this.host, port: this.port, clusterName: this.clusterName });
+        this.registerOutputs({
+            host: this.host,
+            port: this.port,
+            clusterName: this.clusterName,
+            operatorNamespace: this.operatorNamespace,
+        });
     }
 }

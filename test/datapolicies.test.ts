@@ -156,6 +156,32 @@ describe("NetworkPolicy helper", () => {
         );
     });
 
+    test("rules are TCP unless they say otherwise, and say why in an annotation", async () => {
+        const run = await runStack("dev", {
+            program: () => {
+                const { allowFrom, peer, podsNamed } = require("../components/networkpolicies");
+                allowFrom("statsd-in", {
+                    namespace: "fx-ml-monitoring",
+                    app: "statsd-exporter",
+                    podSelector: podsNamed("statsd-exporter"),
+                    rules: [
+                        { why: "StatsD", from: [peer({ namespace: "fx-ml" })], ports: [9125], protocol: "UDP" },
+                        { why: "scrape", from: [peer({ pods: podsNamed("prometheus") })], ports: [9102] },
+                    ],
+                });
+            },
+        });
+        const p = run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "statsd-in");
+        expect(p.inputs.spec.ingress.map((r: any) => r.ports)).toEqual([
+            [{ protocol: "UDP", port: 9125 }],
+            [{ protocol: "TCP", port: 9102 }],
+        ]);
+        expect(p.inputs.spec.ingress[0].from).toEqual([
+            { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "fx-ml" } } },
+        ]);
+        expect(p.inputs.metadata.annotations["fx-ml-pipeline/allows"]).toBe("StatsD (9125); scrape (9102)");
+    });
+
     test("the evaluator above is not vacuous: an allow-all peer admits a stranger", () => {
         const policy = {
             inputs: {
