@@ -5,8 +5,9 @@ set -euo pipefail
 if command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # prometheus: promtool for scripts/check-monitoring.sh (Debian 12 ships 2.42).
-    apt-get install -y -qq --no-install-recommends shellcheck prometheus >/dev/null
+    # prometheus: promtool for scripts/check-monitoring.sh (Debian 12 ships 2.42); redis-server: the real Redis the
+    # reference app's tests run against (scripts/test-python.sh starts it on a loopback port).
+    apt-get install -y -qq --no-install-recommends shellcheck prometheus redis-server >/dev/null
 fi
 
 # statsd_exporter, the release prometheus-statsd-exporter 0.15.0 runs, for the StatsD mapping check.

@@ -25,5 +25,8 @@ bash scripts/check-monitoring.sh
 step "Pulumi program under mocks (jest)"
 npx jest --ci
 
+step "Reference app: pytest per image in venvs built from app/requirements (scripts/test-python.sh)"
+bash scripts/test-python.sh
+
 step "Rendered manifests: kube-score and checkov (scripts/lint-manifests.sh)"
 bash scripts/lint-manifests.sh
