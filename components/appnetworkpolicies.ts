@@ -43,18 +43,16 @@ export const PORTS = {
     acmeSolver: 8089,
 } as const;
 
-/** Airflow 3's standalone DAG processor (components/airflow.ts); not in the shared APP table. */
-export const AIRFLOW_DAG_PROCESSOR = "airflow-dag-processor";
 /** Every long-running Airflow pod: each sends StatsD. */
 const AIRFLOW = [
     APP.airflowScheduler,
     APP.airflowWebserver,
     APP.airflowWorker,
     APP.airflowTriggerer,
-    AIRFLOW_DAG_PROCESSOR,
+    APP.airflowDagProcessor,
 ];
 /** Pods that call the Airflow 3 execution API on the api-server. */
-const EXECUTION_API_CLIENTS = [APP.airflowScheduler, APP.airflowWorker, APP.airflowTriggerer, AIRFLOW_DAG_PROCESSOR];
+const EXECUTION_API_CLIENTS = [APP.airflowScheduler, APP.airflowWorker, APP.airflowTriggerer, APP.airflowDagProcessor];
 
 export interface AppNetworkPoliciesArgs {
     /** The pipeline namespace. */

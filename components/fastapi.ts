@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceSpec } from "./config";
-import { FEAST_REPO_PATHS, FeastConnection, feastEnv } from "./feast";
+import { FeastConnection, feastOnlineEnv } from "./feast";
 import { httpProbe, labels } from "./shared";
 import { Workload } from "./workload";
 
@@ -51,7 +51,8 @@ export class Fastapi extends pulumi.ComponentResource {
                     image: args.image,
                     command: ["gunicorn", "-c", "/app/gunicorn.conf.py", "app.main:app"],
                     env: [
-                        ...feastEnv(args.feast, FEAST_REPO_PATHS.fastapi),
+                        // Features come from the online store only: no registry, so no Postgres credentials.
+                        ...feastOnlineEnv(args.feast),
                         { name: "MLFLOW_TRACKING_URI", value: args.mlflowTrackingUri },
                         { name: "MODEL_NAME", value: MODEL.name },
                         { name: "MODEL_ALIAS", value: MODEL.alias },

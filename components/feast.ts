@@ -4,8 +4,8 @@ import { ResourceSpec } from "./config";
 import { SecretKeyRef, secretEnv } from "./secrets";
 import { AIRFLOW_USER, Workload } from "./workload";
 
-/** Where each image keeps `feast_repo/` (dockerfiles/: fx-fastapi under /app, the Airflow worker under AIRFLOW_HOME). */
-export const FEAST_REPO_PATHS = { fastapi: "/app/feast_repo", airflowWorker: "/opt/airflow/feast_repo" } as const;
+/** Where the images that run Feast's CLI keep `feast_repo/` (dockerfiles/: the Airflow worker under AIRFLOW_HOME). */
+export const FEAST_REPO_PATHS = { airflowWorker: "/opt/airflow/feast_repo" } as const;
 
 /** How Feast reaches its SQL registry (Postgres `feast` database) and its Redis online store. */
 export interface FeastConnection {
@@ -17,13 +17,23 @@ export interface FeastConnection {
     registryPassword: SecretKeyRef;
 }
 
-/** The Feast environment of docs/contracts.md; credentials by Secret reference only. */
-export function feastEnv(c: FeastConnection, repoPath: string): k8s.types.input.core.v1.EnvVar[] {
+/**
+ * Only the online store (Redis): for readers such as FastAPI, which never touch the registry and so get no
+ * Postgres credentials.
+ */
+export function feastOnlineEnv(c: Pick<FeastConnection, "redis" | "redisPassword">): k8s.types.input.core.v1.EnvVar[] {
     return [
         { name: "REDIS_HOST", value: c.redis.host },
         { name: "REDIS_PORT", value: String(c.redis.port) },
         secretEnv("REDIS_PASSWORD", c.redisPassword),
         { name: "FEAST_REDIS_DB", value: String(c.redis.feastDb) },
+    ];
+}
+
+/** The Feast environment of docs/contracts.md; credentials by Secret reference only. */
+export function feastEnv(c: FeastConnection, repoPath: string): k8s.types.input.core.v1.EnvVar[] {
+    return [
+        ...feastOnlineEnv(c),
         { name: "FEAST_DB_HOST", value: c.registry.host },
         { name: "FEAST_DB_PORT", value: String(c.registry.port) },
         { name: "FEAST_DB_NAME", value: c.registry.database },

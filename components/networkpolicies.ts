@@ -17,6 +17,7 @@ export const APP = {
     airflowWebserver: "airflow-webserver",
     airflowWorker: "airflow-worker",
     airflowTriggerer: "airflow-triggerer",
+    airflowDagProcessor: "airflow-dag-processor",
     airflowMigrate: "airflow-migrate",
     airflowCreateUser: "airflow-create-user",
     feastApply: "feast-apply",

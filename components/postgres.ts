@@ -23,6 +23,7 @@ export const POSTGRES_CLIENTS = [
     APP.airflowWebserver,
     APP.airflowWorker,
     APP.airflowTriggerer,
+    APP.airflowDagProcessor,
     APP.airflowMigrate,
     APP.airflowCreateUser,
     APP.mlflow,

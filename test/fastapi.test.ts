@@ -32,18 +32,14 @@ describe("fastapi", () => {
             REDIS_HOST: "fx-redis.fx-ml.svc.cluster.local",
             REDIS_PORT: "6379",
             FEAST_REDIS_DB: "0",
-            FEAST_DB_HOST: "fx-postgres-rw.fx-ml.svc.cluster.local",
-            FEAST_DB_PORT: "5432",
-            FEAST_DB_NAME: "feast",
-            FEAST_REPO_PATH: "/app/feast_repo",
             MLFLOW_TRACKING_URI: "http://mlflow.fx-ml.svc.cluster.local:5000",
             MODEL_NAME: "fx-usdsgd-predictor",
             MODEL_ALIAS: "champion",
             INSTRUMENTS: "USD_SGD,EUR_USD",
         });
         expect(env.REDIS_PASSWORD).toEqual({ secretKeyRef: { name: "redis-auth", key: "password" } });
-        expect(env.FEAST_DB_PASSWORD).toEqual({ secretKeyRef: { name: "pg-feast", key: "password" } });
-        expect(env.FEAST_DB_USER).toEqual({ secretKeyRef: { name: "pg-feast", key: "username" } });
+        // FastAPI reads the online store only: least privilege keeps the registry's Postgres credentials out.
+        expect(Object.keys(env).filter((k) => k.startsWith("FEAST_DB_") || k === "FEAST_REPO_PATH")).toEqual([]);
     });
 
     test("readiness on /health (model + Redis), liveness on /livez, metrics annotated", async () => {
