@@ -43,6 +43,7 @@ const postgres = new Postgres("fx", {
     instances: config.postgresInstances,
     version: config.versions.postgres,
     storage: { size: config.storage.postgres, storageClass: config.storage.storageClass },
+    resources: config.resources.postgres,
     retainOnDelete: config.storage.retainOnDelete,
 });
 const redis = new Redis("fx", {
@@ -61,6 +62,7 @@ const monitoring = new Monitoring("fx", {
     grafanaAdminSecretName: secrets.grafanaAdminSecretName,
     retention: config.prometheusRetention,
     storageSize: config.storage.prometheus,
+    serverResources: config.resources.prometheus,
     storageClass: config.storage.storageClass,
     features: { fingpt: config.fingpt.enabled },
     extraScrapeJobs: [postgres.scrapeJob],
@@ -132,8 +134,7 @@ const airflow = new Airflow(
         version: config.versions.airflow,
         postgres,
         dbPassword: secrets.dbPasswords.airflow,
-        redis,
-        redisPassword: secrets.redisPasswordValue,
+        brokerUrl: redis.brokerUrl(secrets.redisPasswordValue),
         keys: {
             fernet: secrets.airflowFernetKey,
             webserverSecret: secrets.airflowWebserverSecretKey,
@@ -154,6 +155,7 @@ const airflow = new Airflow(
             webserver: config.resources.airflowWebserver,
             worker: config.resources.airflowWorker,
             triggerer: config.resources.airflowTriggerer,
+            dagProcessor: config.resources.airflowDagProcessor,
         },
         replicas: { webserver: config.replicas.airflowWebserver, worker: config.replicas.airflowWorker },
         imagePullSecretName: pullSecret,

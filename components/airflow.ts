@@ -24,9 +24,8 @@ export interface AirflowArgs {
     postgres: { host: pulumi.Input<string>; port: number };
     /** The `airflow` role's password (secret output): composed into the connection URLs inside a Secret. */
     dbPassword: pulumi.Input<string>;
-    redis: { host: pulumi.Input<string>; port: number; brokerDb: number };
-    /** Redis password value (secret output), for the broker URL inside the same Secret. */
-    redisPassword: pulumi.Input<string>;
+    /** Celery broker URL with the Redis password (Redis.brokerUrl: a secret output); kept in a Secret. */
+    brokerUrl: pulumi.Input<string>;
     keys: { fernet: SecretKeyRef; webserverSecret: SecretKeyRef; jwtSecret: SecretKeyRef };
     admin: { username: SecretKeyRef; password: SecretKeyRef };
     /** Task settings (worker only). */
@@ -39,7 +38,14 @@ export interface AirflowArgs {
         mlflowTrackingUri: pulumi.Input<string>;
     };
     statsd: { host: pulumi.Input<string>; port: number };
-    resources: { scheduler: ResourceSpec; webserver: ResourceSpec; worker: ResourceSpec; triggerer: ResourceSpec };
+    resources: {
+        scheduler: ResourceSpec;
+        webserver: ResourceSpec;
+        worker: ResourceSpec;
+        triggerer: ResourceSpec;
+        /** Airflow 3's standalone DAG processor. */
+        dagProcessor: ResourceSpec;
+    };
     replicas: { webserver: number; worker: number };
     imagePullSecretName?: pulumi.Input<string>;
 }
@@ -103,6 +109,8 @@ export class Airflow extends pulumi.ComponentResource {
             // `airflow users create` (the admin Job) needs the FAB auth manager, which the official image ships.
             settings.AIRFLOW__CORE__AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager";
             // Task processes on the workers report to the api-server's Execution API.
+            // Two API workers per replica: scale the api-server with replicas, not with processes per pod.
+            settings.AIRFLOW__API__WORKERS = "2";
             settings.AIRFLOW__CORE__EXECUTION_API_SERVER_URL = pulumi.interpolate`http://${webserverHost}:${AIRFLOW_WEBSERVER_PORT}/execution/`;
         }
         const configMap = new k8s.core.v1.ConfigMap(
@@ -130,7 +138,7 @@ export class Airflow extends pulumi.ComponentResource {
                     pulumi.output({
                         "sql-alchemy-conn": pulumi.interpolate`postgresql+psycopg2://${db}`,
                         "result-backend": pulumi.interpolate`db+postgresql://${db}`,
-                        "broker-url": pulumi.interpolate`redis://:${enc(args.redisPassword)}@${args.redis.host}:${args.redis.port}/${args.redis.brokerDb}`,
+                        "broker-url": args.brokerUrl,
                     }),
                 ),
             },
@@ -290,7 +298,7 @@ export class Airflow extends pulumi.ComponentResource {
                 "dag-processor",
                 "dag-processor",
                 "DagProcessorJob",
-                args.resources.scheduler,
+                args.resources.dagProcessor,
             );
         }
 

@@ -27,7 +27,10 @@ export const SERVICES = [
     "airflowWebserver",
     "airflowWorker",
     "airflowTriggerer",
+    "airflowDagProcessor",
     "fingpt",
+    "postgres",
+    "prometheus",
 ] as const;
 export type Service = (typeof SERVICES)[number];
 

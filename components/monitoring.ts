@@ -4,7 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { parse } from "yaml";
 import { CHARTS } from "./charts";
-import { labels, serviceHost } from "./shared";
+import { ResourceSpec } from "./config";
+import { labels, resources, serviceHost } from "./shared";
 import { chartSource, chartValues } from "./values";
 
 /** The monitoring files: rules, dashboards, the StatsD mapping and the metrics catalogue. */
@@ -163,6 +164,8 @@ export interface MonitoringArgs {
     retention: string;
     /** Size of the Prometheus TSDB volume, e.g. "8Gi". */
     storageSize: string;
+    /** CPU and memory of the Prometheus server container. */
+    serverResources: ResourceSpec;
     /** StorageClass of the Prometheus and Alertmanager volumes; undefined uses the cluster default. */
     storageClass?: string;
     /** Features of the stack that decide which alert rules load. */
@@ -222,6 +225,7 @@ export class Monitoring extends pulumi.ComponentResource {
                         chartValues("prometheus", {
                             server: {
                                 retention: args.retention,
+                                resources: resources(args.serverResources),
                                 persistentVolume: { size: args.storageSize, ...storageClass },
                             },
                             alertmanager: { persistence: storageClass },

@@ -4,7 +4,8 @@ import { CHARTS } from "./charts";
 import { podSecurityLabels } from "./namespaces";
 import { APP, allowFrom, peer, podsLabelled, podsNamed } from "./networkpolicies";
 import { DB_ROLES, DbRole } from "./secrets";
-import { labels, serviceHost } from "./shared";
+import { ResourceSpec } from "./config";
+import { labels, resources, serviceHost } from "./shared";
 import { chartSource, chartValues } from "./values";
 
 /** The CloudNativePG Cluster's name: its Services are `<name>-rw`, `-ro`, `-r`; its pods carry `cnpg.io/cluster`. */
@@ -42,6 +43,8 @@ export interface PostgresArgs {
     /** Postgres major version, such as "17" (image ghcr.io/cloudnative-pg/postgresql:<major>). */
     version: string;
     storage: { size: string; storageClass?: string };
+    /** CPU and memory of each instance (memory request = limit). */
+    resources: ResourceSpec;
     /** Protect and keep the Cluster (and so its volumes) when the stack is destroyed: see docs/data.md. */
     retainOnDelete: boolean;
 }
@@ -137,6 +140,7 @@ export class Postgres extends pulumi.ComponentResource {
                         // A PodDisruptionBudget over a single instance would block every node drain.
                         enablePDB: args.instances > 1,
                         storage: { size: args.storage.size, storageClass: args.storage.storageClass ?? "" },
+                        resources: resources(args.resources),
                         // initdb creates the first database and its owner (instead of CloudNativePG's `app`);
                         // the `databases` list below then manages all three the same way.
                         initdb: { database: "airflow", owner: "airflow", secret: { name: args.roleSecrets.airflow } },

@@ -1,4 +1,4 @@
-import { findPlaintext, reveal, runProgram } from "./harness";
+import { findPlaintext, reveal, runProgram, runStack } from "./harness";
 import { feastConnection } from "./app-fixtures";
 
 const img = (n: string) => `ghcr.io/example-org/fx-ml/fx-airflow-${n}@sha256:${n[0].repeat(64)}`;
@@ -17,8 +17,7 @@ function program(version: string, dataSource: "oanda" | "sample" = "oanda") {
             version,
             postgres: { host: "fx-postgres-rw.fx-ml.svc.cluster.local", port: 5432 },
             dbPassword: pulumi.secret(DB_PW),
-            redis: { host: "fx-redis.fx-ml.svc.cluster.local", port: 6379, brokerDb: 1 },
-            redisPassword: pulumi.secret(REDIS_PW),
+            brokerUrl: pulumi.secret(`redis://:${REDIS_PW}@fx-redis.fx-ml.svc.cluster.local:6379/1`),
             keys: {
                 fernet: ref("airflow-keys", "fernet-key"),
                 webserverSecret: ref("airflow-keys", "webserver-secret-key"),
@@ -37,7 +36,7 @@ function program(version: string, dataSource: "oanda" | "sample" = "oanda") {
                 mlflowTrackingUri: "http://mlflow.fx-ml.svc.cluster.local:5000",
             },
             statsd: { host: "statsd-exporter.fx-ml-monitoring.svc.cluster.local", port: 9125 },
-            resources: { scheduler: RES, webserver: RES, worker: RES, triggerer: RES },
+            resources: { scheduler: RES, webserver: RES, worker: RES, triggerer: RES, dagProcessor: RES },
             replicas: { webserver: 1, worker: 2 },
         });
     };
@@ -215,5 +214,21 @@ describe("airflow", () => {
 
     test("an unsupported major version is refused", async () => {
         await expect(runProgram(program("4.0.0"))).rejects.toThrow(/version must be 2.x or 3.x, got "4.0.0"/);
+    });
+});
+
+describe.each(["dev", "gpu"] as const)("%s stack: Airflow's connections", (stack) => {
+    test("the Celery broker is Redis database 1 with the generated password, and all of it stays secret", async () => {
+        const run = await runStack(stack);
+        const secret = run.one("kubernetes:core/v1:Secret", "fx-connections");
+        expect(findPlaintext(secret.inputs.stringData, run.sentinels)).toEqual([]);
+        const redisPassword = reveal(run.one("random:index/randomPassword:RandomPassword", "fx-redis").state.result);
+        expect(reveal(secret.inputs.stringData)["broker-url"]).toBe(
+            `redis://:${encodeURIComponent(redisPassword)}@fx-redis.fx-ml.svc.cluster.local:6379/1`,
+        );
+        const dagProcessor = run.one("kubernetes:apps/v1:Deployment", "airflow-dag-processor");
+        expect(dagProcessor.inputs.spec.template.spec.containers[0].resources.limits.memory).toBe(
+            run.config.airflowDagProcessorMemory,
+        );
     });
 });

@@ -278,6 +278,10 @@ describe.each(["dev", "gpu"] as const)("monitoring on the %s stack", (stackName)
         const p = prometheusValues(run);
         const g = values(release(run, "grafana"));
         const s = values(release(run, "statsd-exporter"));
+        expect(p.server.resources).toEqual({
+            requests: { cpu: run.config.prometheusCpuRequest, memory: run.config.prometheusMemory },
+            limits: { cpu: run.config.prometheusCpuLimit, memory: run.config.prometheusMemory },
+        });
         const pods: [string, any, any, any][] = [
             ["prometheus server", p.server.securityContext, p.server.containerSecurityContext, p.server.resources],
             [

@@ -85,6 +85,11 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
             expect(Object.keys(res.limits).sort()).toEqual(["cpu", "memory"]);
             expect(res.limits.memory).toBe(res.requests.memory);
         }
+        // Each instance's size comes from stack config (the dev stack is sized for a laptop).
+        expect(v.cluster.resources).toEqual({
+            requests: { cpu: run.config.postgresCpuRequest, memory: run.config.postgresMemory },
+            limits: { cpu: run.config.postgresCpuLimit, memory: run.config.postgresMemory },
+        });
         expect(v.cluster.securityContext).toMatchObject({
             allowPrivilegeEscalation: false,
             readOnlyRootFilesystem: true,
@@ -113,6 +118,7 @@ describe("postgres scrape job", () => {
                     instances: 1,
                     version: "16",
                     storage: { size: "1Gi" },
+                    resources: { cpuRequest: "100m", cpuLimit: "1", memory: "512Mi" },
                     retainOnDelete: false,
                 });
                 return { job: pg.scrapeJob };
