@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceSpec, Toleration } from "./config";
 import { SecretKeyRef, secretEnv } from "./secrets";
-import { httpProbe, labels } from "./shared";
+import { dataVolume, httpProbe } from "./shared";
 import { ContainerSpec, ScratchVolume, Workload } from "./workload";
 
 export const FINGPT_NAME = "fingpt";
@@ -63,26 +63,10 @@ export class Fingpt extends pulumi.ComponentResource {
         if (model) {
             // PyTorch shares tensors through /dev/shm; the container runtime's default is 64Mi.
             scratch.dshm = { mountPath: "/dev/shm", medium: "Memory", sizeLimit: "2Gi" };
-            const cache = new k8s.core.v1.PersistentVolumeClaim(
+            const cache = dataVolume(
                 `${name}-model-cache`,
-                {
-                    metadata: {
-                        name: "fingpt-model-cache",
-                        namespace: args.namespace,
-                        labels: labels(FINGPT_NAME, "storage"),
-                    },
-                    spec: {
-                        accessModes: ["ReadWriteOnce"],
-                        storageClassName: args.cache.storageClass,
-                        resources: { requests: { storage: args.cache.size } },
-                    },
-                },
-                {
-                    parent: this,
-                    // Protected too: `pulumi destroy` refuses while it is, and leaves the volume if protection is lifted.
-                    retainOnDelete: args.cache.retainOnDelete,
-                    protect: args.cache.retainOnDelete,
-                },
+                { name: "fingpt-model-cache", namespace: args.namespace, app: FINGPT_NAME, ...args.cache },
+                this,
             );
             volumes.push({ name: "model-cache", persistentVolumeClaim: { claimName: cache.metadata.name } });
             volumeMounts.push({ name: "model-cache", mountPath: HF_HOME });

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceSpec } from "./config";
 import { secretEnv } from "./secrets";
-import { httpProbe, labels, tcpProbe } from "./shared";
+import { dataVolume, httpProbe, labels, tcpProbe } from "./shared";
 import { Workload } from "./workload";
 
 export const MLFLOW_NAME = "mlflow";
@@ -92,26 +92,17 @@ export class Mlflow extends pulumi.ComponentResource {
         const envFrom: k8s.types.input.core.v1.EnvFromSource[] = [];
         let destination: string;
         if (args.artifacts.kind === "pvc") {
-            const pvc = new k8s.core.v1.PersistentVolumeClaim(
+            const pvc = dataVolume(
                 `${name}-artifacts`,
                 {
-                    metadata: {
-                        name: "mlflow-artifacts",
-                        namespace: args.namespace,
-                        labels: labels(MLFLOW_NAME, "storage"),
-                    },
-                    spec: {
-                        accessModes: ["ReadWriteOnce"],
-                        storageClassName: args.artifacts.storageClass,
-                        resources: { requests: { storage: args.artifacts.size } },
-                    },
-                },
-                {
-                    ...parent,
-                    // Protected too: `pulumi destroy` refuses while it is, and leaves the volume if protection is lifted.
+                    name: "mlflow-artifacts",
+                    namespace: args.namespace,
+                    app: MLFLOW_NAME,
+                    size: args.artifacts.size,
+                    storageClass: args.artifacts.storageClass,
                     retainOnDelete: args.artifacts.retainOnDelete,
-                    protect: args.artifacts.retainOnDelete,
                 },
+                this,
             );
             volumes.push({ name: "artifacts", persistentVolumeClaim: { claimName: pvc.metadata.name } });
             volumeMounts.push({ name: "artifacts", mountPath: ARTIFACTS_PATH });

@@ -96,3 +96,38 @@ export function emptyDirVolume(
 ): k8s.types.input.core.v1.Volume {
     return { name, emptyDir: { ...opts } };
 }
+
+/** A ReadWriteOnce volume that holds data: sized and classed by config, kept on destroy where the stack says so. */
+export interface DataVolumeArgs {
+    name: string;
+    namespace: pulumi.Input<string>;
+    /** `app.kubernetes.io/name` of the workload that mounts it. */
+    app: string;
+    size: string;
+    storageClass?: string;
+    retainOnDelete: boolean;
+}
+
+export function dataVolume(
+    resourceName: string,
+    args: DataVolumeArgs,
+    parent: pulumi.Resource,
+): k8s.core.v1.PersistentVolumeClaim {
+    return new k8s.core.v1.PersistentVolumeClaim(
+        resourceName,
+        {
+            metadata: { name: args.name, namespace: args.namespace, labels: labels(args.app, "storage") },
+            spec: {
+                accessModes: ["ReadWriteOnce"],
+                storageClassName: args.storageClass,
+                resources: { requests: { storage: args.size } },
+            },
+        },
+        {
+            parent,
+            // Protected too: `pulumi destroy` refuses while it is, and leaves the volume if protection is lifted.
+            retainOnDelete: args.retainOnDelete,
+            protect: args.retainOnDelete,
+        },
+    );
+}

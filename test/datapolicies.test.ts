@@ -1,4 +1,5 @@
-import { RecordedResource, runStack, StackRun } from "./harness";
+import { runStack, StackRun } from "./harness";
+import { admits, Pod, Policy, selects } from "./netpol";
 
 /**
  * The data layer's NetworkPolicies evaluated the way Kubernetes does for one connection: a policy applies to a pod
@@ -6,53 +7,6 @@ import { RecordedResource, runStack, StackRun } from "./harness";
  * selector in the policy's namespace, or namespace selector + pod selector) and lists the port.
  * Pod labels are those of docs/contracts.md and of the charts that run the pods.
  */
-
-interface Pod {
-    namespace: string;
-    labels: Record<string, string>;
-}
-type Selector = {
-    matchLabels?: Record<string, string>;
-    matchExpressions?: { key: string; operator: string; values?: string[] }[];
-};
-
-function matches(sel: Selector | undefined, labels: Record<string, string>): boolean {
-    if (!sel) return true;
-    for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
-    for (const e of sel.matchExpressions ?? []) {
-        const has = e.key in labels;
-        const ok = {
-            In: has && e.values!.includes(labels[e.key]),
-            NotIn: !has || !e.values!.includes(labels[e.key]),
-            Exists: has,
-            DoesNotExist: !has,
-        }[e.operator];
-        if (ok === undefined) throw new Error(`unknown operator ${e.operator}`);
-        if (!ok) return false;
-    }
-    return true;
-}
-
-/** Namespaces carry kubernetes.io/metadata.name (set by the API server). */
-const nsLabels = (ns: string) => ({ "kubernetes.io/metadata.name": ns });
-
-function selects(policy: RecordedResource, pod: Pod): boolean {
-    return policy.inputs.metadata.namespace === pod.namespace && matches(policy.inputs.spec.podSelector, pod.labels);
-}
-
-function admits(policy: RecordedResource, client: Pod, port: number): boolean {
-    const policyNs = policy.inputs.metadata.namespace;
-    return policy.inputs.spec.ingress.some(
-        (rule: any) =>
-            rule.ports.some((p: any) => p.port === port && p.protocol === "TCP") &&
-            rule.from.some((peer: any) =>
-                peer.namespaceSelector
-                    ? matches(peer.namespaceSelector, nsLabels(client.namespace)) &&
-                      matches(peer.podSelector, client.labels)
-                    : client.namespace === policyNs && matches(peer.podSelector, client.labels),
-            ),
-    );
-}
 
 const app = (name: string, namespace = "fx-ml"): Pod => ({
     namespace,
@@ -95,8 +49,8 @@ describe.each(["dev", "gpu"] as const)("data-layer NetworkPolicies on the %s sta
     beforeAll(async () => {
         run = await runStack(stack);
     });
-    const pgPolicy = () => run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "fx-postgres-ingress");
-    const redisPolicy = () => run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "fx-redis-ingress");
+    const pgPolicy = () => run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "fx-postgres-ingress").inputs;
+    const redisPolicy = () => run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "fx-redis-ingress").inputs;
 
     test("each policy selects its data pods and nothing else", () => {
         expect(selects(pgPolicy(), pgInstance)).toBe(true);
@@ -104,7 +58,7 @@ describe.each(["dev", "gpu"] as const)("data-layer NetworkPolicies on the %s sta
         expect(selects(redisPolicy(), redisPod)).toBe(true);
         expect(selects(redisPolicy(), pgInstance)).toBe(false);
         expect(selects(redisPolicy(), app("fastapi"))).toBe(false);
-        for (const p of [pgPolicy(), redisPolicy()]) expect(p.inputs.spec.policyTypes).toEqual(["Ingress"]);
+        for (const p of [pgPolicy(), redisPolicy()]) expect(p.spec.policyTypes).toEqual(["Ingress"]);
     });
 
     test("Postgres admits the Airflow pods and Jobs, MLflow and the Feast apply Job on 5432", () => {
@@ -183,15 +137,13 @@ describe("NetworkPolicy helper", () => {
     });
 
     test("the evaluator above is not vacuous: an allow-all peer admits a stranger", () => {
-        const policy = {
-            inputs: {
-                metadata: { namespace: "fx-ml" },
-                spec: {
-                    podSelector: {},
-                    ingress: [{ from: [{ podSelector: {} }], ports: [{ port: 1, protocol: "TCP" }] }],
-                },
+        const policy: Policy = {
+            metadata: { namespace: "fx-ml" },
+            spec: {
+                podSelector: {},
+                ingress: [{ from: [{ podSelector: {} }], ports: [{ port: 1, protocol: "TCP" }] }],
             },
-        } as unknown as RecordedResource;
+        };
         expect(admits(policy, app("anyone"), 1)).toBe(true);
         expect(admits(policy, app("anyone"), 2)).toBe(false);
     });
