@@ -32,8 +32,15 @@ export interface RecordedResource {
     inputs: any;
     /** URNs this resource depends on (explicit dependsOn and input dependencies). */
     dependencies: string[];
+    /** Resource options the engine sees: `protect` and `retainOnDelete` (data that must survive a destroy). */
+    options: ResourceOptionsSeen;
     /** The state the mock returned (outputs). */
     state: any;
+}
+
+export interface ResourceOptionsSeen {
+    protect: boolean;
+    retainOnDelete: boolean;
 }
 
 export interface StackOutput {
@@ -170,8 +177,10 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
         const mocksModule = require("@pulumi/pulumi/runtime/mocks");
         const settings = require("@pulumi/pulumi/runtime/settings");
 
-        // Capture what MockResourceArgs lacks (parent, dependencies, additional secret outputs) from the request.
-        const pending = new Map<string, { parent?: string; dependencies: string[]; secretOutputs: string[] }[]>();
+        // Capture what MockResourceArgs lacks (parent, dependencies, options, additional secret outputs) from the
+        // request.
+        type Meta = { parent?: string; dependencies: string[]; secretOutputs: string[]; options: ResourceOptionsSeen };
+        const pending = new Map<string, Meta[]>();
         const proto = mocksModule.MockMonitor.prototype;
         const original = proto.__fxOriginalRegister ?? proto.registerResource;
         proto.__fxOriginalRegister = original;
@@ -182,6 +191,7 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
                 parent: req.getParent() || undefined,
                 dependencies: req.getDependenciesList(),
                 secretOutputs: req.getAdditionalsecretoutputsList(),
+                options: { protect: req.getProtect() === true, retainOnDelete: req.getRetainondelete() === true },
             });
             pending.set(key, list);
             return original.call(this, req, callback);
@@ -191,7 +201,11 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
             {
                 newResource(args) {
                     const key = `${args.type}::${args.name}`;
-                    const meta = pending.get(key)?.shift() ?? { dependencies: [], secretOutputs: [] };
+                    const meta: Meta = pending.get(key)?.shift() ?? {
+                        dependencies: [],
+                        secretOutputs: [],
+                        options: { protect: false, retainOnDelete: false },
+                    };
                     const state = mockState(args.type, args.name, args.inputs);
                     for (const field of meta.secretOutputs) {
                         if (field in state) state[field] = wrapSecret(state[field]);
@@ -206,6 +220,7 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
                         custom: args.custom !== false,
                         inputs: args.inputs,
                         dependencies: meta.dependencies,
+                        options: meta.options,
                         state,
                     });
                     return { id: args.custom === false ? undefined : `${args.name}-id`, state };

@@ -65,29 +65,6 @@ async function validate(
     return messages;
 }
 
-/**
- * Runs a stack and records each resource's `protect`/`retainOnDelete` (the harness does not keep resource options):
- * the program runs inside the harness's isolated module registry, so the mock monitor is patched there.
- */
-async function runWithOptions(stack: StackName): Promise<{ run: StackRun; options: Map<string, Options> }> {
-    const options = new Map<string, Options>();
-    const run = await runStack(stack, {
-        program: () => {
-            const proto = require("@pulumi/pulumi/runtime/mocks").MockMonitor.prototype;
-            const register = proto.registerResource;
-            proto.registerResource = function (req: any, callback: any) {
-                options.set(`${req.getType()}::${req.getName()}`, {
-                    protect: req.getProtect() === true,
-                    retainOnDelete: req.getRetainondelete() === true,
-                });
-                return register.call(this, req, callback);
-            };
-            return require("../index");
-        },
-    });
-    return { run, options };
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // A compliant Deployment, and one broken copy per rule.
 // ---------------------------------------------------------------------------------------------------------------
@@ -124,14 +101,14 @@ function deployment(mutate: (pod: Record<string, any>, container: Record<string,
 }
 
 describe("policy pack: every policy over every resource of both stacks", () => {
-    const runs: Partial<Record<StackName, { run: StackRun; options: Map<string, Options> }>> = {};
+    const runs: Partial<Record<StackName, StackRun>> = {};
     beforeAll(async () => {
-        runs.dev = await runWithOptions("dev");
-        runs.gpu = await runWithOptions("gpu");
+        runs.dev = await runStack("dev");
+        runs.gpu = await runStack("gpu");
     });
 
     test.each(["dev", "gpu"] as const)("%s: zero violations with policy/config/%s.json", async (stack) => {
-        const { run, options } = runs[stack]!;
+        const run = runs[stack]!;
         const config = policyConfig(stack);
         const violations: string[] = [];
         for (const r of run.resources) {
@@ -140,7 +117,7 @@ describe("policy pack: every policy over every resource of both stacks", () => {
                 type: r.type,
                 name: r.name,
                 props: reveal(r.inputs),
-                opts: options.get(`${r.type}::${r.name}`),
+                opts: r.options,
             };
             for (const p of policies) {
                 for (const m of await validate(p, resource, config[p.name] ?? {})) {
@@ -156,7 +133,7 @@ describe("policy pack: every policy over every resource of both stacks", () => {
     test.each(["dev", "gpu"] as const)(
         "%s: every workload's pod meets the restricted Pod Security Standard",
         (stack) => {
-            const { run } = runs[stack]!;
+            const run = runs[stack]!;
             const found = run.resources
                 .filter((r) => WORKLOADS.includes(r.type))
                 .flatMap((r) =>
@@ -177,7 +154,7 @@ describe("policy pack: every policy over every resource of both stacks", () => {
     test.each(["dev", "gpu"] as const)(
         "%s: namespaces enforce restricted, except the device plugin's (privileged, with a reason)",
         (stack) => {
-            const { run } = runs[stack]!;
+            const run = runs[stack]!;
             const namespaces = run.ofType("kubernetes:core/v1:Namespace");
             expect(namespaces.length).toBeGreaterThanOrEqual(3);
             for (const ns of namespaces) {
