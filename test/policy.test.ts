@@ -143,7 +143,7 @@ describe("policy pack: every policy over every resource of both stacks", () => {
         },
     );
 
-    test.each(["dev", "gpu"] as const)("%s: the policy config agrees with Pulumi.%s.yaml", (stack) => {
+    test.each(["dev", "gpu"] as const)("%s: the policy config agrees with the stack file", (stack) => {
         const cfg = policyConfig(stack);
         const stackCfg = stackConfig(stack);
         expect(cfg["images-from-allowed-registries"].registry).toBe(stackCfg.registryServer);
