@@ -2,7 +2,7 @@
 # Creates (or reuses) the local kind cluster `fx-ml` with kind's local registry on localhost:5001, following kind's
 # documented pattern: a registry container, a containerd certs.d hosts entry on every node, the registry joined to the
 # kind network and the `local-registry-hosting` ConfigMap. Installs Traefik as the ingress controller with ports 80
-# and 443 mapped to the host. Safe to run again.
+# and 443 mapped to the host, and metrics-server for the HorizontalPodAutoscaler. Safe to run again.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -64,4 +64,5 @@ data:
 YAML
 
 install_traefik "kind-${CLUSTER}" NodePort
+install_metrics_server "kind-${CLUSTER}"
 log "cluster ready: kubectl context kind-${CLUSTER}, registry localhost:${REG_PORT}, ingress on http(s)://*.fx-ml.localhost"

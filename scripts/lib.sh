@@ -5,6 +5,7 @@
 export KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.34.0}"
 export REGISTRY_IMAGE="registry:3.0.0"
 export TRAEFIK_CHART_VERSION="41.5.0"
+export METRICS_SERVER_CHART_VERSION="3.13.0"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -29,5 +30,20 @@ install_traefik() {
         --set ports.websecure.nodePort=30443 \
         --set ingressClass.enabled=true \
         --set ingressClass.isDefaultClass=false \
+        --wait --timeout 5m
+}
+
+# install_metrics_server KUBECONTEXT: the resource metrics API, so FastAPI's HorizontalPodAutoscaler can scale. kind's
+# kubelets serve self-signed certificates, hence --kubelet-insecure-tls (local clusters only).
+install_metrics_server() {
+    local context="$1"
+    require_cmd helm "install Helm 3: https://helm.sh/docs/intro/install/"
+    helm repo add metrics-server https://kubernetes-sigs.github.io/metrics-server/ --force-update >/dev/null
+    log "installing metrics-server ${METRICS_SERVER_CHART_VERSION}"
+    helm upgrade --install metrics-server metrics-server/metrics-server \
+        --kube-context "$context" \
+        --namespace kube-system \
+        --version "$METRICS_SERVER_CHART_VERSION" \
+        --set 'args={--kubelet-insecure-tls}' \
         --wait --timeout 5m
 }

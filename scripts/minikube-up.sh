@@ -12,7 +12,7 @@ require_cmd kubectl "install kubectl: https://kubernetes.io/docs/tasks/tools/"
 
 if ! minikube status -p "$PROFILE" >/dev/null 2>&1; then
     log "starting minikube profile ${PROFILE}"
-    minikube start -p "$PROFILE" --cpus 4 --memory 8g --addons registry
+    minikube start -p "$PROFILE" --cpus 4 --memory 8g --addons registry --addons metrics-server
 else
     log "minikube profile ${PROFILE} is running"
     minikube addons enable registry -p "$PROFILE" >/dev/null
