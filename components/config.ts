@@ -118,6 +118,9 @@ export class ConfigValidationError extends Error {
     }
 }
 
+/** The default build context: the reference application in app/. */
+export const REFERENCE_APP = "app";
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 // host[:port][/path], lower case as registries require; no scheme.
@@ -332,6 +335,24 @@ export function loadConfig(): StackConfig {
         r.fail("airflowVersion", airflowVersion, "must be an Airflow 2.x or 3.x release");
     }
     const mlflowVersion = versionAtLeast("mlflowVersion", "2.9.2", "2.9.2 or later");
+    // The reference app (appContext "app") is written for Airflow 3 (airflow.sdk, DeadlineAlert) and ships MLflow 3
+    // clients; the seed's 2.x releases stay selectable for a pipeline checkout of your own that targets them.
+    if (appContext === REFERENCE_APP) {
+        if (airflowVersion && airflowVersion.startsWith("2.")) {
+            r.fail(
+                "airflowVersion",
+                airflowVersion,
+                "the reference app's DAGs need Airflow 3.x; Airflow 2.x needs appContext pointing at a pipeline checkout written for it",
+            );
+        }
+        if (mlflowVersion && mlflowVersion.startsWith("2.")) {
+            r.fail(
+                "mlflowVersion",
+                mlflowVersion,
+                "the reference app logs models with MLflow 3 clients; an MLflow 2.x server needs appContext pointing at a pipeline checkout with MLflow 2 clients",
+            );
+        }
+    }
 
     const fingptEnabled = r.bool("fingptEnabled");
     const fingptMode = r.oneOf("fingptMode", ["model", "lexicon"] as const);

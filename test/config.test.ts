@@ -127,6 +127,18 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         ["airflowVersion", "2.6.3", "2.7.0 or later"],
     ],
     [
+        "seed's Airflow 2.7.0 with the reference app",
+        "dev",
+        { config: { airflowVersion: "2.7.0" } },
+        ["airflowVersion", "2.7.0", "need Airflow 3.x", "appContext"],
+    ],
+    [
+        "seed's MLflow 2.9.2 with the reference app",
+        "gpu",
+        { config: { mlflowVersion: "2.9.2" } },
+        ["mlflowVersion", "2.9.2", "MLflow 3 clients", "appContext"],
+    ],
+    [
         "MLflow not a release number",
         "dev",
         { config: { mlflowVersion: "latest" } },
@@ -184,6 +196,14 @@ describe("bad configuration fails before any resource is declared", () => {
             unsetSecrets: ["oandaToken", "oandaAccountId", "registryPassword", "hfToken"],
         });
         expect(run.outputs.namespace.value).toBe("fx-ml");
+    });
+
+    test("the seed's Airflow 2.7.0 and MLflow 2.9.2 stay selectable for a pipeline checkout of your own", async () => {
+        const run = await runStack("dev", {
+            config: { airflowVersion: "2.7.0", mlflowVersion: "2.9.2", appContext: "test/fixtures/own-pipeline" },
+        });
+        const web = run.one("kubernetes:apps/v1:Deployment", "airflow-webserver").inputs.spec.template.spec;
+        expect(web.containers[0].args).toEqual(["bash", "-c", "exec airflow webserver"]);
     });
 
     test("FinGPT in lexicon mode runs without GPUs", async () => {
