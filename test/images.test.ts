@@ -126,7 +126,7 @@ describe("content tags", () => {
             const changed = key.startsWith("airflow");
             expect(tag(otherAirflow, key) !== tag(before, key)).toBe(changed);
         }
-        expect(image(otherAirflow, "airflowWorker").inputs.build.args.AIRFLOW_VERSION).toBe("2.10.5");
+        expect(image(otherAirflow, "airflowWorker").inputs.build.args.AIRFLOW_VERSION).toBe("3.2.2");
     });
 
     test("a change to a context file retags every image; an ignored file retags none", () => {
