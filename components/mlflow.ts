@@ -127,7 +127,7 @@ export class Mlflow extends pulumi.ComponentResource {
                     args: [
                         "--host=0.0.0.0",
                         `--port=${MLFLOW_PORT}`,
-                        "--workers=2",
+                        "--workers=1",
                         "--serve-artifacts",
                         `--artifacts-destination=${destination}`,
                         `--expose-prometheus=${METRICS_DIR}`,
@@ -137,6 +137,9 @@ export class Mlflow extends pulumi.ComponentResource {
                         // MLflow >= 3.5 security middleware; older releases ignore the variable.
                         { name: "MLFLOW_SERVER_ALLOWED_HOSTS", value: allowedHosts },
                         { name: "HOME", value: "/tmp" },
+                        // MLflow 3's server-side job runner (GenAI judges, trace roll-ups) starts seven huey
+                        // consumers, about 1.2 GiB (bench/results/memory.md); the pipeline runs no server jobs.
+                        { name: "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value: "false" },
                     ],
                     envFrom,
                     ports: [{ name: "http", containerPort: MLFLOW_PORT }],
