@@ -30,6 +30,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from procmem import PeakSampler
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
 SERVICE = APP / "fastapi_service"
@@ -122,6 +124,7 @@ def main() -> int:
         procs.append(subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
                                        "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL))
         time.sleep(0.5)
+        os.chdir(tmp)  # MLflow puts a sqlite-tracked run's artifacts under ./mlruns: keep them in the scratch folder
         info = prepare(tmp, redis_port)
         env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{api_port}", "WEB_CONCURRENCY": str(args.workers),
                "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"), "MLFLOW_TRACKING_URI": info["tracking_uri"],
@@ -133,11 +136,14 @@ def main() -> int:
         wait_http(f"{base}/health")
         asyncio.run(run_rate(base, 50, 2, 2))  # warm-up: every worker loaded and its pools open
         results = []
-        for rate in args.rates:
-            r = asyncio.run(run_rate(base, rate, duration, 5.0))
-            print(f"{rate:>6.0f} req/s target: {r['throughput_rps']:>6.1f} ok/s  p50 {r['p50_ms']:.2f} ms  "
-                  f"p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.2f} ms  statuses {r['statuses']}", flush=True)
-            results.append(r)
+        # Peak PSS of gunicorn and its workers while under load: what the pod's memory limit must hold.
+        with PeakSampler(procs[-1].pid) as memory:
+            for rate in args.rates:
+                r = asyncio.run(run_rate(base, rate, duration, 5.0))
+                print(f"{rate:>6.0f} req/s target: {r['throughput_rps']:>6.1f} ok/s  p50 {r['p50_ms']:.2f} ms  "
+                      f"p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.2f} ms  statuses {r['statuses']}", flush=True)
+                results.append(r)
+        print(f"peak PSS of gunicorn + {args.workers} workers under load: {memory.peak:.1f} MiB", flush=True)
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -149,7 +155,7 @@ def main() -> int:
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
               "cpus": os.cpu_count(), "python": platform.python_version(), "gunicorn_workers": args.workers,
               "client": "httpx.AsyncClient, open loop, same machine", "model_version": info["model_version"],
-              "target": "p99 < 10 ms at 200 req/s", "results": results}
+              "target": "p99 < 10 ms at 200 req/s", "peak_pss_mib": round(memory.peak, 1), "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "predict.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["# /predict benchmark", "", f"{report['when']}, {report['cpus']} CPUs, {args.workers} gunicorn workers, "
@@ -157,6 +163,8 @@ def main() -> int:
              "| target req/s | ok req/s | p50 ms | p90 ms | p99 ms | max ms | statuses |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['target_rps']:.0f} | {r['throughput_rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
               f"{r['max_ms']} | {r['statuses']} |" for r in results]
+    lines += ["", f"Peak PSS of gunicorn and its {args.workers} workers under this load: {memory.peak:.1f} MiB "
+              "(the pod's memory: fastapiMemory in Pulumi.yaml / Pulumi.dev.yaml)."]
     (args.out / "predict.md").write_text("\n".join(lines) + "\n")
     return 0
 

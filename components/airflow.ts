@@ -46,7 +46,8 @@ export interface AirflowArgs {
         /** Airflow 3's standalone DAG processor. */
         dagProcessor: ResourceSpec;
     };
-    replicas: { webserver: number; worker: number };
+    /** Pods, and worker processes per webserver/api-server pod. */
+    replicas: { webserver: number; worker: number; apiWorkers: number };
     imagePullSecretName?: pulumi.Input<string>;
 }
 
@@ -104,13 +105,13 @@ export class Airflow extends pulumi.ComponentResource {
             AIRFLOW__METRICS__STATSD_PORT: String(args.statsd.port),
             AIRFLOW__METRICS__STATSD_PREFIX: "airflow",
             AIRFLOW__CELERY__WORKER_CONCURRENCY: "4",
+            // Each worker process of the webserver/api-server costs about 250 MiB (bench/results/memory.md).
+            [v3 ? "AIRFLOW__API__WORKERS" : "AIRFLOW__WEBSERVER__WORKERS"]: String(args.replicas.apiWorkers),
         };
         if (v3) {
             // `airflow users create` (the admin Job) needs the FAB auth manager, which the official image ships.
             settings.AIRFLOW__CORE__AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager";
             // Task processes on the workers report to the api-server's Execution API.
-            // Two API workers per replica: scale the api-server with replicas, not with processes per pod.
-            settings.AIRFLOW__API__WORKERS = "2";
             settings.AIRFLOW__CORE__EXECUTION_API_SERVER_URL = pulumi.interpolate`http://${webserverHost}:${AIRFLOW_WEBSERVER_PORT}/execution/`;
         }
         const configMap = new k8s.core.v1.ConfigMap(

@@ -49,8 +49,12 @@ export interface StackConfig {
     readonly replicas: {
         readonly fastapi: number;
         readonly fastapiMax: number;
+        /** Uvicorn worker processes per FastAPI pod. */
+        readonly fastapiWorkers: number;
         readonly airflowWorker: number;
         readonly airflowWebserver: number;
+        /** Worker processes per webserver/api-server pod. */
+        readonly airflowApiWorkers: number;
     };
     readonly resources: Readonly<Record<Service, ResourceSpec>>;
     readonly storage: {
@@ -291,6 +295,7 @@ export function loadConfig(): StackConfig {
 
     const fastapiReplicas = r.int("fastapiReplicas", 1, 20);
     const fastapiMax = r.int("fastapiMaxReplicas", 1, 50);
+    const fastapiWorkers = r.int("fastapiWorkers", 1, 8);
     if (fastapiReplicas !== undefined && fastapiMax !== undefined && fastapiMax < fastapiReplicas) {
         r.fail("fastapiMaxReplicas", fastapiMax, `must be at least fastapiReplicas (${fastapiReplicas})`);
     }
@@ -454,6 +459,7 @@ export function loadConfig(): StackConfig {
         retainOnDelete: r.bool("retainDataOnDelete") ?? true,
     };
     const webserverReplicas = r.int("airflowWebserverReplicas", 1, 5);
+    const apiWorkers = r.int("airflowApiWorkers", 1, 8);
     const workerReplicas = r.int("airflowWorkerReplicas", 1, 20);
 
     if (r.problems.length > 0) throw new ConfigValidationError(stack, r.problems);
@@ -470,8 +476,10 @@ export function loadConfig(): StackConfig {
         replicas: {
             fastapi: fastapiReplicas!,
             fastapiMax: fastapiMax!,
+            fastapiWorkers: fastapiWorkers!,
             airflowWorker: workerReplicas!,
             airflowWebserver: webserverReplicas!,
+            airflowApiWorkers: apiWorkers!,
         },
         resources,
         storage,

@@ -18,6 +18,8 @@ export interface FastapiArgs {
     resources: ResourceSpec;
     /** HorizontalPodAutoscaler floor and ceiling. */
     replicas: { min: number; max: number };
+    /** Uvicorn worker processes per pod; each holds its own model and costs about 250 MiB (bench/results/predict.md). */
+    workers: number;
     /** Average CPU utilisation (percent of the request) the autoscaler aims for. */
     targetCpuUtilization?: number;
     feast: FeastConnection;
@@ -59,7 +61,7 @@ export class Fastapi extends pulumi.ComponentResource {
                         { name: "INSTRUMENTS", value: args.instruments.join(",") },
                         { name: "FEATURE_MAX_AGE_SECONDS", value: "7200" },
                         { name: "MODEL_RELOAD_SECONDS", value: "60" },
-                        { name: "WEB_CONCURRENCY", value: "2" },
+                        { name: "WEB_CONCURRENCY", value: String(args.workers) },
                         { name: "PROMETHEUS_MULTIPROC_DIR", value: "/tmp/fx-prometheus" },
                         { name: "HOME", value: "/tmp" },
                     ],

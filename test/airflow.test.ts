@@ -37,7 +37,7 @@ function program(version: string, dataSource: "oanda" | "sample" = "oanda") {
             },
             statsd: { host: "statsd-exporter.fx-ml-monitoring.svc.cluster.local", port: 9125 },
             resources: { scheduler: RES, webserver: RES, worker: RES, triggerer: RES, dagProcessor: RES },
-            replicas: { webserver: 1, worker: 2 },
+            replicas: { webserver: 1, worker: 2, apiWorkers: 3 },
         });
     };
 }
@@ -57,6 +57,7 @@ describe("airflow", () => {
         const cm = run.one("kubernetes:core/v1:ConfigMap", "fx-config").inputs.data;
         expect(cm).toMatchObject({
             AIRFLOW__CORE__EXECUTOR: "CeleryExecutor",
+            AIRFLOW__API__WORKERS: "3",
             AIRFLOW__METRICS__STATSD_ON: "True",
             AIRFLOW__METRICS__STATSD_HOST: "statsd-exporter.fx-ml-monitoring.svc.cluster.local",
             AIRFLOW__METRICS__STATSD_PORT: "9125",
@@ -151,6 +152,9 @@ describe("airflow", () => {
         const cm = run.one("kubernetes:core/v1:ConfigMap", "fx-config").inputs.data;
         expect(cm.AIRFLOW__CORE__EXECUTION_API_SERVER_URL).toBeUndefined();
         expect(cm.AIRFLOW__CORE__AUTH_MANAGER).toBeUndefined();
+        // Airflow 2's gunicorn webserver takes its worker count from [webserver] workers.
+        expect(cm.AIRFLOW__WEBSERVER__WORKERS).toBe("3");
+        expect(cm.AIRFLOW__API__WORKERS).toBeUndefined();
     });
 
     test("scheduler and triggerer are probed with `airflow jobs check --local`, workers with celery inspect ping", async () => {

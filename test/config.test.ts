@@ -25,6 +25,8 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         ["fx-ml-pipeline:fastapiReplicas", "number"],
     ],
     ["replicas out of range", "dev", { config: { fastapiReplicas: 0 } }, ["fx-ml-pipeline:fastapiReplicas", "0", "1"]],
+    ["FastAPI workers out of range", "gpu", { config: { fastapiWorkers: 0 } }, ["fastapiWorkers", "0", "1"]],
+    ["API workers out of range", "dev", { config: { airflowApiWorkers: 9 } }, ["airflowApiWorkers", "9", "8"]],
     [
         "replicas not whole",
         "dev",

@@ -1,4 +1,4 @@
-import { runProgram } from "./harness";
+import { runProgram, runStack } from "./harness";
 import { feastConnection } from "./app-fixtures";
 
 const IMAGE = "localhost:5001/fx-fastapi@sha256:" + "c".repeat(64);
@@ -11,6 +11,7 @@ function program(replicas = { min: 2, max: 6 }) {
             image: IMAGE,
             resources: { cpuRequest: "250m", cpuLimit: "1", memory: "512Mi" },
             replicas,
+            workers: 3,
             feast: feastConnection(),
             mlflowTrackingUri: "http://mlflow.fx-ml.svc.cluster.local:5000",
             instruments: ["USD_SGD", "EUR_USD"],
@@ -35,6 +36,7 @@ describe("fastapi", () => {
             MLFLOW_TRACKING_URI: "http://mlflow.fx-ml.svc.cluster.local:5000",
             MODEL_NAME: "fx-usdsgd-predictor",
             MODEL_ALIAS: "champion",
+            WEB_CONCURRENCY: "3",
             INSTRUMENTS: "USD_SGD,EUR_USD",
         });
         expect(env.REDIS_PASSWORD).toEqual({ secretKeyRef: { name: "redis-auth", key: "password" } });
@@ -77,5 +79,14 @@ describe("fastapi", () => {
 
     test("impossible replica bounds fail with both values", async () => {
         await expect(runProgram(program({ min: 3, max: 2 }))).rejects.toThrow(/min=3 max=2/);
+    });
+});
+
+describe.each(["dev", "gpu"] as const)("%s stack: FastAPI's size", (stack) => {
+    test("worker processes and memory come from the stack config", async () => {
+        const run = await runStack(stack);
+        const c = run.one("kubernetes:apps/v1:Deployment", "fastapi").inputs.spec.template.spec.containers[0];
+        expect(envOf(c).WEB_CONCURRENCY).toBe(String(run.config.fastapiWorkers));
+        expect(c.resources.limits.memory).toBe(run.config.fastapiMemory);
     });
 });
