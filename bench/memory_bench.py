@@ -136,6 +136,14 @@ SERVICES = [
         for n in (1, 2)
     ],
     Service(
+        "airflow scheduler (CeleryExecutor)", "airflowScheduler", "pipeline",
+        lambda tmp, port: ["airflow", "scheduler"],
+        env=celery_env(4),
+        setup=[lambda tmp, port: ["airflow", "db", "migrate"]],
+        settle_seconds=45,
+        needs_redis=True,
+    ),
+    Service(
         "airflow dag-processor", "airflowDagProcessor", "pipeline",
         lambda tmp, port: ["airflow", "dag-processor"],
         env=airflow_env,
