@@ -11,7 +11,7 @@ import { Redis } from "./components/redis";
 import { Secrets } from "./components/secrets";
 import { AIRFLOW_WEBSERVER_PORT, Airflow } from "./components/airflow";
 import { FASTAPI_PORT, Fastapi } from "./components/fastapi";
-import { Feast } from "./components/feast";
+import { Feast, feastConnectionOf } from "./components/feast";
 import { Fingpt } from "./components/fingpt";
 import { GpuDevicePlugin } from "./components/gpu";
 import { MLFLOW_PORT, Mlflow } from "./components/mlflow";
@@ -35,11 +35,7 @@ const images = new Images("fx", {
 const postgres = new Postgres("fx", {
     namespace: namespaces.app,
     monitoringNamespace: namespaces.monitoring,
-    roleSecrets: {
-        airflow: secrets.dbRoles.airflow.secretName,
-        mlflow: secrets.dbRoles.mlflow.secretName,
-        feast: secrets.dbRoles.feast.secretName,
-    },
+    roleSecrets: secrets.dbRoleSecretNames,
     instances: config.postgresInstances,
     version: config.versions.postgres,
     storage: { size: config.storage.postgres, storageClass: config.storage.storageClass },
@@ -71,13 +67,11 @@ const monitoring = new Monitoring("fx", {
 // Application workloads (issue 5): all from the digest-pinned images, credentials by Secret reference.
 const dataStores = { dependsOn: [postgres, redis] };
 const pullSecret = secrets.imagePullSecretName;
-const feastConnection = {
-    redis: { host: redis.host, port: redis.port, feastDb: redis.feastDb },
+const feastConnection = feastConnectionOf(redis, postgres, {
     redisPassword: secrets.redisPassword,
-    registry: { host: postgres.host, port: postgres.port, database: "feast" },
     registryUser: secrets.dbRoles.feast.username,
     registryPassword: secrets.dbRoles.feast.password,
-};
+});
 const mlflow = new Mlflow(
     "fx",
     {

@@ -18,6 +18,22 @@ export interface FeastConnection {
 }
 
 /**
+ * Feast's connection from the data layer's outputs: the Redis online store (its own logical database) and the SQL
+ * registry in Postgres' `feast` database, with the `feast` role's and Redis' credentials by Secret reference.
+ */
+export function feastConnectionOf(
+    redis: { host: pulumi.Input<string>; port: number; feastDb: number },
+    postgres: { host: pulumi.Input<string>; port: number },
+    credentials: { redisPassword: SecretKeyRef; registryUser: SecretKeyRef; registryPassword: SecretKeyRef },
+): FeastConnection {
+    return {
+        redis: { host: redis.host, port: redis.port, feastDb: redis.feastDb },
+        registry: { host: postgres.host, port: postgres.port, database: "feast" },
+        ...credentials,
+    };
+}
+
+/**
  * Only the online store (Redis): for readers such as FastAPI, which never touch the registry and so get no
  * Postgres credentials.
  */

@@ -44,6 +44,8 @@ export class Secrets extends pulumi.ComponentResource {
     /** Airflow admin user: `username`, `password`. */
     public readonly airflowAdmin: { username: SecretKeyRef; password: SecretKeyRef };
     /** One `kubernetes.io/basic-auth` Secret per database role (`username`, `password`), as CloudNativePG expects. */
+    /** The basic-auth Secret's name per role, as the Postgres cluster's role definitions take them. */
+    public readonly dbRoleSecretNames: Readonly<Record<DbRole, pulumi.Output<string>>>;
     public readonly dbRoles: Readonly<
         Record<DbRole, { secretName: pulumi.Output<string>; username: SecretKeyRef; password: SecretKeyRef }>
     >;
@@ -129,6 +131,11 @@ export class Secrets extends pulumi.ComponentResource {
             };
         }
         this.dbRoles = roles;
+        this.dbRoleSecretNames = {
+            airflow: roles.airflow.secretName,
+            mlflow: roles.mlflow.secretName,
+            feast: roles.feast.secretName,
+        };
         this.dbPasswords = dbPasswords;
 
         this.redisPasswordValue = password("redis");

@@ -1,4 +1,4 @@
-import { runProgram } from "./harness";
+import { runProgram, runStack } from "./harness";
 import { feastConnection } from "./app-fixtures";
 
 const IMAGE = "localhost:5001/fx-airflow-worker@sha256:" + "d".repeat(64);
@@ -32,5 +32,22 @@ describe("feast", () => {
         expect(env.REDIS_PASSWORD).toEqual({ secretKeyRef: { name: "redis-auth", key: "password" } });
         expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
         expect(c.volumeMounts).toContainEqual({ name: "tmp", mountPath: "/tmp" });
+    });
+});
+
+describe.each(["dev", "gpu"] as const)("%s stack: feast apply", (stack) => {
+    test("reaches the stack's Redis (online store db 0) and Postgres feast database, credentials by reference", async () => {
+        const run = await runStack(stack);
+        const job = run.one("kubernetes:batch/v1:Job", "feast-apply").inputs.spec.template.spec.containers[0];
+        const env = Object.fromEntries(job.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+        expect(env).toMatchObject({
+            REDIS_HOST: String(run.outputs.redisAddress.value).split(":")[0],
+            FEAST_REDIS_DB: "0",
+            FEAST_DB_HOST: run.outputs.postgresHost.value,
+            FEAST_DB_PORT: String(run.outputs.postgresPort.value),
+            FEAST_DB_NAME: "feast",
+            REDIS_PASSWORD: { secretKeyRef: { name: "redis-auth", key: "password" } },
+            FEAST_DB_PASSWORD: { secretKeyRef: { name: "pg-feast", key: "password" } },
+        });
     });
 });
