@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,17 +30,11 @@ from typing import Callable
 
 import yaml
 
-from procmem import pss_mib, tree
+from benchlib import free_port, pss_mib, tree
 
 ROOT = Path(__file__).resolve().parents[1]
 VENVS = ROOT / ".venvs"
 APP = ROOT / "app"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_ok(url: str) -> bool:

@@ -19,7 +19,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,17 +29,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from procmem import PeakSampler
+from benchlib import PeakSampler, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
 SERVICE = APP / "fastapi_service"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 90) -> None:

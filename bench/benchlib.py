@@ -1,9 +1,17 @@
-"""Memory of a process tree from /proc: PSS counts pages shared between forked workers once."""
+"""Shared by the benchmarks: a free loopback port, and the memory of a process tree from /proc (PSS counts pages
+shared between forked workers once)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def tree(pid: int) -> list[int]:
