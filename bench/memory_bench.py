@@ -58,6 +58,7 @@ class Service:
     exercise: Callable[[int], None] = lambda port: None
     needs_redis: bool = False  # a redis-server on loopback; its port reaches env() as BENCH_REDIS_PORT
     stacks: tuple[str, ...] = ("dev", "gpu")  # the stacks that run it this way (headroom is reported for these)
+    oneshot: bool = False  # a task that runs to completion: sampled until it exits (must exit 0)
 
 
 def airflow_env(tmp: Path, _port: int) -> dict[str, str]:
@@ -67,6 +68,17 @@ def airflow_env(tmp: Path, _port: int) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(APP / "airflow" / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "FX_DATA_SOURCE": "sample",
+    }
+
+
+def task_env(tmp: Path, _port: int) -> dict[str, str]:
+    """A pipeline task run by hand (python -m fx_pipeline), on a year of seeded sample candles."""
+    return {
+        "FX_DATA_SOURCE": "sample",
+        "FX_DATA_DIR": str(tmp / "data"),
+        "FX_HISTORY_HOURS": "8760",
+        "INSTRUMENTS": "USD_SGD",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
     }
 
 
@@ -152,6 +164,14 @@ SERVICES = [
         needs_redis=True,
     ),
     Service(
+        "training task (python -m fx_pipeline train, 8760 candles)", "airflowWorker", "pipeline",
+        lambda tmp, port: ["python", "-m", "fx_pipeline", "train"],
+        env=task_env,
+        setup=[lambda tmp, port: ["python", "-m", "fx_pipeline", "collect"],
+               lambda tmp, port: ["python", "-m", "fx_pipeline", "features"]],
+        oneshot=True,
+    ),
+    Service(
         "airflow triggerer", "airflowTriggerer", "pipeline",
         lambda tmp, port: ["airflow", "triggerer"],
         env=airflow_env,
@@ -186,11 +206,21 @@ def measure(svc: Service) -> dict:
     try:
         for step in svc.setup:
             subprocess.run(step(tmp, port), env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=300)
+                           timeout=300, cwd=tmp)
         log = open(tmp / "server.log", "wb")
+        # cwd: MLflow puts a sqlite-tracked run's artifacts under ./mlruns.
         proc = subprocess.Popen(svc.command(tmp, port), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, cwd=tmp)
         peak, start = 0.0, time.time()
+        if svc.oneshot:
+            while proc.poll() is None:
+                if time.time() - start > 600:
+                    raise RuntimeError(f"{svc.name} ran over 600 s")
+                peak = max(peak, pss_mib(proc.pid))
+                time.sleep(0.1)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{svc.name} failed; log: {(tmp / 'server.log').read_text()[-2000:]}")
+            return {"peak_pss_mib": round(peak, 1), "processes": 1, "seconds": round(time.time() - start, 1)}
         if svc.ready:
             url = svc.ready(port)
             while not http_ok(url):
