@@ -106,21 +106,24 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
     });
 });
 
+/** Postgres component args for the tests that build it alone. */
+const PG_ARGS = {
+    namespace: "fx-ml",
+    monitoringNamespace: "fx-ml-monitoring",
+    roleSecrets: { airflow: "a", mlflow: "m", feast: "f" },
+    instances: 1,
+    version: "17",
+    storage: { size: "1Gi" },
+    resources: { cpuRequest: "100m", cpuLimit: "1", memory: "512Mi" },
+    retainOnDelete: false,
+};
+
 describe("postgres scrape job", () => {
     test("keeps only the fx-postgres instances' exporter port", async () => {
         const run = await runStack("dev", {
             program: () => {
                 const { Postgres } = require("../components/postgres");
-                const pg = new Postgres("t", {
-                    namespace: "fx-ml",
-                    monitoringNamespace: "fx-ml-monitoring",
-                    roleSecrets: { airflow: "a", mlflow: "m", feast: "f" },
-                    instances: 1,
-                    version: "16",
-                    storage: { size: "1Gi" },
-                    resources: { cpuRequest: "100m", cpuLimit: "1", memory: "512Mi" },
-                    retainOnDelete: false,
-                });
+                const pg = new Postgres("t", { ...PG_ARGS, version: "16" });
                 return { job: pg.scrapeJob };
             },
         });
@@ -145,13 +148,7 @@ describe("postgres scrape job", () => {
                 program: () => {
                     const { Postgres } = require("../components/postgres");
                     new Postgres("t", {
-                        namespace: "fx-ml",
-                        monitoringNamespace: "fx-ml-monitoring",
-                        roleSecrets: { airflow: "a", mlflow: "m", feast: "f" },
-                        instances: 1,
-                        version: "17",
-                        storage: { size: "1Gi" },
-                        retainOnDelete: false,
+                        ...PG_ARGS,
                         ...override,
                     });
                 },

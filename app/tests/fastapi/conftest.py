@@ -1,4 +1,3 @@
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -11,21 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture
-def redis_client(monkeypatch):
-    import redis
-
-    port = os.environ.get("TEST_REDIS_PORT")
-    if not port:
-        pytest.fail("TEST_REDIS_PORT is not set: run via scripts/test-python.sh (it starts redis-server)")
-    c = redis.Redis(host="127.0.0.1", port=int(port), db=0)
-    c.flushdb()
-    monkeypatch.setenv("REDIS_HOST", "127.0.0.1")
-    monkeypatch.setenv("REDIS_PORT", port)
-    monkeypatch.setenv("FEAST_REDIS_DB", "0")
-    monkeypatch.delenv("REDIS_PASSWORD", raising=False)
-    yield c
-    c.flushdb()
-    c.close()
+def redis_client(redis_env):
+    """The shared real-Redis fixture (tests/conftest.py), under the name these tests use."""
+    return redis_env
 
 
 @pytest.fixture
