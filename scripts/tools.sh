@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Builds the real engines the test tiers run (kube-apiserver, etcd, kubectl, helm, the Pulumi CLI, the Pulumi Kubernetes
+# provider, actionlint) from the Go module proxy into $HOME/.cache/fx-ml-tools/<tool>-<version>/ and links each into
+# $HOME/.cache/fx-ml-tools/bin (printed at the end; put it first on PATH). A tool whose folder exists is not rebuilt,
+# so a warm run takes seconds. Versions and the reasons for them: docs/decisions.md ("Real engines from Go modules").
+#
+#   scripts/tools.sh            build what is missing, print the bin folder
+#   scripts/tools.sh --print    print the bin folder only (exit 1 when a tool is missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KUBERNETES_VERSION=v1.34.4 # kube-apiserver and kubectl (one minor version: kubectl within one of the server)
+ETCD_VERSION=v3.6.4        # what k8s.io/kubernetes v1.34.4 requires (go.etcd.io/etcd/* v3.6.4)
+HELM_VERSION=v3.19.5       # Helm 3, as the Pulumi Kubernetes provider embeds (helm.sh/helm/v3)
+PULUMI_VERSION=v3.276.0    # the CLI, the same release as the @pulumi/pulumi npm package
+# The Kubernetes provider: the newest source module the proxy serves, installed as the exact plugin version the
+# @pulumi/kubernetes npm package asks for (the CLI accepts no other).
+PULUMI_K8S_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
+PULUMI_K8S_SDK_V4_VERSION=v4.24.0  # its go.mod points sdk/v4 at a local folder; this is the release it requires
+PULUMI_K8S_SDK_V3_VERSION=v3.215.0 # the pulumi sdk/v3 its go.mod asks for (a newer sdk/v4 would pull a newer one)
+PULUMI_K8S_PLUGIN_VERSION=$(node -p 'require("./package.json").dependencies["@pulumi/kubernetes"]')
+ACTIONLINT_VERSION=v1.7.12
+
+CACHE="${FX_TOOLS_CACHE:-$HOME/.cache/fx-ml-tools}"
+BIN="$CACHE/bin"
+TOOLS=(kube-apiserver kubectl etcd helm pulumi pulumi-resource-kubernetes actionlint)
+
+if [[ "${1:-}" == "--print" ]]; then
+    for t in "${TOOLS[@]}"; do [[ -x "$BIN/$t" ]] || { echo "missing tool $t: run scripts/tools.sh" >&2; exit 1; }; done
+    echo "$BIN"
+    exit 0
+fi
+
+mkdir -p "$BIN"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+timings=()
+
+# build DIR NAME...: run the build function "build_NAME DIR" unless DIR already holds the result; times each cold build.
+build() {
+    local dir="$1" fn="$2"
+    if [[ ! -f "$dir/.done" ]]; then
+        local t0 t
+        t0=$(date +%s)
+        rm -rf "$dir" && mkdir -p "$dir/bin"
+        echo "==> building $(basename "$dir") (cold; minutes on 2 cores)" >&2
+        "$fn" "$dir"
+        touch "$dir/.done"
+        t=$(($(date +%s) - t0))
+        timings+=("$(basename "$dir"): ${t}s")
+    fi
+    ln -sf "$dir"/bin/* "$BIN/"
+}
+
+# A wrapper module, so the go command resolves the exact versions we pin (replace lines included).
+wrapper() {
+    local dir="$1"
+    mkdir -p "$dir/src"
+    printf 'module fxtools\n\ngo 1.24\n' >"$dir/src/go.mod"
+    echo 'package main' >"$dir/src/main.go"
+}
+
+# k8s.io/kubernetes replaces every k8s.io/* staging module with a local folder; pin each to the matching v0.X.Y.
+build_kubernetes() {
+    local dir="$1" staging="v0.${KUBERNETES_VERSION#v1.}" mod
+    wrapper "$dir"
+    mod=$(cd "$dir/src" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+    (
+        cd "$dir/src"
+        grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$mod" | awk '{print $1}' | while read -r m; do
+            go mod edit -replace "$m=$m@$staging"
+        done
+        go mod edit -require "k8s.io/kubernetes@$KUBERNETES_VERSION"
+        go build -trimpath -o "$dir/bin/" \
+            -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${staging#v0.}" \
+            k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+    )
+}
+
+# etcd's server module holds the command as a library (etcdmain); a two-line main runs it.
+build_etcd() {
+    local dir="$1"
+    wrapper "$dir"
+    printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' >"$dir/src/main.go"
+    (cd "$dir/src" && go mod edit -require "go.etcd.io/etcd/server/v3@$ETCD_VERSION" &&
+        go build -trimpath -ldflags "-s -w" -o "$dir/bin/etcd" .)
+}
+
+build_helm() {
+    local dir="$1"
+    GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+        "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+# pkg/v3's go.mod replaces sdk/v3 with ../sdk and carries a clipboard fork; the wrapper repeats both.
+build_pulumi() {
+    local dir="$1" mod
+    wrapper "$dir"
+    (
+        cd "$dir/src"
+        mod=$(go mod download -json "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+        go mod edit -require "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" \
+            -replace "github.com/pulumi/pulumi/sdk/v3=github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION"
+        grep -E '^replace .* => [^.]' "$mod" | while read -r _ from _ to ver; do go mod edit -replace "$from=$to@$ver"; done
+        go build -trimpath -o "$dir/bin/pulumi" \
+            -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+            github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+    )
+}
+
+# The provider embeds files its own generate.go makes from schema.json, so it builds from a writable copy.
+build_pulumi_kubernetes() {
+    local dir="$1" src
+    src=$(go mod download -json "github.com/pulumi/pulumi-kubernetes/provider/v4@$PULUMI_K8S_MODULE_VERSION" |
+        sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    cp -r "$src" "$dir/src" && chmod -R u+w "$dir/src"
+    (
+        cd "$dir/src"
+        go mod edit -replace "github.com/pulumi/pulumi-kubernetes/sdk/v4=github.com/pulumi/pulumi-kubernetes/sdk/v4@$PULUMI_K8S_SDK_V4_VERSION" \
+            -replace "github.com/pulumi/pulumi/sdk/v3=github.com/pulumi/pulumi/sdk/v3@$PULUMI_K8S_SDK_V3_VERSION"
+        (cd cmd/pulumi-resource-kubernetes && VERSION="$PULUMI_K8S_PLUGIN_VERSION" go run generate.go)
+        go build -trimpath -o "$dir/bin/pulumi-resource-kubernetes" \
+            -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$PULUMI_K8S_PLUGIN_VERSION" \
+            ./cmd/pulumi-resource-kubernetes
+    )
+}
+
+build_actionlint() {
+    local dir="$1"
+    GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+}
+
+build "$CACHE/kubernetes-$KUBERNETES_VERSION" build_kubernetes
+build "$CACHE/etcd-$ETCD_VERSION" build_etcd
+build "$CACHE/helm-$HELM_VERSION" build_helm
+build "$CACHE/actionlint-$ACTIONLINT_VERSION" build_actionlint
+build "$CACHE/pulumi-$PULUMI_VERSION" build_pulumi
+build "$CACHE/pulumi-kubernetes-$PULUMI_K8S_PLUGIN_VERSION-${PULUMI_K8S_MODULE_VERSION##*-}" build_pulumi_kubernetes
+
+for t in "${timings[@]}"; do echo "cold build $t" >&2; done
+echo "$BIN"
