@@ -17,8 +17,8 @@ export default tseslint.config(
         languageOptions: { globals: { process: "readonly", console: "readonly" } },
     },
     {
-        // Tests walk arbitrary resource inputs and load the program once per stack with require().
-        files: ["test/**/*.ts", "policy/**/*.test.ts"],
+        // Tests and their tools walk arbitrary resource inputs and objects, and load modules with require().
+        files: ["test/**/*.ts", "tools/**/*.ts", "policy/**/*.test.ts"],
         rules: {
             "@typescript-eslint/no-explicit-any": "off",
             "@typescript-eslint/no-require-imports": "off",

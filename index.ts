@@ -33,6 +33,7 @@ const images = new Images("fx", {
 });
 
 const postgres = new Postgres("fx", {
+    charts: config.charts,
     namespace: namespaces.app,
     monitoringNamespace: namespaces.monitoring,
     roleSecrets: secrets.dbRoleSecretNames,
@@ -43,6 +44,7 @@ const postgres = new Postgres("fx", {
     retainOnDelete: config.storage.retainOnDelete,
 });
 const redis = new Redis("fx", {
+    charts: config.charts,
     namespace: namespaces.app,
     monitoringNamespace: namespaces.monitoring,
     password: secrets.redisPassword,
@@ -53,6 +55,7 @@ const redis = new Redis("fx", {
 });
 
 const monitoring = new Monitoring("fx", {
+    charts: config.charts,
     namespace: namespaces.monitoring,
     appNamespace: namespaces.app,
     grafanaAdminSecretName: secrets.grafanaAdminSecretName,
@@ -181,6 +184,7 @@ if (config.fingpt.enabled) {
 }
 if (config.gpu.installDevicePlugin && namespaces.devicePlugin) {
     new GpuDevicePlugin("nvidia", {
+        charts: config.charts,
         namespace: namespaces.devicePlugin,
         nodeSelector: config.gpu.nodeSelector,
         tolerations: config.gpu.tolerations,
@@ -188,6 +192,7 @@ if (config.gpu.installDevicePlugin && namespaces.devicePlugin) {
 }
 
 const edge = new Edge("fx", {
+    charts: config.charts,
     edge: config.edge,
     certManagerNamespace: namespaces.certManager ?? CERT_MANAGER_NAMESPACE,
     backends: {

@@ -3,6 +3,8 @@ module.exports = {
     testEnvironment: "node",
     roots: ["<rootDir>/test"],
     testMatch: ["**/*.test.ts"],
+    // The real-engine tiers (test/tiers/) start servers and run apart: npm run test:apiserver / test:engine.
+    testPathIgnorePatterns: ["/node_modules/", "/test/tiers/"],
     transform: {
         "^.+\\.ts$": "ts-jest",
         // The ES-module-only schema packages (see test/jest-esm-resolver.js), transpiled to CommonJS.

@@ -34,3 +34,8 @@ export const CHARTS = {
     },
     certManager: { chart: "cert-manager", repo: "https://charts.jetstack.io", version: "v1.19.1" },
 } as const satisfies Record<string, ChartRef>;
+
+/** The archive `helm package` writes for a chart: `<chart>-<version>.tgz`. */
+export function chartArchiveName(ref: ChartRef): string {
+    return `${ref.chart}-${ref.version}.tgz`;
+}

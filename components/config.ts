@@ -1,4 +1,7 @@
+import * as fs from "fs";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { chartArchiveName, CHARTS } from "./charts";
 
 /**
  * The only module that reads `pulumi.Config`. `loadConfig()` reads and validates every key declared in Pulumi.yaml
@@ -34,6 +37,16 @@ export const SERVICES = [
 ] as const;
 export type Service = (typeof SERVICES)[number];
 
+/**
+ * Where the Helm charts come from: each chart's public repository (components/charts.ts), a folder of the pinned
+ * archives, a chart repository mirror, or an OCI registry (`chartRepository`).
+ */
+export type ChartOrigin =
+    | { readonly kind: "public" }
+    | { readonly kind: "folder"; readonly path: string }
+    | { readonly kind: "repository"; readonly url: string }
+    | { readonly kind: "oci"; readonly url: string };
+
 export interface StackConfig {
     readonly project: string;
     readonly stack: string;
@@ -45,6 +58,7 @@ export interface StackConfig {
         readonly password?: pulumi.Output<string>;
     };
     readonly appContext: string;
+    readonly charts: ChartOrigin;
     readonly imagePlatform: "linux/amd64" | "linux/arm64";
     readonly replicas: {
         readonly fastapi: number;
@@ -439,6 +453,11 @@ export function loadConfig(): StackConfig {
         }
     }
 
+    const charts = chartOrigin(r, r.str("chartRepository"), {
+        gpu: installDevicePlugin === true,
+        certManager: installCertManager === true,
+    });
+
     const retention = r.str("prometheusRetention", {
         pattern: "^[1-9][0-9]*(h|d|w|y)$",
         hint: "must be a duration such as 48h or 15d",
@@ -472,6 +491,7 @@ export function loadConfig(): StackConfig {
         monitoringNamespace: monitoringNamespace!,
         registry: { server: server!, username, password: username ? password : undefined },
         appContext: appContext!,
+        charts: charts!,
         imagePlatform: imagePlatform!,
         replicas: {
             fastapi: fastapiReplicas!,
@@ -517,4 +537,38 @@ export function loadConfig(): StackConfig {
         },
         grafanaAdminUser: grafanaAdminUser!,
     });
+}
+
+/**
+ * `chartRepository`: empty -> public repositories; https:// -> a mirror; oci:// -> a registry; anything else is a
+ * folder that must hold the archive of every chart this stack installs (`<chart>-<version>.tgz`, as `helm package`
+ * names them), checked now so a missing one is named before anything is created.
+ */
+function chartOrigin(
+    r: Reader,
+    value: string | undefined,
+    uses: { gpu: boolean; certManager: boolean },
+): ChartOrigin | undefined {
+    if (value === undefined) return undefined;
+    if (value === "") return { kind: "public" };
+    if (/^https:\/\/\S+$/.test(value)) return { kind: "repository", url: value.replace(/\/+$/, "") };
+    if (/^oci:\/\/\S+$/.test(value)) return { kind: "oci", url: value.replace(/\/+$/, "") };
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+        r.fail("chartRepository", value, "must be empty, an https:// or oci:// URL, or a folder of chart archives");
+        return undefined;
+    }
+    const folder = path.resolve(value);
+    if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) {
+        r.fail("chartRepository", value, `the folder ${folder} does not exist`);
+        return undefined;
+    }
+    const needed = Object.entries(CHARTS)
+        .filter(([key]) => (key !== "nvidiaDevicePlugin" || uses.gpu) && (key !== "certManager" || uses.certManager))
+        .map(([, ref]) => chartArchiveName(ref));
+    const missing = needed.filter((f) => !fs.existsSync(path.join(folder, f)));
+    if (missing.length > 0) {
+        r.fail("chartRepository", value, `the folder lacks the pinned chart archives ${missing.join(", ")}`);
+        return undefined;
+    }
+    return { kind: "folder", path: folder };
 }

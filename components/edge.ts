@@ -2,8 +2,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CertManager } from "@pulumi/kubernetes-cert-manager";
 import { CHARTS } from "./charts";
-import { StackConfig } from "./config";
+import { ChartOrigin, StackConfig } from "./config";
 import { labels } from "./shared";
+import { chartSource } from "./values";
 
 /** A Service an Ingress routes to: its namespace, name and port (the Service port, not the pod's). */
 export interface Backend {
@@ -24,6 +25,8 @@ export const HOSTS: Readonly<Record<Exposed, string>> = {
 };
 
 export interface EdgeArgs {
+    /** Where the Helm charts come from (stack config `chartRepository`). */
+    charts: ChartOrigin;
     /** The stack's edge settings: domain, ingress class, issuer kind, ACME account, whether to install cert-manager. */
     edge: StackConfig["edge"];
     /**
@@ -66,8 +69,7 @@ export class Edge extends pulumi.ComponentResource {
                     helmOptions: {
                         name: "cert-manager",
                         namespace: args.certManagerNamespace,
-                        version: CHARTS.certManager.version,
-                        repositoryOpts: { repo: CHARTS.certManager.repo },
+                        ...chartSource(CHARTS.certManager, args.charts),
                         values: { crds: { enabled: true, keep: true } },
                     },
                     // The chart's pods already meet `restricted` (non-root, RuntimeDefault seccomp, drop ALL, no

@@ -1,10 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "./charts";
-import { Toleration } from "./config";
+import { ChartOrigin, Toleration } from "./config";
 import { chartSource, chartValues } from "./values";
 
 export interface GpuDevicePluginArgs {
+    /** Where the Helm charts come from (stack config `chartRepository`). */
+    charts: ChartOrigin;
     /** Node labels of the GPU pool; the DaemonSet is pinned to them. */
     nodeSelector: Readonly<Record<string, string>>;
     /** Taints of the GPU pool. */
@@ -51,7 +53,7 @@ export class GpuDevicePlugin extends pulumi.ComponentResource {
             {
                 name: "nvidia-device-plugin",
                 namespace: args.namespace,
-                ...chartSource(CHARTS.nvidiaDevicePlugin),
+                ...chartSource(CHARTS.nvidiaDevicePlugin, args.charts),
                 // Helm replaces lists whole, so these terms and tolerations replace the chart's defaults.
                 values: chartValues("nvidia-device-plugin", {
                     affinity: gpuNodeAffinity(args.nodeSelector),

@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { parse } from "yaml";
 import { CHARTS } from "./charts";
-import { ResourceSpec } from "./config";
+import { ChartOrigin, ResourceSpec } from "./config";
 import { labels, resources, serviceHost } from "./shared";
 import { chartSource, chartValues } from "./values";
 
@@ -154,6 +154,8 @@ export function scrapeConfigs(appNamespace: string, monitoringNamespace: string)
 }
 
 export interface MonitoringArgs {
+    /** Where the Helm charts come from (stack config `chartRepository`). */
+    charts: ChartOrigin;
     /** Namespace of Prometheus, Grafana and the StatsD exporter. */
     namespace: pulumi.Input<string>;
     /** The pipeline's namespace: the only one whose pods are scraped. */
@@ -202,7 +204,7 @@ export class Monitoring extends pulumi.ComponentResource {
             {
                 name: STATSD_RELEASE,
                 namespace: ns,
-                ...chartSource(CHARTS.statsdExporter),
+                ...chartSource(CHARTS.statsdExporter, args.charts),
                 values: chartValues("prometheus-statsd-exporter", {
                     statsd: {
                         mappingConfig: fs.readFileSync(path.join(MONITORING_DIR, "statsd", "mapping.yaml"), "utf8"),
@@ -218,7 +220,7 @@ export class Monitoring extends pulumi.ComponentResource {
             {
                 name: PROMETHEUS_RELEASE,
                 namespace: ns,
-                ...chartSource(CHARTS.prometheus),
+                ...chartSource(CHARTS.prometheus, args.charts),
                 values: pulumi
                     .all([args.appNamespace, ns, pulumi.all(args.extraScrapeJobs ?? [])])
                     .apply(([app, mon, extra]) =>
@@ -261,7 +263,7 @@ export class Monitoring extends pulumi.ComponentResource {
             {
                 name: GRAFANA_RELEASE,
                 namespace: ns,
-                ...chartSource(CHARTS.grafana),
+                ...chartSource(CHARTS.grafana, args.charts),
                 values: chartValues("grafana", {
                     admin: { existingSecret: args.grafanaAdminSecretName },
                     datasources: {

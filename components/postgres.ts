@@ -4,7 +4,7 @@ import { CHARTS } from "./charts";
 import { podSecurityLabels } from "./namespaces";
 import { APP, allowFrom, peer, podsLabelled, podsNamed } from "./networkpolicies";
 import { DB_ROLES, DbRole } from "./secrets";
-import { ResourceSpec } from "./config";
+import { ChartOrigin, ResourceSpec } from "./config";
 import { labels, resources, serviceHost } from "./shared";
 import { chartSource, chartValues } from "./values";
 
@@ -32,6 +32,8 @@ export const POSTGRES_CLIENTS = [
 ] as const;
 
 export interface PostgresArgs {
+    /** Where the Helm charts come from (stack config `chartRepository`). */
+    charts: ChartOrigin;
     /** Namespace of the cluster (the pipeline's). */
     namespace: pulumi.Input<string>;
     /** Namespace of Prometheus, admitted to the metrics port. */
@@ -102,7 +104,7 @@ export class Postgres extends pulumi.ComponentResource {
             {
                 name: "cnpg",
                 namespace: this.operatorNamespace,
-                ...chartSource(CHARTS.cnpgOperator),
+                ...chartSource(CHARTS.cnpgOperator, args.charts),
                 values: chartValues("cloudnative-pg"),
                 // Helm waits for the operator Deployment, so its webhook answers before the Cluster is applied.
                 skipAwait: false,
@@ -131,7 +133,7 @@ export class Postgres extends pulumi.ComponentResource {
             {
                 name: POSTGRES_CLUSTER,
                 namespace: args.namespace,
-                ...chartSource(CHARTS.cnpgCluster),
+                ...chartSource(CHARTS.cnpgCluster, args.charts),
                 values: chartValues("cnpg-cluster", {
                     fullnameOverride: POSTGRES_CLUSTER,
                     version: { postgresql: args.version },

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "./charts";
+import { ChartOrigin } from "./config";
 import { APP, allowFrom, peer, podsLabelled, podsNamed } from "./networkpolicies";
 import { SecretKeyRef } from "./secrets";
 import { serviceHost } from "./shared";
@@ -25,6 +26,8 @@ export const REDIS_CLIENTS = [
 ] as const;
 
 export interface RedisArgs {
+    /** Where the Helm charts come from (stack config `chartRepository`). */
+    charts: ChartOrigin;
     namespace: pulumi.Input<string>;
     /** Namespace of Prometheus, admitted to the exporter port. */
     monitoringNamespace: pulumi.Input<string>;
@@ -70,7 +73,7 @@ export class Redis extends pulumi.ComponentResource {
             {
                 name: REDIS_RELEASE,
                 namespace: args.namespace,
-                ...chartSource(CHARTS.redis),
+                ...chartSource(CHARTS.redis, args.charts),
                 values: chartValues("redis", {
                     fullnameOverride: REDIS_RELEASE,
                     image: { tag: args.version },

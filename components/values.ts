@@ -1,9 +1,9 @@
 import * as fs from "fs";
 import * as path from "path";
-import * as k8s from "@pulumi/kubernetes";
 import deepmerge from "deepmerge";
 import { parse } from "yaml";
-import { ChartRef } from "./charts";
+import { chartArchiveName, ChartRef } from "./charts";
+import type { ChartOrigin } from "./config";
 
 /**
  * Helm values in two layers: the static, reviewed values of a chart in `charts-values/<file>.yaml` (hardening,
@@ -55,7 +55,23 @@ export function chartValues(file: string, computed: Values = {}): Values {
     });
 }
 
-/** Chart, version and repository of a pinned chart (components/charts.ts), as `helm.v3.Release` takes them. */
-export function chartSource(ref: ChartRef): Pick<k8s.helm.v3.ReleaseArgs, "chart" | "version" | "repositoryOpts"> {
-    return { chart: ref.chart, version: ref.version, repositoryOpts: { repo: ref.repo } };
+/**
+ * Chart, version and repository of a pinned chart (components/charts.ts), as `helm.v3.Release` takes them, from where
+ * the stack's `chartRepository` says: the chart's public repository, a folder of archives, a mirror or a registry.
+ */
+export function chartSource(
+    ref: ChartRef,
+    origin: ChartOrigin,
+): { chart: string; version: string; repositoryOpts?: { repo: string } } {
+    switch (origin.kind) {
+        case "public":
+            return { chart: ref.chart, version: ref.version, repositoryOpts: { repo: ref.repo } };
+        case "repository":
+            return { chart: ref.chart, version: ref.version, repositoryOpts: { repo: origin.url } };
+        case "oci":
+            return { chart: `${origin.url}/${ref.chart}`, version: ref.version };
+        case "folder":
+            // A path to the archive: Helm loads a local chart before it looks at any repository.
+            return { chart: path.join(origin.path, chartArchiveName(ref)), version: ref.version };
+    }
 }

@@ -115,10 +115,23 @@ export function toObject(type: string, name: string, inputs: any): { object: K8s
         ] as const) {
             // Keys stay (they are names that pods reference); values go, even where the whole map was a secret.
             const payload = reveal(inputs?.[field]);
-            if (payload) object[field] = Object.fromEntries(Object.keys(payload).map((k) => [k, placeholder]));
+            if (payload)
+                object[field] = Object.fromEntries(
+                    Object.keys(payload).map((k) => [k, standIn(reveal(inputs?.type), k, field) ?? placeholder]),
+                );
         }
     }
     return { object, patch };
+}
+
+/**
+ * A redacted Secret value the API server parses gets a syntactically valid stand-in instead of the placeholder, so a
+ * real server still checks the rest: a registry pull secret's `.dockerconfigjson` must be JSON with `auths`.
+ */
+export function standIn(type: unknown, key: string, field: "data" | "stringData"): string | undefined {
+    if (type !== "kubernetes.io/dockerconfigjson" || key !== ".dockerconfigjson") return undefined;
+    const json = JSON.stringify({ auths: { [REDACTED]: { auth: REDACTED_B64 } } });
+    return field === "data" ? Buffer.from(json).toString("base64") : json;
 }
 
 /** Helm's merge: maps merge deeply, lists and scalars from the later source replace the earlier. */

@@ -39,10 +39,26 @@ describe("chartValues", () => {
     });
 
     test("chartSource passes the pinned chart, version and repository", () => {
-        expect(chartSource(CHARTS.redis)).toEqual({
+        expect(chartSource(CHARTS.redis, { kind: "public" })).toEqual({
             chart: "redis",
-            version: CHARTS.redis.version,
+            version: "1.3.8",
             repositoryOpts: { repo: "https://groundhog2k.github.io/helm-charts/" },
+        });
+    });
+
+    test("chartSource takes each chart from a mirror, an OCI registry or a folder of archives when configured", () => {
+        expect(chartSource(CHARTS.redis, { kind: "repository", url: "https://charts.internal/fx" })).toEqual({
+            chart: "redis",
+            version: "1.3.8",
+            repositoryOpts: { repo: "https://charts.internal/fx" },
+        });
+        expect(chartSource(CHARTS.grafana, { kind: "oci", url: "oci://registry.internal/charts" })).toEqual({
+            chart: "oci://registry.internal/charts/grafana",
+            version: "12.11.1",
+        });
+        expect(chartSource(CHARTS.certManager, { kind: "folder", path: "/srv/charts" })).toEqual({
+            chart: "/srv/charts/cert-manager-v1.19.1.tgz",
+            version: "v1.19.1",
         });
     });
 });

@@ -1,0 +1,288 @@
+/**
+ * A real Kubernetes API server for the test tiers: etcd and kube-apiserver (built by scripts/tools.sh) on 127.0.0.1
+ * with free ports, a throwaway CA and serving certificate, a service-account key pair, a static admin token and the
+ * default admission plugins (Pod Security among them). No controller manager, scheduler or kubelet runs: objects are
+ * stored and admitted, never reconciled. `stop()` ends both processes by PID; a process exit does too.
+ */
+import { ChildProcess, execFileSync, spawn } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as https from "https";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+
+export const TOOLS_BIN = process.env.FX_TOOLS_BIN ?? path.join(os.homedir(), ".cache", "fx-ml-tools", "bin");
+
+/** What a request to the API server answered: HTTP status, parsed body, and the server's Warning headers. */
+export interface ApiResponse {
+    status: number;
+    body: any;
+    warnings: string[];
+}
+
+export interface ApiServer {
+    /** https://127.0.0.1:<port> */
+    url: string;
+    /** A kubeconfig file for kubectl, helm and the Pulumi Kubernetes provider; its context is `context`. */
+    kubeconfig: string;
+    context: string;
+    /** The folder holding certificates, data and the two processes' logs. */
+    dir: string;
+    request(method: string, urlPath: string, body?: unknown, contentType?: string): Promise<ApiResponse>;
+    /** The last lines of etcd's and kube-apiserver's own output, for failure messages. */
+    logs(lines?: number): string;
+    stop(): Promise<void>;
+}
+
+export interface StartOptions {
+    /** Seconds to wait for /readyz; generous by default, for a busy 2-core machine. */
+    readyTimeoutSeconds?: number;
+}
+
+function tool(name: string): string {
+    const p = path.join(TOOLS_BIN, name);
+    if (!fs.existsSync(p)) throw new Error(`${name} not found in ${TOOLS_BIN}: run scripts/tools.sh first`);
+    return p;
+}
+
+async function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.once("error", reject);
+        s.listen(0, "127.0.0.1", () => {
+            const port = (s.address() as net.AddressInfo).port;
+            s.close(() => resolve(port));
+        });
+    });
+}
+
+function openssl(cwd: string, ...args: string[]): void {
+    execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
+}
+
+/** CA, a serving certificate for 127.0.0.1/localhost signed by it, and the service-account signing key pair. */
+function makeCertificates(dir: string): void {
+    openssl(dir, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key");
+    openssl(
+        dir,
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=fx-ml-test-ca",
+        "-days",
+        "2",
+        "-out",
+        "ca.crt",
+    );
+    openssl(dir, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.key");
+    openssl(dir, "req", "-new", "-key", "server.key", "-subj", "/CN=kube-apiserver", "-out", "server.csr");
+    fs.writeFileSync(
+        path.join(dir, "server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n",
+    );
+    openssl(dir, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "server.ext", "-out", "server.crt"); // prettier-ignore
+    openssl(dir, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key");
+    openssl(dir, "pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub");
+}
+
+function tail(file: string, lines: number): string {
+    if (!fs.existsSync(file)) return `(no ${path.basename(file)})`;
+    return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/** A Warning header (`299 - "text"`, RFC 7234, the text Go-quoted) as the text kubectl prints. */
+function warningText(header: string): string {
+    const quoted = header.replace(/^\d{3} \S+ /, "");
+    try {
+        return JSON.parse(quoted);
+    } catch {
+        return quoted;
+    }
+}
+
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+    for (const p of live) p.kill("SIGKILL");
+});
+
+function startProcess(bin: string, args: string[], logFile: string): ChildProcess {
+    const out = fs.openSync(logFile, "a");
+    const child = spawn(bin, args, { stdio: ["ignore", out, out] });
+    fs.closeSync(out);
+    live.add(child);
+    child.once("exit", () => live.delete(child));
+    return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+}
+
+/** Starts etcd and kube-apiserver and waits until /readyz answers 200. */
+export async function startApiServer(options: StartOptions = {}): Promise<ApiServer> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-apiserver-"));
+    makeCertificates(dir);
+    const token = crypto.randomBytes(24).toString("hex");
+    fs.writeFileSync(path.join(dir, "tokens.csv"), `${token},fx-test-admin,fx-test-admin,"system:masters"\n`);
+    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const etcdLog = path.join(dir, "etcd.log");
+    const apiLog = path.join(dir, "kube-apiserver.log");
+
+    const etcd = startProcess(
+        tool("etcd"),
+        [
+            "--name=fx-test",
+            `--data-dir=${path.join(dir, "etcd")}`,
+            `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+            `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+            `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+            `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+            `--initial-cluster=fx-test=http://127.0.0.1:${peerPort}`,
+            "--unsafe-no-fsync", // throwaway data: no fsync keeps a busy machine's disk out of the way
+            "--log-level=warn",
+        ],
+        etcdLog,
+    );
+    const apiserver = startProcess(
+        tool("kube-apiserver"),
+        [
+            `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            `--secure-port=${apiPort}`,
+            `--cert-dir=${dir}`,
+            `--tls-cert-file=${path.join(dir, "server.crt")}`,
+            `--tls-private-key-file=${path.join(dir, "server.key")}`,
+            `--token-auth-file=${path.join(dir, "tokens.csv")}`,
+            "--authorization-mode=RBAC",
+            // As kubeadm, kind and the managed clusters run it: Pod Security, not this switch, judges privilege.
+            "--allow-privileged=true",
+            `--service-account-key-file=${path.join(dir, "sa.pub")}`,
+            `--service-account-signing-key-file=${path.join(dir, "sa.key")}`,
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            // The default plugin set (PodSecurity, NamespaceLifecycle, ServiceAccount, ... ) is left as shipped.
+            "--v=0",
+        ],
+        apiLog,
+    );
+
+    const url = `https://127.0.0.1:${apiPort}`;
+    const ca = fs.readFileSync(path.join(dir, "ca.crt"));
+    const context = "fx-test";
+    const kubeconfig = path.join(dir, "kubeconfig");
+    fs.writeFileSync(
+        kubeconfig,
+        [
+            "apiVersion: v1",
+            "kind: Config",
+            "clusters:",
+            `- name: ${context}`,
+            "  cluster:",
+            `    server: ${url}`,
+            `    certificate-authority: ${path.join(dir, "ca.crt")}`,
+            "users:",
+            `- name: ${context}`,
+            "  user:",
+            `    token: ${token}`,
+            "contexts:",
+            `- name: ${context}`,
+            "  context:",
+            `    cluster: ${context}`,
+            `    user: ${context}`,
+            `current-context: ${context}`,
+            "",
+        ].join("\n"),
+        { mode: 0o600 },
+    );
+
+    const logs = (lines = 40) =>
+        `--- etcd (${etcdLog}) ---\n${tail(etcdLog, lines)}\n--- kube-apiserver (${apiLog}) ---\n${tail(apiLog, lines)}`;
+
+    const request = (method: string, urlPath: string, body?: unknown, contentType = "application/json") =>
+        new Promise<ApiResponse>((resolve, reject) => {
+            const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+            const req = https.request(
+                `${url}${urlPath}`,
+                {
+                    method,
+                    ca,
+                    headers: {
+                        Authorization: `Bearer ${token}`,
+                        Accept: "application/json",
+                        ...(payload === undefined ? {} : { "Content-Type": contentType }),
+                    },
+                    timeout: 60_000,
+                },
+                (res) => {
+                    const chunks: Buffer[] = [];
+                    res.on("data", (c) => chunks.push(c));
+                    res.on("end", () => {
+                        const text = Buffer.concat(chunks).toString("utf8");
+                        let parsed: any = text;
+                        try {
+                            parsed = text ? JSON.parse(text) : undefined;
+                        } catch {
+                            // not JSON (e.g. /readyz): keep the text
+                        }
+                        const w = res.headers["warning"];
+                        const warnings = (Array.isArray(w) ? w : w ? [w] : []).map(warningText);
+                        resolve({ status: res.statusCode ?? 0, body: parsed, warnings });
+                    });
+                },
+            );
+            req.on("timeout", () => req.destroy(new Error(`${method} ${urlPath}: no answer in 60 s`)));
+            req.on("error", reject);
+            if (payload !== undefined) req.write(payload);
+            req.end();
+        });
+
+    const server: ApiServer = {
+        url,
+        kubeconfig,
+        context,
+        dir,
+        request,
+        logs,
+        stop: async () => {
+            await stopProcess(apiserver);
+            await stopProcess(etcd);
+        },
+    };
+
+    const deadline = Date.now() + (options.readyTimeoutSeconds ?? 180) * 1000;
+    let last = "";
+    for (;;) {
+        for (const [name, p] of [
+            ["etcd", etcd],
+            ["kube-apiserver", apiserver],
+        ] as const) {
+            if (p.exitCode !== null) {
+                await server.stop();
+                throw new Error(`${name} exited with code ${p.exitCode} before the API server was ready\n${logs()}`);
+            }
+        }
+        try {
+            const r = await request("GET", "/readyz");
+            if (r.status === 200) return server;
+            last = `/readyz ${r.status}: ${typeof r.body === "string" ? r.body : JSON.stringify(r.body)}`;
+        } catch (e) {
+            last = (e as Error).message;
+        }
+        if (Date.now() > deadline) {
+            await server.stop();
+            throw new Error(`API server not ready after ${options.readyTimeoutSeconds ?? 180} s (${last})\n${logs()}`);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+    }
+}

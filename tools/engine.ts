@@ -1,0 +1,116 @@
+/**
+ * Creates and configures a stack with the Automation API exactly as the README tells a user, then previews it. Shared
+ * by `npm run preview -- <stack>` (a local program: the Pulumi CLI and its Node.js language host, as in the PR
+ * workflow and on a laptop) and the engine tier (test/tiers/engine.test.ts: an inline program, because no registry
+ * here serves the language host), so both run the same steps.
+ */
+import * as path from "path";
+import {
+    EngineEvent,
+    InlineProgramArgs,
+    LocalProgramArgs,
+    LocalWorkspace,
+    LocalWorkspaceOptions,
+    PreviewResult,
+    PulumiCommand,
+    Stack,
+} from "@pulumi/pulumi/automation";
+
+export const PROJECT = "fx-ml-pipeline";
+export type StackName = "dev" | "gpu";
+export const STACKS: readonly StackName[] = ["dev", "gpu"];
+
+/**
+ * The secrets a stack needs, each set by `pulumi config set --secret <key>` (README "Secrets"); in automation (the PR
+ * workflow) each comes from the environment variable named here, which the workflow fills from a repository secret.
+ */
+export const SECRET_ENV: Readonly<Record<string, string>> = {
+    oandaToken: "FX_OANDA_TOKEN",
+    oandaAccountId: "FX_OANDA_ACCOUNT_ID",
+    registryPassword: "FX_REGISTRY_PASSWORD",
+    hfToken: "FX_HF_TOKEN",
+};
+
+export interface PrepareOptions {
+    stack: StackName;
+    /** The project folder (Pulumi.yaml and the stack files): the checkout, or a throwaway copy in tests. */
+    workDir: string;
+    /** An inline program (engine tier); without it the project's own program runs through its language host. */
+    program?: () => Promise<Record<string, unknown> | void>;
+    /** Plain config set on top of the stack file (`pulumi config set <key> <value>`). */
+    config?: Record<string, string>;
+    /** Secret config (`pulumi config set --secret <key> <value>`). */
+    secrets?: Record<string, string>;
+    /** Environment of the CLI and its plugins (backend, passphrase, PULUMI_HOME, proxies). */
+    envVars?: Record<string, string>;
+    /** A Pulumi CLI installation folder holding bin/pulumi; default: the `pulumi` on PATH. */
+    pulumiRoot?: string;
+}
+
+/** Selects the stack, creating it when missing (`pulumi stack init`), then sets its config and secrets. */
+export async function prepareStack(opts: PrepareOptions): Promise<Stack> {
+    const pulumiCommand = opts.pulumiRoot ? await PulumiCommand.get({ root: opts.pulumiRoot }) : undefined;
+    const wsOpts: LocalWorkspaceOptions = { workDir: opts.workDir, envVars: opts.envVars, pulumiCommand };
+    const stack = opts.program
+        ? await LocalWorkspace.createOrSelectStack(
+              { stackName: opts.stack, projectName: PROJECT, program: opts.program } as InlineProgramArgs,
+              wsOpts,
+          )
+        : await LocalWorkspace.createOrSelectStack(
+              { stackName: opts.stack, workDir: opts.workDir } as LocalProgramArgs,
+              wsOpts,
+          );
+    const entries = [
+        ...Object.entries(opts.config ?? {}).map(([k, v]) => [k, { value: v, secret: false }] as const),
+        ...Object.entries(opts.secrets ?? {}).map(([k, v]) => [k, { value: v, secret: true }] as const),
+    ];
+    for (const [key, value] of entries) await stack.setConfig(key, value);
+    return stack;
+}
+
+/** Secrets named in SECRET_ENV whose environment variable is set. */
+export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [key, variable] of Object.entries(SECRET_ENV)) {
+        const value = env[variable];
+        if (value) out[key] = value;
+    }
+    return out;
+}
+
+export interface PreviewSummary {
+    result: PreviewResult;
+    /** URN -> planned operation (create, update, same, ...), from the engine's own events. */
+    steps: Map<string, string>;
+}
+
+/** `pulumi preview`, collecting every planned step; the engine's own output goes to `onOutput`. */
+export async function preview(
+    stack: Stack,
+    opts: { onOutput?: (s: string) => void; policyPacks?: string[]; policyPackConfigs?: string[] } = {},
+): Promise<PreviewSummary> {
+    const steps = new Map<string, string>();
+    const onEvent = (e: EngineEvent) => {
+        const m = e.resourcePreEvent?.metadata;
+        if (m) steps.set(m.urn, m.op);
+    };
+    const result = await stack.preview({
+        color: "never",
+        onOutput: opts.onOutput,
+        onEvent,
+        policyPacks: opts.policyPacks,
+        policyPackConfigs: opts.policyPackConfigs,
+    });
+    return { result, steps };
+}
+
+/** The type token of a URN (`urn:pulumi:stack::project::parent$type::name` -> type). */
+export function urnType(urn: string): string {
+    return urn.split("::")[2].split("$").pop()!;
+}
+
+export function urnName(urn: string): string {
+    return urn.split("::").slice(3).join("::");
+}
+
+export const ROOT = path.resolve(__dirname, "..");

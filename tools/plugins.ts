@@ -1,0 +1,56 @@
+/**
+ * Installs the provider plugins the engine tier's `pulumi preview` loads into a PULUMI_HOME, with the CLI's own
+ * `pulumi plugin install --file`, at the exact versions the npm SDKs ask for: the real Kubernetes provider (built by
+ * scripts/tools.sh) and the three STAND-INS of tools/standins/provider.ts for the plugins no registry here serves.
+ */
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { TOOLS_BIN } from "./apiserver";
+
+const ROOT = path.resolve(__dirname, "..");
+
+function sdkPluginVersion(pkg: string): string {
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8"));
+    return manifest.pulumi.version;
+}
+
+/** The packages whose real plugins cannot be had here, stood in for by tools/standins/provider.ts. */
+export const STAND_INS = ["random", "docker", "kubernetes-cert-manager"] as const;
+
+export interface InstalledPlugin {
+    name: string;
+    version: string;
+    standIn: boolean;
+}
+
+export function installPlugins(pulumiHome: string, scratch: string): InstalledPlugin[] {
+    const pulumi = path.join(TOOLS_BIN, "pulumi");
+    const env = { ...process.env, PULUMI_HOME: pulumiHome, PULUMI_SKIP_UPDATE_CHECK: "true" };
+    const install = (name: string, version: string, file: string) =>
+        execFileSync(pulumi, ["plugin", "install", "resource", name, version, "--file", file], {
+            env,
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+    const installed: InstalledPlugin[] = [];
+    const k8sVersion = sdkPluginVersion("@pulumi/kubernetes");
+    install("kubernetes", k8sVersion, path.join(TOOLS_BIN, "pulumi-resource-kubernetes"));
+    installed.push({ name: "kubernetes", version: k8sVersion, standIn: false });
+    for (const name of STAND_INS) {
+        const version = sdkPluginVersion(`@pulumi/${name}`);
+        const dir = path.join(scratch, `standin-${name}`);
+        fs.mkdirSync(dir, { recursive: true });
+        const script = [
+            "#!/bin/sh",
+            `# STAND-IN for pulumi-resource-${name} v${version}: tools/standins/provider.ts (engine tier only).`,
+            `export TS_NODE_PROJECT='${path.join(ROOT, "tsconfig.json")}'`,
+            `exec node -r '${path.join(ROOT, "node_modules", "ts-node", "register", "transpile-only")}' \\`,
+            `    '${path.join(ROOT, "tools", "standins", "provider.ts")}' ${name} "$@"`,
+            "",
+        ].join("\n");
+        fs.writeFileSync(path.join(dir, `pulumi-resource-${name}`), script, { mode: 0o755 });
+        install(name, version, dir);
+        installed.push({ name, version, standIn: true });
+    }
+    return installed;
+}

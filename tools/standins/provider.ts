@@ -1,0 +1,164 @@
+/**
+ * STAND-IN provider plugins for the engine tier (test/tiers/engine.test.ts), used only because the real
+ * `pulumi-resource-random`, `pulumi-resource-docker` and `pulumi-resource-kubernetes-cert-manager` plugins are served
+ * by no registry these machines reach. Each does only what `pulumi preview` needs from its real counterpart, at the
+ * exact version the npm SDK asks for, and says so in every resource it answers for:
+ *
+ * - random (stand-in for 4.21.2): check/diff/create; create generates values with node:crypto, as the real one would.
+ * - docker (stand-in for 5.2.0): check/diff/create; it never builds or pushes an image: in a preview the image's
+ *   digest is unknown, exactly as the real provider leaves it with `buildOnPreview: false`.
+ * - kubernetes-cert-manager (stand-in for 0.2.0): construct builds the same child the real component builds (pulumi
+ *   -go-helmbase): a `kubernetes:helm.sh/v3:Release` named `<name>-helm`, chart `cert-manager` from
+ *   https://charts.jetstack.io unless `helmOptions` says otherwise, values = `helmOptions.values` with the typed args
+ *   merged over them; so the real Kubernetes provider previews the real chart.
+ *
+ * Run as `node -r ts-node/register/transpile-only provider.ts <package> <engine address>` by the wrapper scripts in
+ * tools/standins/bin/ (scripts/engine-plugins.sh installs them with `pulumi plugin install --file`).
+ */
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import * as provider from "@pulumi/pulumi/provider";
+
+/** The wire value the engine reads as "unknown until the resource exists". */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+const VERSIONS = { random: "4.21.2", docker: "5.2.0", "kubernetes-cert-manager": "0.2.0" } as const;
+type Package = keyof typeof VERSIONS;
+
+function typeOf(urn: string): string {
+    return urn.split("::")[2].split("$").pop()!;
+}
+
+/** Replace-on-change for every changed input key, as the real random and docker providers do for their inputs. */
+function diffAll(olds: Record<string, unknown>, news: Record<string, unknown>): provider.DiffResult {
+    const keys = new Set([...Object.keys(olds ?? {}), ...Object.keys(news ?? {})]);
+    const replaces = [...keys].filter((k) => JSON.stringify(olds?.[k]) !== JSON.stringify(news?.[k]));
+    return { changes: replaces.length > 0, replaces, deleteBeforeReplace: false };
+}
+
+const CHARSETS = {
+    lower: "abcdefghijklmnopqrstuvwxyz",
+    upper: "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    numeric: "0123456789",
+    special: "!@#$%&*()-_=+[]{}<>:?",
+};
+
+function randomString(inputs: any): string {
+    let alphabet = "";
+    if (inputs.lower !== false) alphabet += CHARSETS.lower;
+    if (inputs.upper !== false) alphabet += CHARSETS.upper;
+    if (inputs.numeric !== false && inputs.number !== false) alphabet += CHARSETS.numeric;
+    if (inputs.special !== false) alphabet += inputs.overrideSpecial ?? CHARSETS.special;
+    const length = Number(inputs.length);
+    if (!Number.isInteger(length) || length < 1)
+        throw new Error(`random stand-in: length must be >= 1, got ${inputs.length}`);
+    return Array.from({ length }, () => alphabet[crypto.randomInt(alphabet.length)]).join("");
+}
+
+const random: provider.Provider = {
+    version: VERSIONS.random,
+    check: async (_urn, _olds, news) => ({ inputs: news }),
+    diff: async (_id, _urn, olds, news) => diffAll(olds, news),
+    create: async (urn, inputs) => {
+        const type = typeOf(urn);
+        const id = crypto.randomUUID();
+        switch (type) {
+            case "random:index/randomPassword:RandomPassword":
+            case "random:index/randomString:RandomString":
+                return {
+                    id: type.endsWith("Password") ? "none" : id,
+                    outs: { ...inputs, result: randomString(inputs) },
+                };
+            case "random:index/randomBytes:RandomBytes": {
+                const bytes = crypto.randomBytes(Number(inputs.length));
+                return { id, outs: { ...inputs, base64: bytes.toString("base64"), hex: bytes.toString("hex") } };
+            }
+            default:
+                throw new Error(`random stand-in: ${type} is not stood in for`);
+        }
+    },
+    delete: async () => undefined,
+};
+
+const docker: provider.Provider = {
+    version: VERSIONS.docker,
+    check: async (_urn, _olds, news) => ({ inputs: news }),
+    diff: async (_id, _urn, olds, news) => diffAll(olds, news),
+    create: async (urn, inputs) => {
+        const type = typeOf(urn);
+        if (type !== "docker:index/image:Image") throw new Error(`docker stand-in: ${type} is not stood in for`);
+        // No image is built or pushed: what the build would produce stays unknown.
+        return {
+            id: UNKNOWN,
+            outs: {
+                ...inputs,
+                baseImageName: inputs.imageName,
+                repoDigest: UNKNOWN,
+                context: UNKNOWN,
+                dockerfile: UNKNOWN,
+            },
+        };
+    },
+    delete: async () => undefined,
+};
+
+class StandInComponent extends pulumi.ComponentResource {
+    constructor(type: string, name: string, opts: pulumi.ComponentResourceOptions) {
+        super(type, name, {}, opts);
+    }
+    done(outputs: pulumi.Inputs): void {
+        this.registerOutputs(outputs);
+    }
+}
+
+const certManager: provider.Provider = {
+    version: VERSIONS["kubernetes-cert-manager"],
+    construct: async (name, type, inputs, options) => {
+        if (type !== "kubernetes-cert-manager:index:CertManager") {
+            throw new Error(`kubernetes-cert-manager stand-in: ${type} is not stood in for`);
+        }
+        // Loaded here: only this package needs the Kubernetes SDK.
+        const k8s = require("@pulumi/kubernetes") as typeof import("@pulumi/kubernetes");
+        const component = new StandInComponent(type, name, options);
+        const all = pulumi.output(inputs as Record<string, unknown>);
+        const helmOptions = all.apply((i: any) => i.helmOptions ?? {});
+        const release = new k8s.helm.v3.Release(
+            `${name}-helm`,
+            {
+                chart: helmOptions.apply((h: any) => h.chart ?? "cert-manager"),
+                version: helmOptions.apply((h: any) => h.version),
+                namespace: helmOptions.apply((h: any) => h.namespace),
+                name: helmOptions.apply((h: any) => h.name),
+                repositoryOpts: helmOptions.apply((h: any) => ({
+                    ...(h.repositoryOpts ?? {}),
+                    repo: h.repositoryOpts?.repo ?? "https://charts.jetstack.io",
+                })),
+                skipAwait: helmOptions.apply((h: any) => h.skipAwait),
+                timeout: helmOptions.apply((h: any) => h.timeout),
+                values: all.apply((i: any) => {
+                    const { helmOptions: h = {}, ...typed } = i;
+                    return { ...(h.values ?? {}), ...typed };
+                }),
+            },
+            { parent: component },
+        );
+        component.done({ status: release.status });
+        return { urn: component.urn, state: { status: release.status } };
+    },
+};
+
+const PROVIDERS: Record<Package, provider.Provider> = {
+    random,
+    docker,
+    "kubernetes-cert-manager": certManager,
+};
+
+const [pkg, ...rest] = process.argv.slice(2);
+if (!(pkg in PROVIDERS)) {
+    console.error(`usage: provider.ts <${Object.keys(PROVIDERS).join("|")}> <engine address>; got '${pkg}'`);
+    process.exit(2);
+}
+provider.main(PROVIDERS[pkg as Package], rest).catch((e: Error) => {
+    console.error(e);
+    process.exit(1);
+});
