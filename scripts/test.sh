@@ -25,6 +25,9 @@ bash scripts/check-monitoring.sh
 step "Pulumi program under mocks (jest)"
 npx jest --ci
 
+step "Real kube-apiserver: every object of both stacks dry-run, applied, pod templates admitted (npm run test:apiserver)"
+npm run --silent test:apiserver
+
 step "Reference app: pytest per image in venvs built from app/requirements (scripts/test-python.sh)"
 bash scripts/test-python.sh
 

@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { runStack, ROOT, StackName } from "../harness";
 import { render } from "../render-lib";
-import { ApiServer, startApiServer } from "../../tools/apiserver";
+import { ApiServer, KUBERNETES_VERSION, startApiServer } from "../../tools/apiserver";
 import {
     admitPodTemplate,
     Discovery,
@@ -39,6 +39,8 @@ function stackCrds(): KubeObject[] {
         path.join(SHARED, "charts", "cloudnative-pg-0.29.0.tgz"),
         "--namespace",
         "cnpg-system",
+        "--kube-version",
+        KUBERNETES_VERSION,
         "--show-only",
         "templates/crds/crds.yaml",
     ]);
