@@ -54,3 +54,20 @@ export function installPlugins(pulumiHome: string, scratch: string): InstalledPl
     }
     return installed;
 }
+
+/**
+ * The launcher the CLI runs for a Node.js policy pack when no Node.js language host is installed
+ * (`pulumi-analyzer-policy-nodejs`, found on PATH): Pulumi's own two-line script that starts
+ * `@pulumi/pulumi/cmd/run-policy-pack` in the pack's folder. Returns the folder to put first on PATH.
+ */
+export function policyAnalyzerBin(scratch: string): string {
+    const dir = path.join(scratch, "analyzer-bin");
+    fs.mkdirSync(dir, { recursive: true });
+    const script = [
+        "#!/bin/sh",
+        `exec node '${path.join(ROOT, "node_modules", "@pulumi", "pulumi", "cmd", "run-policy-pack")}' "$@"`,
+        "",
+    ].join("\n");
+    fs.writeFileSync(path.join(dir, "pulumi-analyzer-policy-nodejs"), script, { mode: 0o755 });
+    return dir;
+}
