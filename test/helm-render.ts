@@ -63,7 +63,8 @@ export interface ChartRender {
     values: Record<string, any>;
     /**
      * Every object of the release in helm's install order, hooks included, test hooks excluded. Objects without a
-     * namespace of their own that are namespaced get the release namespace, as `helm install` applies them.
+     * namespace of their own that are namespaced get the release namespace, as `helm install` applies them; null
+     * fields are dropped, as the API server drops them.
      */
     objects: K8sObject[];
     /** The CustomResourceDefinitions among `objects`: the API server tier installs them before any custom resource. */
@@ -119,6 +120,19 @@ function standIns(value: unknown): any {
     if (Array.isArray(value)) return value.map(standIns);
     if (value && typeof value === "object") {
         return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, standIns(v)]));
+    }
+    return value;
+}
+
+/** The object without its null fields: the API server treats a null field as absent (Helm charts print many). */
+export function withoutNulls<T>(value: T): T {
+    if (Array.isArray(value)) return value.map(withoutNulls) as T;
+    if (value && typeof value === "object") {
+        return Object.fromEntries(
+            Object.entries(value)
+                .filter(([, v]) => v !== null)
+                .map(([k, v]) => [k, withoutNulls(v)]),
+        ) as T;
     }
     return value;
 }
@@ -201,9 +215,11 @@ export function helmTemplate(release: HelmRelease, options: HelmTemplateOptions 
         if (doc.errors.length) {
             throw new Error(`release ${release.name}: helm printed invalid YAML: ${doc.errors[0].message}`);
         }
-        const object = doc.toJS({ maxAliasCount: -1 }) as K8sObject | null;
-        if (!object) continue;
-        const source = /# Source: (\S+)/.exec(doc.commentBefore ?? "")?.[1] ?? "(unknown template)";
+        const parsed = doc.toJS({ maxAliasCount: -1 }) as K8sObject | null;
+        if (!parsed) continue;
+        const object = withoutNulls(parsed);
+        const comments = `${doc.commentBefore ?? ""}\n${(doc.contents as { commentBefore?: string } | null)?.commentBefore ?? ""}`;
+        const source = /Source: (\S+)/.exec(comments)?.[1] ?? "(unknown template)";
         if (!isClusterScoped(object) && !object.metadata?.namespace) {
             object.metadata = { ...object.metadata, namespace: release.namespace };
         }
