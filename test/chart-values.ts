@@ -413,7 +413,7 @@ function siblings(model: ChartModel, p: ValuePath): string[] {
 
 export function formatPath(p: ValuePath): string {
     return p
-        .map((s, i) => (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(s) ? (i ? "." : "") + s : `${i ? "." : ""}"${s}"`))
+        .map((s, i) => (/^([A-Za-z_][A-Za-z0-9_-]*|\*)$/.test(s) ? (i ? "." : "") + s : `${i ? "." : ""}"${s}"`))
         .join("");
 }
 

@@ -6,7 +6,7 @@
  */
 import { runStack, StackName } from "./harness";
 import { HelmRelease, K8sObject, render, Rendered } from "./render-lib";
-import { ChartRender, HelmRenderError, helmTemplate, renderCharts } from "./helm-render";
+import { ChartRender, HelmRenderError, helmTemplate, renderCharts, STACK_API_VERSIONS } from "./helm-render";
 import { ChartProblem, checkCharts, formatChartProblems } from "./chart-checks";
 import { objectId, podSpecs } from "./manifest-validation";
 
@@ -141,6 +141,17 @@ describe.each(STACKS)("%s stack: every Helm release rendered by helm template an
         for (const c of charts) for (const o of c.crds) expect(o.kind).toBe("CustomResourceDefinition");
     });
 
+    test("the API versions helm renders with are the ones the stack's CRDs serve, and monitoring.coreos.com is not", async () => {
+        const { charts } = await stack(name);
+        const served = charts.flatMap((c) =>
+            c.crds.flatMap((crd) =>
+                crd.spec.versions.filter((v: any) => v.served).map((v: any) => `${crd.spec.group}/${v.name}`),
+            ),
+        );
+        expect(served).toEqual(expect.arrayContaining([...STACK_API_VERSIONS]));
+        expect(served.filter((v) => v.startsWith("monitoring.coreos.com/"))).toEqual([]);
+    });
+
     test("Postgres runs an exact image, and the alertmanager container drops ALL and cannot escalate", async () => {
         const { charts } = await stack(name);
         const cluster = find(charts, "fx-postgres", "Cluster");
@@ -240,6 +251,28 @@ describe("planted faults are caught", () => {
         ]);
     });
 
+    test("the defect this check found stays found: alertmanager security contexts under the prometheus chart's key names", async () => {
+        const problems = await planted("dev", "prometheus", (v) => {
+            const am = v.alertmanager;
+            am.containerSecurityContext = am.securityContext;
+            am.securityContext = am.podSecurityContext;
+            delete am.podSecurityContext;
+        });
+        const found = problems.map((p) => `${p.object} [${p.rule}] ${p.message}`);
+        expect(found).toEqual(
+            expect.arrayContaining([
+                expect.stringMatching(/^values \[unused-value\] alertmanager\.containerSecurityContext: /),
+                // The pod-level fields land in the container's securityContext, where the API server has no fsGroup.
+                expect.stringMatching(
+                    /^StatefulSet\/fx-ml-monitoring\/prometheus-alertmanager \[unknown-field\] .*fsGroup/,
+                ),
+                expect.stringMatching(
+                    /^StatefulSet\/fx-ml-monitoring\/prometheus-alertmanager \[pod-security\] namespace enforces restricted; refused: allowPrivilegeEscalation != false.*unrestricted capabilities/,
+                ),
+            ]),
+        );
+    });
+
     test("a dangling Secret reference, and a key the Secret does not have", async () => {
         const missing = await planted("dev", "grafana", (v) => (v.admin.existingSecret = "grafana-admn"));
         expect(missing).toContainEqual(
@@ -259,6 +292,20 @@ describe("planted faults are caught", () => {
                 ),
             }),
         );
+    });
+
+    test("a Service host name in configuration that no Service answers (Grafana's datasource URL)", async () => {
+        const problems = await planted("dev", "grafana", (v) => {
+            v.datasources["datasources.yaml"].datasources[0].url =
+                "http://prometheus-srv.fx-ml-monitoring.svc.cluster.local";
+        });
+        expect(problems).toEqual([
+            expect.objectContaining({
+                rule: "reference",
+                object: "ConfigMap/fx-ml-monitoring/grafana",
+                message: expect.stringMatching(/names Service fx-ml-monitoring\/prometheus-srv, which neither/),
+            }),
+        ]);
     });
 
     test("a field the API server would drop, passed through a block the chart copies whole (redis securityContext)", async () => {
