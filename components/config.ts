@@ -147,6 +147,12 @@ const CPU = /^([1-9][0-9]*m|[0-9]+(\.[0-9]{1,3})?)$/;
 const MEMORY = /^[1-9][0-9]*(Mi|Gi)$/;
 const STORAGE = /^[1-9][0-9]*(Mi|Gi|Ti)$/;
 const SEMVER = /^[0-9]+\.[0-9]+\.[0-9]+$/;
+/**
+ * The label the NVIDIA device plugin chart's node-feature-discovery subchart puts on every node with an NVIDIA PCI
+ * device (vendor 10de), on any provider: the GPU pool's default selector when the stack installs the plugin.
+ */
+export const NFD_NVIDIA_GPU_LABEL = "feature.node.kubernetes.io/pci-10de.present";
+
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 const EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"] as const;
@@ -382,9 +388,13 @@ export function loadConfig(): StackConfig {
 
     const gpuEnabled = r.bool("gpuEnabled");
     const gpuCount = r.int("gpuCount", 1, 8);
-    const nodeSelector = parseNodeSelector(r, "gpuNodeSelector", r.strings("gpuNodeSelector") ?? []);
+    let nodeSelector = parseNodeSelector(r, "gpuNodeSelector", r.strings("gpuNodeSelector") ?? []);
     const tolerations = parseTolerations(r, "gpuTolerations", r.strings("gpuTolerations") ?? []);
     const installDevicePlugin = r.bool("installDevicePlugin");
+    // With the plugin, its chart's node-feature-discovery labels the GPU nodes: a fresh pool needs no hand labels.
+    if (installDevicePlugin && gpuEnabled && Object.keys(nodeSelector).length === 0) {
+        nodeSelector = { [NFD_NVIDIA_GPU_LABEL]: "true" };
+    }
     if (fingptEnabled && fingptMode === "model" && gpuEnabled === false) {
         r.fail(
             "fingptEnabled",
@@ -401,13 +411,6 @@ export function loadConfig(): StackConfig {
     }
     if (installDevicePlugin && gpuEnabled === false) {
         r.fail("installDevicePlugin", true, "the NVIDIA device plugin needs gpuEnabled=true");
-    }
-    if (installDevicePlugin && gpuEnabled && Object.keys(nodeSelector).length === 0) {
-        r.fail(
-            "gpuNodeSelector",
-            [],
-            "installDevicePlugin needs the GPU pool's node labels: the plugin's DaemonSet is pinned to them (its chart default requires NFD labels)",
-        );
     }
 
     const domain = r.str("domain", {

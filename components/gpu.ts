@@ -15,7 +15,10 @@ export interface GpuDevicePluginArgs {
     namespace: pulumi.Input<string>;
 }
 
-/** The node affinity that replaces the chart's NFD-based default: every label of the GPU pool must match. */
+/**
+ * The node affinity that replaces the chart's default (NFD labels, or `nvidia.com/gpu.present`): every label of the
+ * GPU pool must match; by default that is the label the chart's node-feature-discovery sets (NFD_NVIDIA_GPU_LABEL).
+ */
 export function gpuNodeAffinity(nodeSelector: Readonly<Record<string, string>>) {
     return {
         nodeAffinity: {
@@ -61,6 +64,9 @@ export class GpuDevicePlugin extends pulumi.ComponentResource {
                         { key: "CriticalAddonsOnly", operator: "Exists" },
                         ...args.tolerations.map((t) => ({ ...t })),
                     ],
+                    // node-feature-discovery's worker must run on the tainted GPU nodes to label them (its chart
+                    // default tolerates only nvidia.com/gpu=present, not a taint without a value).
+                    nfd: { worker: { tolerations: args.tolerations.map((t) => ({ ...t })) } },
                 }),
                 atomic: true,
                 timeout: 300,

@@ -41,7 +41,8 @@ export interface NamespacesArgs {
 /**
  * The namespaces the stack owns, each labelled for Pod Security Admission. Every namespace enforces `restricted`
  * except the device plugin's: its DaemonSet mounts the kubelet's device-plugin socket directory from the host
- * (hostPath), which even `baseline` forbids, so that namespace enforces `privileged` and holds nothing else.
+ * (hostPath), which even `baseline` forbids (so do the host files its node-feature-discovery worker reads), so that
+ * namespace enforces `privileged` and holds nothing but the plugin chart.
  */
 export class Namespaces extends pulumi.ComponentResource {
     public readonly app: pulumi.Output<string>;
@@ -73,7 +74,7 @@ export class Namespaces extends pulumi.ComponentResource {
                 args.devicePlugin,
                 "gpu",
                 "privileged",
-                "The NVIDIA device plugin DaemonSet mounts /var/lib/kubelet/device-plugins from the host (hostPath), which baseline and restricted forbid; nothing else runs here.",
+                "The NVIDIA device plugin DaemonSet mounts /var/lib/kubelet/device-plugins from the host (hostPath), and its node-feature-discovery worker reads host files to label GPU nodes; baseline and restricted forbid hostPath. Nothing else runs here.",
             );
         }
         this.registerOutputs({

@@ -15,6 +15,20 @@ export const POSTGRES_PORT = 5432;
 export const POSTGRES_METRICS_PORT = 9187;
 /** The instance manager's status endpoint, polled by the operator. */
 export const POSTGRES_STATUS_PORT = 8000;
+/**
+ * The exact Postgres image of each supported major version. The cluster chart would otherwise run
+ * `ghcr.io/cloudnative-pg/postgresql:<major>`, a tag that moves to every new minor release (and so changes the
+ * database server under a running stack at the next pod restart). These are CloudNativePG's `standard` images on
+ * Debian trixie (its image catalog's flavour with locales and the common extensions); bump them deliberately.
+ */
+export const POSTGRES_IMAGES: Readonly<Record<string, string>> = {
+    "14": "ghcr.io/cloudnative-pg/postgresql:14.23-standard-trixie",
+    "15": "ghcr.io/cloudnative-pg/postgresql:15.18-standard-trixie",
+    "16": "ghcr.io/cloudnative-pg/postgresql:16.14-standard-trixie",
+    "17": "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie",
+    "18": "ghcr.io/cloudnative-pg/postgresql:18.4-standard-trixie",
+};
+
 /** Namespace of the CloudNativePG operator (cluster-wide: it watches every namespace). */
 export const CNPG_NAMESPACE = "cnpg-system";
 
@@ -80,9 +94,9 @@ export class Postgres extends pulumi.ComponentResource {
         if (!Number.isInteger(args.instances) || args.instances < 1) {
             throw new Error(`Postgres instances must be a whole number of at least 1, got ${args.instances}`);
         }
-        if (!/^[1-9][0-9]$/.test(args.version)) {
+        if (!(args.version in POSTGRES_IMAGES)) {
             throw new Error(
-                `Postgres version must be a major version such as "17", got ${JSON.stringify(args.version)}`,
+                `Postgres version must be a supported major version (${Object.keys(POSTGRES_IMAGES).join(", ")}), got ${JSON.stringify(args.version)}`,
             );
         }
 
@@ -138,6 +152,8 @@ export class Postgres extends pulumi.ComponentResource {
                     fullnameOverride: POSTGRES_CLUSTER,
                     version: { postgresql: args.version },
                     cluster: {
+                        // Exact image instead of the chart's floating `postgresql:<major>`.
+                        imageName: POSTGRES_IMAGES[args.version],
                         instances: args.instances,
                         // A PodDisruptionBudget over a single instance would block every node drain.
                         enablePDB: args.instances > 1,

@@ -26,3 +26,7 @@ if [[ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSIO
     "${PYTHON:-python3.11}" -m venv "$CHECKOV_VENV"
     "$CHECKOV_VENV/bin/pip" install -q "checkov==$CHECKOV_VERSION"
 fi
+
+# Kubernetes' own Pod Security evaluator (k8s.io/pod-security-admission) for the Helm chart checks
+# (test/chart-checks.ts): a small Go program in test/psa-check, built into $HOME/.cache/fx-ml-psa-check.
+bash "$(dirname "$0")/build-psa-check.sh" >/dev/null

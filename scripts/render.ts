@@ -1,12 +1,14 @@
 /**
  * `npm run render -- <stack>`: runs the program for <stack> under Pulumi mocks and writes what it declares to
  * out/<stack>/: manifests/*.yaml (one Kubernetes object per file), helm-releases.yaml (chart, repo, version and our
- * merged values) and images.yaml (build settings). Secret values are redacted. One stack per process: the Pulumi
+ * merged values), charts/<release>.yaml (each release rendered by `helm template` from ../shared/charts, CRDs first)
+ * and images.yaml (build settings). Secret values are redacted. One stack per process: the Pulumi
  * runtime keeps global state.
  */
 import * as path from "path";
 import { ROOT, runStack, StackName } from "../test/harness";
 import { render, writeRendered } from "../test/render-lib";
+import { renderCharts, writeCharts } from "../test/helm-render";
 
 const STACKS: readonly StackName[] = ["dev", "gpu"];
 
@@ -20,9 +22,13 @@ async function main(): Promise<void> {
     const out = path.join(ROOT, "out", stack);
     const rendered = render(await runStack(stack));
     writeRendered(rendered, out);
+    const charts = renderCharts(rendered);
+    writeCharts(charts, out);
+    const chartObjects = charts.reduce((n, c) => n + c.objects.length, 0);
     console.log(
         `rendered stack ${stack} to ${path.relative(ROOT, out)}/: ${rendered.objects.length} objects, ` +
-            `${rendered.releases.length} Helm releases, ${rendered.images.length} images`,
+            `${rendered.releases.length} Helm releases (${chartObjects} objects by helm template in charts/), ` +
+            `${rendered.images.length} images`,
     );
 }
 

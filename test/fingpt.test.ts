@@ -87,7 +87,8 @@ describe("fingpt", () => {
         const dev = await runStack("dev");
         const pod = podOf(gpu);
         expect(pod.containers[0].resources.limits["nvidia.com/gpu"]).toBe("1");
-        expect(pod.nodeSelector).toEqual({ "nvidia.com/gpu.present": "true" });
+        // The label the device plugin chart's node-feature-discovery sets on NVIDIA nodes: no hand labels needed.
+        expect(pod.nodeSelector).toEqual({ "feature.node.kubernetes.io/pci-10de.present": "true" });
         expect(pod.tolerations).toEqual([TAINT]);
         expect(dev.ofType("kubernetes:apps/v1:Deployment", "fingpt")).toEqual([]);
         expect(dev.ofType("kubernetes:core/v1:Service", "fingpt")).toEqual([]);

@@ -42,14 +42,26 @@ describe("NVIDIA device plugin", () => {
         await expect(runProgram(program)).rejects.toThrow(/nodeSelector is empty/);
     });
 
-    test("installed in the gpu stack only", async () => {
+    test("a fresh GPU pool needs no hand labels: the chart's node-feature-discovery labels it, the plugin and FinGPT select that label", async () => {
         const gpu = await runStack("gpu");
         const dev = await runStack("dev");
         const rel = gpu.one("kubernetes:helm.sh/v3:Release", /nvidia/);
         const values = reveal(rel.inputs.values);
+        // The subchart runs (condition nfd.enabled) and its worker tolerates the pool's taint, so it reaches the GPU
+        // nodes and sets feature.node.kubernetes.io/pci-10de.present=true on each.
+        expect(values.nfd.enabled).toBe(true);
+        expect(values.nfd.worker.tolerations).toEqual([TAINT]);
         expect(values.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms).toEqual([
-            { matchExpressions: [{ key: "nvidia.com/gpu.present", operator: "In", values: ["true"] }] },
+            {
+                matchExpressions: [
+                    { key: "feature.node.kubernetes.io/pci-10de.present", operator: "In", values: ["true"] },
+                ],
+            },
         ]);
+        const fingpt = gpu.one("kubernetes:apps/v1:Deployment", /fingpt/);
+        expect(fingpt.inputs.spec.template.spec.nodeSelector).toEqual({
+            "feature.node.kubernetes.io/pci-10de.present": "true",
+        });
         expect(
             dev.ofType("kubernetes:helm.sh/v3:Release").filter((r) => r.inputs.chart === "nvidia-device-plugin"),
         ).toEqual([]);

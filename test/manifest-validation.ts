@@ -165,12 +165,20 @@ export function ianaSvcNameError(name: string): string | undefined {
     return undefined;
 }
 
-/** Kinds whose names the API server checks as labels rather than subdomains. */
+/** RBAC object names are path segments (ValidateRBACName): anything but `.`, `..`, `/` and `%`. */
+const isPathSegmentName = (s: string) => s.length > 0 && s !== "." && s !== ".." && !/[/%]/.test(s);
+const PATH_SEGMENT = { check: isPathSegmentName, what: "a path segment name (not '.' or '..', no '/' or '%')" };
+
+/** Kinds whose names the API server checks by another rule than a DNS-1123 subdomain. */
 const NAME_RULES: Record<string, { check: (s: string) => boolean; what: string }> = {
     Service: { check: isDns1035Label, what: "a DNS-1035 label (lower-case, starts with a letter, <= 63)" },
     Namespace: { check: isDns1123Label, what: "a DNS-1123 label (<= 63)" },
     // Pod hostnames are `<statefulset>-<ordinal>`.
     StatefulSet: { check: isDns1123Label, what: "a DNS-1123 label (<= 63)" },
+    Role: PATH_SEGMENT,
+    ClusterRole: PATH_SEGMENT,
+    RoleBinding: PATH_SEGMENT,
+    ClusterRoleBinding: PATH_SEGMENT,
 };
 const DEFAULT_NAME_RULE = { check: isDns1123Subdomain, what: "a DNS-1123 subdomain (<= 253)" };
 
@@ -233,7 +241,10 @@ export function ruleProblems(o: K8sObject): Problem[] {
             if (labels?.[k] !== v)
                 add("selector", `spec.selector.matchLabels ${k}=${v} does not match the pod template labels`);
         }
-        podSpecProblems(spec ?? {}, at, add);
+        // A StatefulSet's volumeClaimTemplates are volumes of its pods too.
+        const claims: string[] =
+            o.kind === "StatefulSet" ? (o.spec?.volumeClaimTemplates ?? []).map((c: any) => c.metadata?.name) : [];
+        podSpecProblems(spec ?? {}, at, add, claims);
     }
 
     if (o.kind === "Service" && o.apiVersion === "v1") {
@@ -257,8 +268,13 @@ export function ruleProblems(o: K8sObject): Problem[] {
     return problems;
 }
 
-function podSpecProblems(spec: any, at: string, add: (rule: string, message: string) => void): void {
-    const volumes = new Set<string>();
+function podSpecProblems(
+    spec: any,
+    at: string,
+    add: (rule: string, message: string) => void,
+    claimTemplates: readonly string[] = [],
+): void {
+    const volumes = new Set<string>(claimTemplates);
     for (const [i, v] of (spec.volumes ?? []).entries()) {
         if (!isDns1123Label(v.name)) add("volume", `${at}.volumes[${i}].name '${v.name}' must be a DNS-1123 label`);
         if (volumes.has(v.name)) add("volume", `${at}.volumes[${i}].name '${v.name}' is not unique`);

@@ -291,9 +291,10 @@ describe.each(["dev", "gpu"] as const)("monitoring on the %s stack", (stackName)
                 p.configmapReload.prometheus.resources,
             ],
             [
+                // The subchart's own names: podSecurityContext (pod), securityContext (container).
                 "alertmanager",
+                p.alertmanager.podSecurityContext,
                 p.alertmanager.securityContext,
-                p.alertmanager.containerSecurityContext,
                 p.alertmanager.resources,
             ],
             [

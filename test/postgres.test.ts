@@ -69,6 +69,8 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
         expect(v.cluster.instances).toBe(expected.instances);
         expect(v.cluster.storage).toEqual({ size: run.config.postgresStorage, storageClass: expected.storageClass });
         expect(v.version.postgresql).toBe(run.config.postgresVersion);
+        // An exact image, never the chart's floating `postgresql:<major>` tag.
+        expect(v.cluster.imageName).toBe("ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie");
         expect(v.cluster.enablePDB).toBe(expected.pdb);
     });
 
@@ -141,7 +143,7 @@ describe("postgres scrape job", () => {
 
     test.each([
         ["instances", { instances: 0 }, /instances must be a whole number of at least 1, got 0/],
-        ["version", { version: "17.2" }, /major version such as "17", got "17.2"/],
+        ["version", { version: "17.2" }, /supported major version \(14, 15, 16, 17, 18\), got "17.2"/],
     ])("a bad %s is refused with the value", async (_what, override, message) => {
         await expect(
             runStack("dev", {

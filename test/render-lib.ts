@@ -168,8 +168,12 @@ function releaseOf(r: StackRun["resources"][number]): HelmRelease | undefined {
             };
         }
         case "kubernetes-cert-manager:index:CertManager": {
-            // The component's own args are chart values; helmOptions.values are merged over them.
-            const { helmOptions = {}, ...chartValues } = i;
+            // As the component builds its Release (pulumi-go-helmbase InitDefaults): each of its typed args that is
+            // set becomes a top-level chart value, replacing the same key of helmOptions.values whole.
+            const { helmOptions = {}, ...typed } = i;
+            const chartValues = Object.fromEntries(
+                Object.entries(typed).filter(([, v]) => v !== undefined && v !== null),
+            );
             return {
                 resource,
                 type: r.type,
@@ -178,7 +182,7 @@ function releaseOf(r: StackRun["resources"][number]): HelmRelease | undefined {
                 chart: helmOptions.chart ?? "cert-manager",
                 repo: helmOptions.repositoryOpts?.repo,
                 version: helmOptions.version,
-                values: redact(helmMerge(chartValues, helmOptions.values ?? {})),
+                values: redact({ ...(helmOptions.values ?? {}), ...chartValues }),
             };
         }
         default:
