@@ -11,15 +11,16 @@ export const DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin";
 export type PodSecurityLevel = "restricted" | "baseline" | "privileged";
 
 /**
- * Pod Security Admission labels: enforce the level, and warn/audit at `restricted` so a namespace that must run
- * below it still reports every pod that would not pass. The version is pinned to `latest` on purpose: the stack's
- * own pods are tested against the current `restricted` profile (policy/, test/policy.test.ts).
+ * Pod Security Admission labels: enforce and warn at the level, audit at `restricted`, so a namespace that must run
+ * below it still records every pod that would not pass (in the API server's audit log) without a warning on every
+ * `pulumi up` for pods the namespace admits on purpose. The version is pinned to `latest` on purpose: the stack's own
+ * pods are tested against the current `restricted` profile (policy/, test/policy.test.ts) and the API server tier.
  */
 export function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
     return {
         "pod-security.kubernetes.io/enforce": level,
         "pod-security.kubernetes.io/enforce-version": "latest",
-        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/warn": level,
         "pod-security.kubernetes.io/warn-version": "latest",
         "pod-security.kubernetes.io/audit": "restricted",
         "pod-security.kubernetes.io/audit-version": "latest",

@@ -211,7 +211,8 @@ export function helmTemplate(release: HelmRelease, options: HelmTemplateOptions 
         fs.rmSync(dir, { recursive: true, force: true });
     }
     const sources: RenderedChartObject[] = [];
-    for (const doc of parseAllDocuments(stdout)) {
+    // YAML 1.1, as Helm and the API server's decoder read it: `defaultMode: 0555` is octal there, 555 in YAML 1.2.
+    for (const doc of parseAllDocuments(stdout, { version: "1.1" })) {
         if (doc.errors.length) {
             throw new Error(`release ${release.name}: helm printed invalid YAML: ${doc.errors[0].message}`);
         }

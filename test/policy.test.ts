@@ -161,7 +161,8 @@ describe("policy pack: every policy over every resource of both stacks", () => {
                 const { labels, annotations } = ns.inputs.metadata;
                 const level = ns.name === "nvidia-device-plugin" ? "privileged" : "restricted";
                 expect([ns.name, labels["pod-security.kubernetes.io/enforce"]]).toEqual([ns.name, level]);
-                expect(labels["pod-security.kubernetes.io/warn"]).toBe("restricted");
+                expect(labels["pod-security.kubernetes.io/warn"]).toBe(level);
+                expect(labels["pod-security.kubernetes.io/audit"]).toBe("restricted");
                 if (level === "privileged")
                     expect(annotations["fx-ml-pipeline/pod-security-reason"]).toMatch(/hostPath/);
             }

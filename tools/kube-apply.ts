@@ -2,13 +2,9 @@
  * Server-side apply, dry-run and pod-template admission against a real API server (tools/apiserver.ts), one object at
  * a time so that every rejection and warning carries the object it belongs to and the server's own message.
  */
-import { execFileSync } from "child_process";
 import * as crypto from "crypto";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import { parseAllDocuments } from "yaml";
-import { ApiResponse, ApiServer, TOOLS_BIN } from "./apiserver";
+import { ApiResponse, ApiServer } from "./apiserver";
 
 export interface KubeObject {
     apiVersion: string;
@@ -120,11 +116,23 @@ export async function admitPodTemplate(server: ApiServer, obj: KubeObject): Prom
     const template = podTemplateOf(obj);
     if (!template) return undefined;
     const namespace = obj.metadata.namespace ?? "default";
+    // The StatefulSet controller adds a volume per claim template to each pod it makes (claim `<template>-<set>-<n>`).
+    const claims: any[] = obj.kind === "StatefulSet" ? (obj.spec?.volumeClaimTemplates ?? []) : [];
+    const volumes = [
+        ...(template.spec.volumes ?? []),
+        ...claims
+            .filter((c) => !(template.spec.volumes ?? []).some((v: any) => v.name === c.metadata.name))
+            .map((c) => ({
+                name: c.metadata.name,
+                persistentVolumeClaim: { claimName: `${c.metadata.name}-${obj.metadata.name}-0` },
+            })),
+    ];
+    const spec = volumes.length > 0 ? { ...template.spec, volumes } : template.spec;
     const pod = {
         apiVersion: "v1",
         kind: "Pod",
         metadata: { ...(template.metadata ?? {}), name: `${obj.metadata.name}-template`, namespace },
-        spec: template.spec,
+        spec,
     };
     const r = await server.request(
         "POST",
@@ -154,29 +162,7 @@ export async function waitForCrds(server: ApiServer, discovery: Discovery, names
 
 /** Every object of a multi-document YAML text (empty documents dropped). */
 export function parseObjects(text: string): KubeObject[] {
-    return parseAllDocuments(text)
+    return parseAllDocuments(text, { version: "1.1" }) // as kubectl and Helm read YAML: 0644 is octal
         .map((d) => d.toJS())
         .filter((o): o is KubeObject => !!o && typeof o === "object" && !!o.kind);
-}
-
-/** Runs helm (from scripts/tools.sh) offline: no network, its caches in a throwaway folder. */
-export function helm(args: string[]): string {
-    const home = fs.mkdtempSync(path.join(os.tmpdir(), "fx-helm-"));
-    try {
-        return execFileSync(path.join(TOOLS_BIN, "helm"), args, {
-            encoding: "utf8",
-            maxBuffer: 256 * 1024 * 1024,
-            env: {
-                ...process.env,
-                HELM_CACHE_HOME: path.join(home, "cache"),
-                HELM_CONFIG_HOME: path.join(home, "config"),
-                HELM_DATA_HOME: path.join(home, "data"),
-                HTTP_PROXY: "http://127.0.0.1:9",
-                HTTPS_PROXY: "http://127.0.0.1:9",
-            },
-            stdio: ["ignore", "pipe", "pipe"],
-        });
-    } finally {
-        fs.rmSync(home, { recursive: true, force: true });
-    }
 }

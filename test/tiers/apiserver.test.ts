@@ -1,51 +1,32 @@
 /**
  * The API server tier (`npm run test:apiserver`): every Kubernetes object each stack declares, rendered from the mock
- * run exactly as `npm run render` writes it, goes to a real kube-apiserver (built by scripts/tools.sh): the CRDs the
- * stack installs first, the namespaces created for real with their Pod Security labels, then every other object by
- * server-side dry-run with strict field validation and by server-side apply (field manager as Pulumi's provider
- * names it), and each workload's pod template dry-run-created as a Pod so Pod Security is enforced. Any rejection or
- * warning fails the test with the server's own message.
+ * run exactly as `npm run render` writes it, and every object inside its Helm releases (test/helm-render.ts, the
+ * pinned charts rendered with the values the program passes), goes to a real kube-apiserver (built by
+ * scripts/tools.sh): the CRDs the charts install first, the namespaces created for real with their Pod Security
+ * labels, then every other object by server-side dry-run with strict field validation and by server-side apply (field
+ * manager as Pulumi's provider names it), and each workload's pod template dry-run-created as a Pod so Pod Security is
+ * enforced. Any rejection or warning fails the test with the server's own message.
  */
 import * as fs from "fs";
 import * as path from "path";
 import { runStack, ROOT, StackName } from "../harness";
 import { render } from "../render-lib";
-import { ApiServer, KUBERNETES_VERSION, startApiServer } from "../../tools/apiserver";
+import { ApiServer, startApiServer } from "../../tools/apiserver";
 import {
     admitPodTemplate,
     Discovery,
-    helm,
     KubeObject,
     Outcome,
-    parseObjects,
     pulumiFieldManager,
     serverSideApply,
     waitForCrds,
 } from "../../tools/kube-apply";
+import { renderCharts } from "../helm-render";
 
-const SHARED = path.resolve(ROOT, "..", "shared");
 const RESULTS = path.join(ROOT, "out", "apiserver");
 
-/** The CRDs the stacks' charts install: cert-manager's from ../shared/crds, CloudNativePG's from its chart. */
-function stackCrds(): KubeObject[] {
-    const certManager = path.join(SHARED, "crds", "cert-manager-v1.19.1");
-    const crds = fs
-        .readdirSync(certManager)
-        .filter((f) => f.endsWith(".yaml"))
-        .flatMap((f) => parseObjects(fs.readFileSync(path.join(certManager, f), "utf8")));
-    const cnpg = helm([
-        "template",
-        "cnpg",
-        path.join(SHARED, "charts", "cloudnative-pg-0.29.0.tgz"),
-        "--namespace",
-        "cnpg-system",
-        "--kube-version",
-        KUBERNETES_VERSION,
-        "--show-only",
-        "templates/crds/crds.yaml",
-    ]);
-    return [...crds, ...parseObjects(cnpg)].filter((o) => o.kind === "CustomResourceDefinition");
-}
+/** Admission webhooks whose servers never run here: stored last, or they would intercept the objects after them. */
+const WEBHOOK_KINDS = ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"];
 
 /** Outcomes that are not a clean 2xx without warnings, each with the server's message. */
 function problems(outcomes: Outcome[]): string[] {
@@ -57,11 +38,10 @@ function problems(outcomes: Outcome[]): string[] {
         );
 }
 
-async function installCrds(server: ApiServer, discovery: Discovery): Promise<string[]> {
-    const crds = stackCrds();
+async function installCrds(server: ApiServer, discovery: Discovery, crds: KubeObject[]): Promise<void> {
     const outcomes: Outcome[] = [];
     for (const crd of crds) {
-        outcomes.push(await serverSideApply(server, discovery, crd, { dryRun: false, fieldManager: "fx-test-crds" }));
+        outcomes.push(await serverSideApply(server, discovery, crd, { dryRun: false, fieldManager: "helm" }));
     }
     expect(problems(outcomes)).toEqual([]);
     await waitForCrds(
@@ -69,27 +49,46 @@ async function installCrds(server: ApiServer, discovery: Discovery): Promise<str
         discovery,
         crds.map((c) => c.metadata.name),
     );
-    return crds.map((c) => c.metadata.name);
 }
 
 describe.each<StackName>(["dev", "gpu"])("stack %s on a real kube-apiserver", (stack) => {
     let server: ApiServer | undefined;
     let discovery: Discovery;
     let namespaces: KubeObject[] = [];
-    let others: { resource: string; object: KubeObject }[] = [];
+    let others: { resource: string; object: KubeObject; chart: boolean }[] = [];
+    let fromCharts = 0;
     const summary: Record<string, number> = {};
 
     beforeAll(async () => {
         const rendered = render(await runStack(stack));
+        const charts = renderCharts(rendered);
         const objects = rendered.objects.filter((o) => !o.patch);
         namespaces = objects.filter((o) => o.object.kind === "Namespace").map((o) => o.object as KubeObject);
-        others = objects
+        const chartObjects = charts.flatMap((c) =>
+            c.objects
+                .filter((o) => o.kind !== "CustomResourceDefinition")
+                .map((o) => ({
+                    resource: `${c.resource}/${o.kind}/${o.metadata.name}`,
+                    object: o as KubeObject,
+                    chart: true,
+                })),
+        );
+        fromCharts = chartObjects.length;
+        const ours = objects
             .filter((o) => o.object.kind !== "Namespace")
-            .map((o) => ({ resource: o.resource, object: o.object as KubeObject }));
+            .map((o) => ({ resource: o.resource, object: o.object as KubeObject, chart: false }));
+        // Webhook configurations last: their servers never run here, and once stored they would intercept the rest.
+        const all = [...ours, ...chartObjects];
+        others = [
+            ...all.filter((o) => !WEBHOOK_KINDS.includes(o.object.kind)),
+            ...all.filter((o) => WEBHOOK_KINDS.includes(o.object.kind)),
+        ];
         server = await startApiServer();
         discovery = new Discovery(server);
         await discovery.refresh();
-        summary.crds = (await installCrds(server, discovery)).length;
+        const crds = charts.flatMap((c) => c.crds) as KubeObject[];
+        await installCrds(server, discovery, crds);
+        summary.crds = crds.length;
     }, 600_000);
 
     afterAll(async () => {
@@ -145,6 +144,7 @@ describe.each<StackName>(["dev", "gpu"])("stack %s on a real kube-apiserver", (s
         }
         failWithLogs(problems(outcomes));
         summary.dryRunAccepted = outcomes.length;
+        summary.fromCharts = fromCharts;
     });
 
     test("every other object is stored by server-side apply, and reads back as declared", async () => {
@@ -172,13 +172,19 @@ describe.each<StackName>(["dev", "gpu"])("stack %s on a real kube-apiserver", (s
 
     test("every workload's pod template is admitted as a Pod under its namespace's Pod Security level", async () => {
         const outcomes: Outcome[] = [];
-        for (const { object } of others) {
+        const counts = { ours: 0, charts: 0 };
+        for (const { object, chart } of others) {
             const o = await admitPodTemplate(server!, object);
-            if (o) outcomes.push(o);
+            if (!o) continue;
+            outcomes.push(o);
+            counts[chart ? "charts" : "ours"]++;
         }
         failWithLogs(problems(outcomes));
-        // dev: 6 Deployments, the worker StatefulSet, 3 Jobs; gpu adds FinGPT.
-        expect(outcomes.length).toBe(stack === "gpu" ? 11 : 10);
+        // Ours: dev has 6 Deployments, the worker StatefulSet and 3 Jobs; gpu adds FinGPT.
+        expect(counts.ours).toBe(stack === "gpu" ? 11 : 10);
+        // The charts: dev 11 (test/helm-charts.test.ts lists them), gpu 17 with the device plugin and its NFD.
+        expect(counts.charts).toBe(stack === "gpu" ? 17 : 11);
         summary.podTemplatesAdmitted = outcomes.length;
+        summary.chartPodTemplates = counts.charts;
     });
 });
