@@ -306,7 +306,8 @@ class Reader {
 
     /** A key set away from its default where it does nothing is a problem: the user meant something else. */
     noEffect(key: string, why: string): void {
-        if (!this.changed(key)) return;
+        // An invalid value is already reported; one problem per key.
+        if (!this.changed(key) || this.problems.some((p) => p.includes(`'${this.cfg.name}:${key}'`))) return;
         let value: unknown = this.cfg.get(key);
         try {
             value = JSON.parse(value as string);

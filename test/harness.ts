@@ -146,8 +146,10 @@ function wrapSecret(value: unknown) {
 export interface RunOptions {
     /** Config overrides by key (without project prefix); `undefined` removes the key. */
     config?: Record<string, unknown>;
-    /** Secret keys to leave unset (by default every secret key declared in Pulumi.yaml gets a sentinel). */
+    /** Secret keys to leave unset (by default every secret key of config/secrets.yaml gets a sentinel). */
     unsetSecrets?: string[];
+    /** Further config keys to pass as secrets (as `pulumi config set --secret` would). */
+    secretConfig?: string[];
     /**
      * Runs this function instead of index.ts (see runProgram). It runs inside the isolated module registry, so it must
      * `require()` the components it uses there rather than import them at the top of the test file.
@@ -259,7 +261,8 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
         const cfg: Record<string, string> = {};
         const fullKey = (k: string) => (k.includes(":") ? k : `${PROJECT}:${k}`);
         for (const [k, v] of Object.entries(values)) cfg[fullKey(k)] = typeof v === "string" ? v : JSON.stringify(v);
-        pulumi.runtime.setAllConfig(cfg, secrets.filter((k) => values[k] !== undefined).map(fullKey));
+        const secretValues = [...secrets, ...(options.secretConfig ?? [])].filter((k) => values[k] !== undefined);
+        pulumi.runtime.setAllConfig(cfg, secretValues.map(fullKey));
 
         // With no engine (mocks), pulumi.log.warn goes to console.warn: record the program's warnings instead.
         const consoleWarn = console.warn;
