@@ -12,11 +12,19 @@ const decls = read("Pulumi.yaml").config;
 const stacks = { dev: read("Pulumi.dev.yaml").config ?? {}, gpu: read("Pulumi.gpu.yaml").config ?? {} };
 const show = (v) => (v === undefined ? "" : "`" + (typeof v === "string" ? v : JSON.stringify(v)) + "`");
 
-const rows = Object.entries(decls).map(([key, d]) => {
-    const type = d.type + (d.secret ? " (secret)" : "");
-    const perStack = Object.values(stacks).map((s) => show(s[`${PROJECT}:${key}`]));
-    return `| \`${key}\` | ${type} | ${show(d.default)} | ${perStack.join(" | ")} | ${d.description} |`;
-});
+// Secret keys live in config/secrets.yaml (the CLI would require every key Pulumi.yaml declares without a default).
+const secrets = read("config/secrets.yaml");
+const rows = [
+    ...Object.entries(decls).map(([key, d]) => {
+        const perStack = Object.values(stacks).map((s) => show(s[`${PROJECT}:${key}`]));
+        const required = d.default === undefined ? " (required)" : "";
+        return `| \`${key}\` | ${d.type}${required} | ${show(d.default)} | ${perStack.join(" | ")} | ${d.description} |`;
+    }),
+    ...Object.entries(secrets).map(
+        ([key, d]) =>
+            `| \`${key}\` | secret |  |  |  | ${d.description} Needed when ${d.neededWhen}: \`pulumi config set --secret ${key} <value>\`. |`,
+    ),
+];
 const table = ["| key | type | default | dev | gpu | meaning |", "|---|---|---|---|---|---|", ...rows].join("\n");
 
 const readme = fs.readFileSync("README.md", "utf8");
@@ -29,7 +37,7 @@ if (process.argv.includes("--check")) {
         console.error("README.md's config table is stale: run `node scripts/config-docs.mjs`");
         process.exit(1);
     }
-    console.log(`README config table lists all ${rows.length} keys of Pulumi.yaml`);
+    console.log(`README config table lists all ${rows.length} keys of Pulumi.yaml and config/secrets.yaml`);
 } else {
     fs.writeFileSync("README.md", next);
 }
