@@ -21,10 +21,12 @@ interface KeyDecl {
     readonly default?: unknown;
     readonly description?: string;
 }
-/** The config keys Pulumi.yaml declares (the project's own namespace), with their defaults. */
-export const DECLARED: Readonly<Record<string, KeyDecl>> = parse(
-    fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8"),
-).config;
+/** The config keys Pulumi.yaml declares in the project's own namespace, with their defaults. */
+export const DECLARED: Readonly<Record<string, KeyDecl>> = Object.fromEntries(
+    Object.entries<KeyDecl>(parse(fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8")).config).filter(
+        ([key]) => !key.includes(":"),
+    ),
+);
 
 interface SecretDecl {
     readonly neededWhen: string;

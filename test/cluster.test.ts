@@ -49,9 +49,11 @@ describe("every Kubernetes resource goes to the stack's named cluster", () => {
             expect([r.type, r.providers.kubernetes]).toEqual([r.type, `${provider.urn}::cluster-id`]);
     });
 
-    test.each(["dev", "gpu"] as const)("%s stack file disables the engine's default Kubernetes provider", (stack) => {
-        const doc = parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8"));
-        expect(doc.config["pulumi:disable-default-providers"]).toEqual(["kubernetes"]);
+    test("the project disables the engine's default Kubernetes provider for every stack, and the program sees it", async () => {
+        const doc = parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
+        expect(doc.config["pulumi:disable-default-providers"]).toEqual({ value: ["kubernetes"] });
+        const run = await runStack("gpu");
+        expect(run.config["pulumi:disable-default-providers"]).toEqual(["kubernetes"]);
     });
 
     test("kubeconfig names the file the provider reads (~ expanded), never its contents", async () => {

@@ -370,6 +370,7 @@ describe("declared defaults", () => {
         const { projectConfig } = require("./harness");
         // The CLI requires every declared key without a default, so only kubeContext goes without one.
         for (const [key, decl] of Object.entries<any>(projectConfig())) {
+            if (key.includes(":")) continue; // another namespace's value (pulumi:disable-default-providers)
             expect([key, typeof decl.type, typeof decl.description]).toEqual([key, "string", "string"]);
             expect([key, decl.secret, decl.default === undefined]).toEqual([key, undefined, key === "kubeContext"]);
         }

@@ -74,6 +74,8 @@ export interface StackRun {
 interface ProjectConfigDecl {
     type?: string;
     default?: unknown;
+    /** The value of a key in another namespace (pulumi:...), which the CLI merges into every stack's config. */
+    value?: unknown;
     secret?: boolean;
     description?: string;
 }
@@ -164,7 +166,8 @@ export interface RunOptions {
 export async function runStack(stack: StackName, options: RunOptions = {}): Promise<StackRun> {
     const decls = projectConfig();
     const values: Record<string, unknown> = {};
-    for (const [k, d] of Object.entries(decls)) if (d.default !== undefined) values[k] = d.default;
+    for (const [k, d] of Object.entries(decls))
+        if ((d.default ?? d.value) !== undefined) values[k] = d.default ?? d.value;
     Object.assign(values, stackConfig(stack));
     const secrets = secretKeys();
     const sentinels: string[] = [];
