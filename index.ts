@@ -1,10 +1,11 @@
 // Composition root: the architecture table of the README as components wired by their outputs.
 import * as pulumi from "@pulumi/pulumi";
+import { clusterOptions, clusterProvider } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, Namespaces } from "./components/namespaces";
 import { Edge } from "./components/edge";
 import { AppNetworkPolicies } from "./components/appnetworkpolicies";
-import { Images } from "./components/images";
+import { IMAGE_KEYS, Images } from "./components/images";
 import { Monitoring } from "./components/monitoring";
 import { CNPG_NAMESPACE, Postgres } from "./components/postgres";
 import { Redis } from "./components/redis";
@@ -17,58 +18,85 @@ import { GpuDevicePlugin } from "./components/gpu";
 import { MLFLOW_PORT, Mlflow } from "./components/mlflow";
 
 const config = loadConfig();
+for (const warning of config.warnings) pulumi.log.warn(warning);
 
-const namespaces = new Namespaces("fx", {
-    app: config.namespace,
-    monitoring: config.monitoringNamespace,
-    certManager: config.edge.installCertManager ? CERT_MANAGER_NAMESPACE : undefined,
-    devicePlugin: config.gpu.installDevicePlugin ? DEVICE_PLUGIN_NAMESPACE : undefined,
-});
-const secrets = new Secrets("fx", { config, namespace: namespaces.app, monitoringNamespace: namespaces.monitoring });
+// The stack's own cluster (config kubeContext/kubeconfig), never the current kubeconfig context: every Kubernetes
+// resource below gets this provider through `onCluster`.
+const onCluster = clusterOptions(clusterProvider(config.cluster));
+
+const namespaces = new Namespaces(
+    "fx",
+    {
+        app: config.namespace,
+        monitoring: config.monitoringNamespace,
+        certManager: config.edge.installCertManager ? CERT_MANAGER_NAMESPACE : undefined,
+        devicePlugin: config.gpu.installDevicePlugin ? DEVICE_PLUGIN_NAMESPACE : undefined,
+    },
+    onCluster,
+);
+const secrets = new Secrets(
+    "fx",
+    { config, namespace: namespaces.app, monitoringNamespace: namespaces.monitoring },
+    onCluster,
+);
 const images = new Images("fx", {
     context: config.appContext,
+    // Only what this stack deploys: no CUDA image (fx-fingpt) while FinGPT is off.
+    include: IMAGE_KEYS.filter((key) => key !== "fingpt" || config.fingpt.enabled),
     registry: config.registry,
     platform: config.imagePlatform,
     versions: config.versions,
 });
 
-const postgres = new Postgres("fx", {
-    charts: config.charts,
-    namespace: namespaces.app,
-    monitoringNamespace: namespaces.monitoring,
-    roleSecrets: secrets.dbRoleSecretNames,
-    instances: config.postgresInstances,
-    version: config.versions.postgres,
-    storage: { size: config.storage.postgres, storageClass: config.storage.storageClass },
-    resources: config.resources.postgres,
-    retainOnDelete: config.storage.retainOnDelete,
-});
-const redis = new Redis("fx", {
-    charts: config.charts,
-    namespace: namespaces.app,
-    monitoringNamespace: namespaces.monitoring,
-    password: secrets.redisPassword,
-    configSecretName: secrets.redisConfigSecretName,
-    version: config.versions.redis,
-    storage: { size: config.storage.redis, storageClass: config.storage.storageClass },
-    retainOnDelete: config.storage.retainOnDelete,
-});
+const postgres = new Postgres(
+    "fx",
+    {
+        charts: config.charts,
+        namespace: namespaces.app,
+        monitoringNamespace: namespaces.monitoring,
+        roleSecrets: secrets.dbRoleSecretNames,
+        instances: config.postgresInstances,
+        version: config.versions.postgres,
+        storage: { size: config.storage.postgres, storageClass: config.storage.storageClass },
+        resources: config.resources.postgres,
+        retainOnDelete: config.storage.retainOnDelete,
+    },
+    onCluster,
+);
+const redis = new Redis(
+    "fx",
+    {
+        charts: config.charts,
+        namespace: namespaces.app,
+        monitoringNamespace: namespaces.monitoring,
+        password: secrets.redisPassword,
+        configSecretName: secrets.redisConfigSecretName,
+        version: config.versions.redis,
+        storage: { size: config.storage.redis, storageClass: config.storage.storageClass },
+        retainOnDelete: config.storage.retainOnDelete,
+    },
+    onCluster,
+);
 
-const monitoring = new Monitoring("fx", {
-    charts: config.charts,
-    namespace: namespaces.monitoring,
-    appNamespace: namespaces.app,
-    grafanaAdminSecretName: secrets.grafanaAdminSecretName,
-    retention: config.prometheusRetention,
-    storageSize: config.storage.prometheus,
-    serverResources: config.resources.prometheus,
-    storageClass: config.storage.storageClass,
-    features: { fingpt: config.fingpt.enabled },
-    extraScrapeJobs: [postgres.scrapeJob],
-});
+const monitoring = new Monitoring(
+    "fx",
+    {
+        charts: config.charts,
+        namespace: namespaces.monitoring,
+        appNamespace: namespaces.app,
+        grafanaAdminSecretName: secrets.grafanaAdminSecretName,
+        retention: config.prometheusRetention,
+        storageSize: config.storage.prometheus,
+        serverResources: config.resources.prometheus,
+        storageClass: config.storage.storageClass,
+        features: { fingpt: config.fingpt.enabled },
+        extraScrapeJobs: [postgres.scrapeJob],
+    },
+    onCluster,
+);
 
 // Application workloads (issue 5): all from the digest-pinned images, credentials by Secret reference.
-const dataStores = { dependsOn: [postgres, redis] };
+const dataStores = { ...onCluster, dependsOn: [postgres, redis] };
 const pullSecret = secrets.imagePullSecretName;
 const feastConnection = feastConnectionOf(redis, postgres, {
     redisPassword: secrets.redisPassword,
@@ -79,7 +107,7 @@ const mlflow = new Mlflow(
     "fx",
     {
         namespace: namespaces.app,
-        image: images.refs.mlflow,
+        image: images.ref("mlflow"),
         postgres,
         dbPassword: secrets.dbPasswords.mlflow,
         resources: config.resources.mlflow,
@@ -98,7 +126,7 @@ const feast = new Feast(
     "fx",
     {
         namespace: namespaces.app,
-        image: images.refs.airflowWorker,
+        image: images.ref("airflowWorker"),
         connection: feastConnection,
         resources: config.resources.airflowWorker,
         imagePullSecretName: pullSecret,
@@ -109,7 +137,7 @@ const fastapi = new Fastapi(
     "fx",
     {
         namespace: namespaces.app,
-        image: images.refs.fastapi,
+        image: images.ref("fastapi"),
         resources: config.resources.fastapi,
         replicas: { min: config.replicas.fastapi, max: config.replicas.fastapiMax },
         workers: config.replicas.fastapiWorkers,
@@ -118,16 +146,16 @@ const fastapi = new Fastapi(
         instruments: config.data.instruments,
         imagePullSecretName: pullSecret,
     },
-    { dependsOn: [postgres, redis, feast] },
+    { ...onCluster, dependsOn: [postgres, redis, feast] },
 );
 const airflow = new Airflow(
     "fx",
     {
         namespace: namespaces.app,
         images: {
-            scheduler: images.refs.airflowScheduler,
-            webserver: images.refs.airflowWebserver,
-            worker: images.refs.airflowWorker,
+            scheduler: images.ref("airflowScheduler"),
+            webserver: images.ref("airflowWebserver"),
+            worker: images.ref("airflowWorker"),
         },
         version: config.versions.airflow,
         postgres,
@@ -162,56 +190,72 @@ const airflow = new Airflow(
         },
         imagePullSecretName: pullSecret,
     },
-    { dependsOn: [postgres, redis, feast] },
+    { ...onCluster, dependsOn: [postgres, redis, feast] },
 );
 if (config.fingpt.enabled) {
-    new Fingpt("fx", {
-        namespace: namespaces.app,
-        image: images.refs.fingpt,
-        mode: config.fingpt.mode,
-        baseModel: config.fingpt.baseModel,
-        adapter: config.fingpt.adapter,
-        gpu: config.gpu,
-        resources: config.resources.fingpt,
-        cache: {
-            size: config.storage.fingptCache,
-            storageClass: config.storage.storageClass,
-            retainOnDelete: config.storage.retainOnDelete,
+    new Fingpt(
+        "fx",
+        {
+            namespace: namespaces.app,
+            image: images.ref("fingpt"),
+            mode: config.fingpt.mode,
+            baseModel: config.fingpt.baseModel,
+            adapter: config.fingpt.adapter,
+            gpu: config.gpu,
+            resources: config.resources.fingpt,
+            cache: {
+                size: config.storage.fingptCache,
+                storageClass: config.storage.storageClass,
+                retainOnDelete: config.storage.retainOnDelete,
+            },
+            hfToken: secrets.huggingFaceToken,
+            imagePullSecretName: pullSecret,
         },
-        hfToken: secrets.huggingFaceToken,
-        imagePullSecretName: pullSecret,
-    });
+        onCluster,
+    );
 }
 if (config.gpu.installDevicePlugin && namespaces.devicePlugin) {
-    new GpuDevicePlugin("nvidia", {
-        charts: config.charts,
-        namespace: namespaces.devicePlugin,
-        nodeSelector: config.gpu.nodeSelector,
-        tolerations: config.gpu.tolerations,
-    });
+    new GpuDevicePlugin(
+        "nvidia",
+        {
+            charts: config.charts,
+            namespace: namespaces.devicePlugin,
+            nodeSelector: config.gpu.nodeSelector,
+            tolerations: config.gpu.tolerations,
+        },
+        onCluster,
+    );
 }
 
-const edge = new Edge("fx", {
-    charts: config.charts,
-    edge: config.edge,
-    certManagerNamespace: namespaces.certManager ?? CERT_MANAGER_NAMESPACE,
-    backends: {
-        airflow: { namespace: namespaces.app, service: airflow.webserverServiceName, port: AIRFLOW_WEBSERVER_PORT },
-        mlflow: { namespace: namespaces.app, service: mlflow.serviceName, port: MLFLOW_PORT },
-        grafana: { namespace: namespaces.monitoring, ...monitoring.grafanaService },
-        api: { namespace: namespaces.app, service: fastapi.serviceName, port: FASTAPI_PORT },
+const edge = new Edge(
+    "fx",
+    {
+        charts: config.charts,
+        edge: config.edge,
+        certManagerNamespace: namespaces.certManager ?? CERT_MANAGER_NAMESPACE,
+        backends: {
+            airflow: { namespace: namespaces.app, service: airflow.webserverServiceName, port: AIRFLOW_WEBSERVER_PORT },
+            mlflow: { namespace: namespaces.app, service: mlflow.serviceName, port: MLFLOW_PORT },
+            grafana: { namespace: namespaces.monitoring, ...monitoring.grafanaService },
+            api: { namespace: namespaces.app, service: fastapi.serviceName, port: FASTAPI_PORT },
+        },
     },
-});
+    onCluster,
+);
 
-new AppNetworkPolicies("fx", {
-    app: namespaces.app,
-    monitoring: namespaces.monitoring,
-    certManager: namespaces.certManager,
-    cnpgOperator: { namespace: CNPG_NAMESPACE, after: postgres.operator },
-    devicePlugin: namespaces.devicePlugin,
-    ingressControllerNamespace: config.edge.ingressControllerNamespace,
-    acmeHttp01: config.edge.tlsIssuer === "acme",
-});
+new AppNetworkPolicies(
+    "fx",
+    {
+        app: namespaces.app,
+        monitoring: namespaces.monitoring,
+        certManager: namespaces.certManager,
+        cnpgOperator: { namespace: CNPG_NAMESPACE, after: postgres.operator },
+        devicePlugin: namespaces.devicePlugin,
+        ingressControllerNamespace: config.edge.ingressControllerNamespace,
+        acmeHttp01: config.edge.tlsIssuer === "acme",
+    },
+    onCluster,
+);
 
 export const namespace = namespaces.app;
 export const monitoringNamespace = namespaces.monitoring;

@@ -1,13 +1,52 @@
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
+import { parse } from "yaml";
 import { chartArchiveName, CHARTS } from "./charts";
+import { ClusterTarget } from "./cluster";
 
 /**
  * The only module that reads `pulumi.Config`. `loadConfig()` reads and validates every key declared in Pulumi.yaml
- * and returns one frozen, typed object; every problem is reported at once, each naming the key, the bad value and
- * what is allowed, before any resource is declared.
+ * (and the secret keys of config/secrets.yaml) and returns one frozen, typed object; every problem is reported at
+ * once, each naming the key, the bad value and what is allowed, before any resource is declared. A key the project
+ * does not know, or one set to a value that has no effect on the stack, is a problem too.
  */
+
+/** The project's root, where Pulumi.yaml and config/ live. */
+const PROJECT_ROOT = path.resolve(__dirname, "..");
+
+interface KeyDecl {
+    readonly type?: string;
+    readonly default?: unknown;
+    readonly description?: string;
+}
+/** The config keys Pulumi.yaml declares in the project's own namespace, with their defaults. */
+export const DECLARED: Readonly<Record<string, KeyDecl>> = Object.fromEntries(
+    Object.entries<KeyDecl>(parse(fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8")).config).filter(
+        ([key]) => !key.includes(":"),
+    ),
+);
+
+interface SecretDecl {
+    readonly neededWhen: string;
+    readonly description: string;
+}
+/** The secret keys (config/secrets.yaml): not declared in Pulumi.yaml, whose CLI would require every one of them. */
+export const SECRET_KEYS: Readonly<Record<string, SecretDecl>> = parse(
+    fs.readFileSync(path.join(PROJECT_ROOT, "config/secrets.yaml"), "utf8"),
+);
+
+interface VersionList {
+    readonly releases: readonly string[];
+    /** The major release the reference app (appContext: app) is written for. */
+    readonly referenceAppMajor?: number;
+}
+/** The one list of releases each version key accepts (config/versions.yaml). */
+export const SUPPORTED_VERSIONS: Readonly<Record<"postgres" | "redis" | "airflow" | "mlflow", VersionList>> = parse(
+    fs.readFileSync(path.join(PROJECT_ROOT, "config/versions.yaml"), "utf8"),
+);
 
 /** CPU request and limit, memory (request = limit, so a pod is never OOM-killed for memory it was promised). */
 export interface ResourceSpec {
@@ -50,6 +89,10 @@ export type ChartOrigin =
 export interface StackConfig {
     readonly project: string;
     readonly stack: string;
+    /** The cluster this stack deploys to (kubeContext, kubeconfig); the program's one Kubernetes provider. */
+    readonly cluster: ClusterTarget;
+    /** Settings that are valid but have no effect (a secret set that this stack does not use), logged as warnings. */
+    readonly warnings: readonly string[];
     readonly namespace: string;
     readonly monitoringNamespace: string;
     readonly registry: {
@@ -146,7 +189,6 @@ const REGISTRY = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9]+([._-
 const CPU = /^([1-9][0-9]*m|[0-9]+(\.[0-9]{1,3})?)$/;
 const MEMORY = /^[1-9][0-9]*(Mi|Gi)$/;
 const STORAGE = /^[1-9][0-9]*(Mi|Gi|Ti)$/;
-const SEMVER = /^[0-9]+\.[0-9]+\.[0-9]+$/;
 /**
  * The label the NVIDIA device plugin chart's node-feature-discovery subchart puts on every node with an NVIDIA PCI
  * device (vendor 10de), on any provider: the GPU pool's default selector when the stack installs the plugin.
@@ -168,16 +210,39 @@ export function mebibytes(q: string): number {
     return Number(q.slice(0, -2)) * units[q.slice(-2)];
 }
 
-function compareSemver(a: string, b: string): number {
-    const pa = a.split(".").map(Number);
-    const pb = b.split(".").map(Number);
-    for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] - pb[i];
-    return 0;
+/** Edit distance (insertions, deletions, substitutions), case-insensitive: how far a misspelt key is from a real one. */
+function editDistance(a: string, b: string): number {
+    a = a.toLowerCase();
+    b = b.toLowerCase();
+    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        const cur = [i];
+        for (let j = 1; j <= b.length; j++) {
+            cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+        }
+        prev = cur;
+    }
+    return prev[b.length];
+}
+
+/** The known key nearest to `key`. */
+export function nearestKey(key: string, known: readonly string[]): string {
+    return known.reduce((best, k) => (editDistance(key, k) < editDistance(key, best) ? k : best));
+}
+
+/**
+ * Whether the engine passed this key as a secret (`pulumi config set --secret`). The SDK keeps the check internal;
+ * without it every unknown key's value is treated as secret, so a misspelt secret is never printed.
+ */
+function isSecretConfig(fullKey: string): boolean {
+    const check = (runtimeConfig as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
+    return check ? check(fullKey) : true;
 }
 
 /** Reads one key with Pulumi's own validation; a failure becomes a problem line and `undefined`. */
 class Reader {
     readonly problems: string[] = [];
+    readonly warnings: string[] = [];
     constructor(private readonly cfg: pulumi.Config) {}
 
     private attempt<T>(fn: () => T): T | undefined {
@@ -241,6 +306,89 @@ class Reader {
         const raw = this.cfg.get(key);
         return raw !== undefined && raw !== "";
     }
+
+    /**
+     * True when the key holds something other than its Pulumi.yaml default. The CLI merges defaults into the config
+     * the program sees, so a value equal to the default is indistinguishable from an unset key (and as harmless).
+     */
+    changed(key: string): boolean {
+        const raw = this.cfg.get(key);
+        if (raw === undefined) return false;
+        const def = DECLARED[key]?.default;
+        if (def === undefined) return raw !== "";
+        if (typeof def === "string") return raw !== def;
+        try {
+            return JSON.stringify(JSON.parse(raw)) !== JSON.stringify(def);
+        } catch {
+            return true;
+        }
+    }
+
+    /** A key set away from its default where it does nothing is a problem: the user meant something else. */
+    noEffect(key: string, why: string): void {
+        // An invalid value is already reported; one problem per key.
+        if (!this.changed(key) || this.problems.some((p) => p.includes(`'${this.cfg.name}:${key}'`))) return;
+        let value: unknown = this.cfg.get(key);
+        try {
+            value = JSON.parse(value as string);
+        } catch {
+            // a plain string value
+        }
+        this.fail(key, value, `has no effect ${why}; remove it (pulumi config rm ${key})`);
+    }
+
+    /** A secret set where the stack does not use it: a warning (it may be set ahead of use), its value never shown. */
+    unusedSecret(key: string, why: string): void {
+        if (this.has(key)) {
+            this.warnings.push(`Configuration '${this.cfg.name}:${key}' is set but has no effect ${why}.`);
+        }
+    }
+
+    /** A secret the stack needs, named with the command that sets it. */
+    needSecret(key: string, why: string): void {
+        if (!this.has(key)) {
+            this.fail(
+                key,
+                "<unset>",
+                `required ${why}: pulumi config set --secret ${key} <value> --stack ${pulumi.getStack()}`,
+            );
+        }
+    }
+
+    /** One of the releases config/versions.yaml lists for `list`. */
+    release(key: string, list: keyof typeof SUPPORTED_VERSIONS, what: string): string | undefined {
+        const value = this.cfg.get(key);
+        if (value === undefined) return this.attempt(() => this.cfg.require(key));
+        const allowed = SUPPORTED_VERSIONS[list].releases;
+        if (!allowed.includes(value)) {
+            this.fail(key, value, `must be ${what} listed in config/versions.yaml: ${allowed.join(", ")}`);
+            return undefined;
+        }
+        return value;
+    }
+
+    /**
+     * Every key in the project's namespace must be declared (Pulumi.yaml) or a known secret (config/secrets.yaml); a
+     * `kubernetes:` key would configure the default Kubernetes provider, which this program never uses.
+     */
+    unknownKeys(): void {
+        const known = [...Object.keys(DECLARED), ...Object.keys(SECRET_KEYS)];
+        const prefix = `${this.cfg.name}:`;
+        for (const [full, raw] of Object.entries(pulumi.runtime.allConfig())) {
+            const shown = isSecretConfig(full) ? "<secret>" : raw;
+            if (full.startsWith(prefix)) {
+                const key = full.slice(prefix.length);
+                if (known.includes(key)) continue;
+                this.problems.push(
+                    `Configuration '${full}' value ${JSON.stringify(shown)} is invalid: '${key}' is not a key of this project (declared in Pulumi.yaml, secrets in config/secrets.yaml); the nearest is '${nearestKey(key, known)}'.`,
+                );
+            } else if (full.startsWith("kubernetes:")) {
+                this.problems.push(
+                    `Configuration '${full}' value ${JSON.stringify(shown)} is invalid: it configures the default Kubernetes provider, which this program never uses; name the cluster with ${prefix}kubeContext (and ${prefix}kubeconfig).`,
+                );
+            }
+        }
+    }
 }
 
 function parseNodeSelector(r: Reader, key: string, entries: string[]): Record<string, string> {
@@ -283,11 +431,44 @@ function deepFreeze<T>(o: T): T {
     return o;
 }
 
+/**
+ * `kubeconfig` is a path (~ expanded) to a file that must exist; empty means the default lookup. A file's contents
+ * are refused: they hold credentials, and plain config is not the place for them.
+ */
+function resolveKubeconfig(r: Reader, value: string): string | undefined {
+    if (value === "") return undefined;
+    if (/[\n\r]/.test(value) || /^\s*(apiVersion|clusters|kind)\s*:/m.test(value)) {
+        r.fail("kubeconfig", "<kubeconfig contents>", "must be the path of a kubeconfig file, not its contents");
+        return undefined;
+    }
+    const file = value === "~" || value.startsWith("~/") ? path.join(os.homedir(), value.slice(1)) : value;
+    const resolved = path.resolve(PROJECT_ROOT, file);
+    if (!fs.existsSync(resolved) || !fs.statSync(resolved).isFile()) {
+        r.fail("kubeconfig", value, `must be the path of an existing kubeconfig file (${resolved} is not a file)`);
+        return undefined;
+    }
+    return resolved;
+}
+
 /** Reads, validates and freezes the stack configuration; throws ConfigValidationError listing every problem. */
 export function loadConfig(): StackConfig {
     const cfg = new pulumi.Config();
     const r = new Reader(cfg);
     const stack = pulumi.getStack();
+    r.unknownKeys();
+
+    // The target cluster is named, never taken from the kubeconfig's current context.
+    const kubeContext = cfg.get("kubeContext");
+    if (kubeContext === undefined || kubeContext.trim() === "") {
+        r.fail(
+            "kubeContext",
+            kubeContext ?? "<unset>",
+            `every stack names its cluster: pulumi config set kubeContext <context> --stack ${stack} (kubectl config get-contexts lists them; scripts/kind-up.sh creates kind-fx-ml, scripts/minikube-up.sh fx-ml)`,
+        );
+    } else if (/\s/.test(kubeContext)) {
+        r.fail("kubeContext", kubeContext, "must be a kubeconfig context name, without whitespace");
+    }
+    const kubeconfig = resolveKubeconfig(r, cfg.get("kubeconfig") ?? "");
 
     const nsHint = "must be a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters";
     const namespace = r.str("namespace", { pattern: DNS_LABEL.source, hint: nsHint });
@@ -302,13 +483,8 @@ export function loadConfig(): StackConfig {
     });
     const username = r.str("registryUsername") || undefined;
     const password = r.secret("registryPassword");
-    if (username && !r.has("registryPassword")) {
-        r.fail(
-            "registryPassword",
-            "<unset>",
-            "required when registryUsername is set: pulumi config set --secret registryPassword <token>",
-        );
-    }
+    if (username) r.needSecret("registryPassword", "when registryUsername is set");
+    else r.unusedSecret("registryPassword", "without registryUsername (the registry takes no credentials)");
 
     const appContext = r.str("appContext", { minLength: 1 });
     const imagePlatform = r.oneOf("imagePlatform", ["linux/amd64", "linux/arm64"] as const);
@@ -342,39 +518,28 @@ export function loadConfig(): StackConfig {
         hint: "must be empty (cluster default) or a StorageClass name",
     });
 
-    const postgresVersion = r.oneOf("postgresVersion", ["14", "15", "16", "17", "18"] as const);
-    const redisVersion = r.str("redisVersion", {
-        pattern: "^7\\.[0-9]+\\.[0-9]+$",
-        hint: "must be a 7.x.y tag of the official redis image (the stack runs redis:7)",
-    });
-    const versionAtLeast = (key: string, min: string, majors: string) => {
-        const v = r.str(key, { pattern: SEMVER.source, hint: `must be a release number x.y.z, ${majors}` });
-        if (v && compareSemver(v, min) < 0) {
-            r.fail(key, v, `must be ${min} or later`);
-            return undefined;
-        }
-        return v;
-    };
-    const airflowVersion = versionAtLeast("airflowVersion", "2.7.0", "2.7.0 or later");
-    if (airflowVersion && !/^[23]\./.test(airflowVersion)) {
-        r.fail("airflowVersion", airflowVersion, "must be an Airflow 2.x or 3.x release");
-    }
-    const mlflowVersion = versionAtLeast("mlflowVersion", "2.9.2", "2.9.2 or later");
+    const postgresVersion = r.release("postgresVersion", "postgres", "a Postgres major with a CloudNativePG image");
+    const redisVersion = r.release("redisVersion", "redis", "a tag of the official redis image");
+    const airflowVersion = r.release("airflowVersion", "airflow", "an Apache Airflow release");
+    const mlflowVersion = r.release("mlflowVersion", "mlflow", "an MLflow release");
     // The reference app (appContext "app") is written for Airflow 3 (airflow.sdk, DeadlineAlert) and ships MLflow 3
     // clients; the seed's 2.x releases stay selectable for a pipeline checkout of your own that targets them.
     if (appContext === REFERENCE_APP) {
-        if (airflowVersion && airflowVersion.startsWith("2.")) {
+        const major = (v: string) => Number(v.split(".")[0]);
+        const airflowMajor = SUPPORTED_VERSIONS.airflow.referenceAppMajor;
+        if (airflowVersion && major(airflowVersion) !== airflowMajor) {
             r.fail(
                 "airflowVersion",
                 airflowVersion,
-                "the reference app's DAGs need Airflow 3.x; Airflow 2.x needs appContext pointing at a pipeline checkout written for it",
+                `the reference app's DAGs need Airflow ${airflowMajor}.x; Airflow ${major(airflowVersion)}.x needs appContext pointing at a pipeline checkout written for it`,
             );
         }
-        if (mlflowVersion && mlflowVersion.startsWith("2.")) {
+        const mlflowMajor = SUPPORTED_VERSIONS.mlflow.referenceAppMajor;
+        if (mlflowVersion && major(mlflowVersion) !== mlflowMajor) {
             r.fail(
                 "mlflowVersion",
                 mlflowVersion,
-                "the reference app logs models with MLflow 3 clients; an MLflow 2.x server needs appContext pointing at a pipeline checkout with MLflow 2 clients",
+                `the reference app logs models with MLflow ${mlflowMajor} clients; an MLflow ${major(mlflowVersion)}.x server needs appContext pointing at a pipeline checkout with MLflow ${major(mlflowVersion)} clients`,
             );
         }
     }
@@ -385,12 +550,32 @@ export function loadConfig(): StackConfig {
     const baseModel = r.str("fingptBaseModel", { pattern: hfRepo, hint: "must be a Hugging Face id owner/name" });
     const adapter = r.str("fingptAdapter", { pattern: hfRepo, hint: "must be a Hugging Face id owner/name" });
     const hfToken = r.secret("hfToken");
+    const fingptModel = fingptEnabled === true && fingptMode === "model";
+    if (fingptEnabled === false) {
+        const why = "while fingptEnabled is false";
+        for (const key of ["fingptMode", "fingptBaseModel", "fingptAdapter", "fingptCacheStorage"])
+            r.noEffect(key, why);
+        for (const key of ["fingptCpuRequest", "fingptCpuLimit", "fingptMemory"]) r.noEffect(key, why);
+    } else if (fingptMode === "lexicon") {
+        const why = "in fingptMode lexicon (the CPU scorer loads no model)";
+        for (const key of ["fingptBaseModel", "fingptAdapter", "fingptCacheStorage"]) r.noEffect(key, why);
+    }
+    // The default base model is gated on Hugging Face: without a token the pod fails at download, not here.
+    if (fingptModel) r.needSecret("hfToken", "when FinGPT runs in model mode (to download the gated base model)");
+    else r.unusedSecret("hfToken", "unless FinGPT runs in model mode (fingptEnabled true, fingptMode model)");
 
     const gpuEnabled = r.bool("gpuEnabled");
     const gpuCount = r.int("gpuCount", 1, 8);
     let nodeSelector = parseNodeSelector(r, "gpuNodeSelector", r.strings("gpuNodeSelector") ?? []);
     const tolerations = parseTolerations(r, "gpuTolerations", r.strings("gpuTolerations") ?? []);
     const installDevicePlugin = r.bool("installDevicePlugin");
+    if (gpuEnabled === false) {
+        for (const key of ["gpuCount", "gpuNodeSelector", "gpuTolerations"]) {
+            r.noEffect(key, "while gpuEnabled is false (set gpuEnabled=true on a cluster with a GPU pool)");
+        }
+    } else if (gpuEnabled && !fingptModel) {
+        r.noEffect("gpuCount", "unless FinGPT runs in model mode (the only pod that asks for a GPU)");
+    }
     // With the plugin, its chart's node-feature-discovery labels the GPU nodes: a fresh pool needs no hand labels.
     if (installDevicePlugin && gpuEnabled && Object.keys(nodeSelector).length === 0) {
         nodeSelector = { [NFD_NVIDIA_GPU_LABEL]: "true" };
@@ -431,22 +616,22 @@ export function loadConfig(): StackConfig {
     if (tlsIssuer === "acme" && !acmeEmail) {
         r.fail("acmeEmail", "", "required when tlsIssuer is acme");
     }
+    if (tlsIssuer === "selfsigned") {
+        for (const key of ["acmeEmail", "acmeServer"]) r.noEffect(key, "while tlsIssuer is selfsigned");
+    }
 
     const source = r.oneOf("dataSource", ["oanda", "sample"] as const);
     const oandaEnvironment = r.oneOf("oandaEnvironment", ["practice", "live"] as const);
     const oandaToken = r.secret("oandaToken");
     const oandaAccountId = r.secret("oandaAccountId");
-    if (source === "oanda") {
-        for (const key of ["oandaToken", "oandaAccountId"]) {
-            if (!r.has(key)) {
-                r.fail(
-                    key,
-                    "<unset>",
-                    `required when dataSource is oanda: pulumi config set --secret ${key} <value>, or set dataSource=sample to run on synthetic candles`,
-                );
-            }
+    for (const key of ["oandaToken", "oandaAccountId"]) {
+        if (source === "oanda") {
+            r.needSecret(key, "when dataSource is oanda (or set dataSource=sample to run on synthetic candles)");
+        } else if (source === "sample") {
+            r.unusedSecret(key, "while dataSource is sample");
         }
     }
+    if (source === "sample") r.noEffect("oandaEnvironment", "while dataSource is sample");
     const instruments = r.strings("instruments");
     if (instruments) {
         if (instruments.length === 0) r.fail("instruments", instruments, "must name at least one instrument");
@@ -490,6 +675,8 @@ export function loadConfig(): StackConfig {
     return deepFreeze({
         project: pulumi.getProject(),
         stack,
+        cluster: { context: kubeContext!, ...(kubeconfig ? { kubeconfig } : {}) },
+        warnings: r.warnings,
         namespace: namespace!,
         monitoringNamespace: monitoringNamespace!,
         registry: { server: server!, username, password: username ? password : undefined },
@@ -514,7 +701,13 @@ export function loadConfig(): StackConfig {
             airflow: airflowVersion!,
             mlflow: mlflowVersion!,
         },
-        fingpt: { enabled: fingptEnabled!, mode: fingptMode!, baseModel: baseModel!, adapter: adapter!, hfToken },
+        fingpt: {
+            enabled: fingptEnabled!,
+            mode: fingptMode!,
+            baseModel: baseModel!,
+            adapter: adapter!,
+            hfToken: fingptModel ? hfToken : undefined,
+        },
         gpu: {
             enabled: gpuEnabled!,
             count: gpuCount!,

@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CertManager } from "@pulumi/kubernetes-cert-manager";
 import { CHARTS } from "./charts";
+import { clusterProviders } from "./cluster";
 import { ChartOrigin, StackConfig } from "./config";
 import { labels } from "./shared";
 import { chartSource } from "./values";
@@ -92,7 +93,9 @@ export class Edge extends pulumi.ComponentResource {
                     },
                     prometheus: { enabled: true },
                 },
-                { parent: this },
+                // A remote component gets only the providers passed to it (the SDK does not forward the parent's),
+                // so the stack's cluster provider is handed on explicitly.
+                { parent: this, providers: clusterProviders(this) },
             );
         }
         const after = this.certManager ? { dependsOn: [this.certManager] } : {};

@@ -119,6 +119,11 @@ export interface ImagesArgs {
     };
     /** Target platform, e.g. linux/amd64. */
     platform: string;
+    /**
+     * The images to build, in any order (fx-base always comes first when an image built FROM it is included); default
+     * all seven. A stack builds only what it deploys.
+     */
+    include?: readonly ImageKey[];
     /** Releases of the version-selected images. */
     versions: { airflow: string; mlflow: string };
     /** Value of the org.opencontainers.image.source label (the repository URL), if known. */
@@ -132,10 +137,10 @@ export interface ImagesArgs {
  * Nothing is built on preview.
  */
 export class Images extends pulumi.ComponentResource {
-    /** Digest-pinned reference of every image, for the workloads. */
-    public readonly refs: Readonly<Record<ImageKey, pulumi.Output<string>>>;
-    /** Content tag of every image (`ctx-<hash>`), known at preview time. */
-    public readonly tags: Readonly<Record<ImageKey, string>>;
+    /** Digest-pinned reference of every image built, for the workloads. */
+    public readonly refs: Readonly<Partial<Record<ImageKey, pulumi.Output<string>>>>;
+    /** Content tag of every image built (`ctx-<hash>`), known at preview time. */
+    public readonly tags: Readonly<Partial<Record<ImageKey, string>>>;
 
     constructor(name: string, args: ImagesArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:images:Images", name, {}, opts);
@@ -166,10 +171,20 @@ export class Images extends pulumi.ComponentResource {
               }
             : { server: server.split("/")[0] };
 
-        const refs = {} as Record<ImageKey, pulumi.Output<string>>;
-        const tags = {} as Record<ImageKey, string>;
+        const include = new Set(args.include ?? IMAGE_KEYS);
+        const unknown = [...include].filter((k) => !IMAGE_KEYS.includes(k));
+        if (unknown.length > 0) {
+            throw new pulumi.ResourceError(
+                `Images: unknown image ${unknown.join(", ")}; the images are ${IMAGE_KEYS.join(", ")}`,
+                this,
+            );
+        }
+        if (IMAGE_KEYS.some((k) => include.has(k) && IMAGE_SPECS[k].fromBase)) include.add("base");
+
+        const refs: Partial<Record<ImageKey, pulumi.Output<string>>> = {};
+        const tags: Partial<Record<ImageKey, string>> = {};
         let base: docker.Image | undefined;
-        for (const key of IMAGE_KEYS) {
+        for (const key of IMAGE_KEYS.filter((k) => include.has(k))) {
             const spec = IMAGE_SPECS[key];
             const dockerfile = path.posix.join(dockerfilesDir.split(path.sep).join("/"), spec.dockerfile);
             const dockerfileText = fs.readFileSync(path.resolve(dockerfile), "utf8");
@@ -178,7 +193,10 @@ export class Images extends pulumi.ComponentResource {
             if (spec.version === "AIRFLOW_VERSION") versionArgs.AIRFLOW_VERSION = args.versions.airflow;
             if (spec.version === "MLFLOW_VERSION") versionArgs.MLFLOW_VERSION = args.versions.mlflow;
             // Dependents hash the base's content tag (known now) and receive its digest (known after the push).
-            const hashed = spec.fromBase ? { ...versionArgs, BASE_IMAGE_TAG: tags.base } : versionArgs;
+            if (spec.fromBase && (!base || !tags.base)) {
+                throw new Error(`Images: ${key} is built FROM fx-base, which must come first`);
+            }
+            const hashed = spec.fromBase ? { ...versionArgs, BASE_IMAGE_TAG: tags.base! } : versionArgs;
             const hash = imageHash(contextHash, dockerfileText, hashed);
             const tag = `ctx-${hash.slice(0, 20)}`;
             tags[key] = tag;
@@ -189,10 +207,7 @@ export class Images extends pulumi.ComponentResource {
                 OCI_REVISION: hash,
                 ...(args.sourceUrl ? { OCI_SOURCE: args.sourceUrl } : {}),
             };
-            if (spec.fromBase) {
-                if (!base) throw new Error(`Images: ${key} is built FROM fx-base, which must come first`);
-                buildArgs.BASE_IMAGE = base.repoDigest;
-            }
+            if (spec.fromBase) buildArgs.BASE_IMAGE = base!.repoDigest;
 
             const image = new docker.Image(
                 `${name}-${spec.repository}`,
@@ -218,5 +233,16 @@ export class Images extends pulumi.ComponentResource {
         this.refs = refs;
         this.tags = tags;
         this.registerOutputs({ refs: this.refs, tags: this.tags });
+    }
+
+    /** The digest-pinned reference of an image this stack builds; asking for one it does not build is a bug. */
+    ref(key: ImageKey): pulumi.Output<string> {
+        const ref = this.refs[key];
+        if (!ref) {
+            throw new Error(
+                `Images: ${key} is not built on this stack (built: ${Object.keys(this.refs).join(", ")}); add it to the Images include list where it is deployed`,
+            );
+        }
+        return ref;
     }
 }

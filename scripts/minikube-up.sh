@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The minikube alternative to kind-up.sh: a `fx-ml` profile with minikube's registry addon and Traefik.
-# minikube's registry proxy serves localhost:5000 on every node, so set `registryServer: localhost:5000` for this
-# cluster (the script prints the command) and keep the port-forward it starts running while you `pulumi up`.
+# minikube's registry proxy serves localhost:5000 on every node, so the dev stack needs `registryServer: localhost:5000`
+# and `kubeContext: fx-ml` (minikube names the context after the profile) on this cluster: the script prints both
+# commands (scripts/dev-up.sh with DEV_CLUSTER=minikube sets them). Keep the port-forward it starts running while you
+# `pulumi up`.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -25,5 +27,5 @@ if ! pgrep -f "port-forward --namespace kube-system service/registry 5000:80" >/
     nohup kubectl --context "$PROFILE" port-forward --namespace kube-system service/registry 5000:80 \
         >/tmp/fx-ml-registry-forward.log 2>&1 &
 fi
-log "next: pulumi config set registryServer localhost:5000 --stack dev"
+log "next: pulumi config set kubeContext ${PROFILE} --stack dev; pulumi config set registryServer localhost:5000 --stack dev"
 log "UIs: minikube service -p ${PROFILE} -n traefik traefik --url gives the ingress address"

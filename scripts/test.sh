@@ -19,6 +19,9 @@ node scripts/config-docs.mjs --check
 step "Shell scripts (shellcheck)"
 shellcheck -x scripts/*.sh .ci/run test/fixtures/fake-bin/*
 
+step "GitHub workflow (actionlint, which also runs shellcheck on each run: script)"
+actionlint
+
 step "Monitoring: promtool check/test rules, StatsD mapping"
 bash scripts/check-monitoring.sh
 

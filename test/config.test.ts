@@ -115,13 +115,47 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         { config: { postgresStorage: "lots" } },
         ["postgresStorage", "lots", "storage size"],
     ],
-    ["unsupported Postgres major", "dev", { config: { postgresVersion: "12" } }, ["postgresVersion", "12", "14", "18"]],
-    ["Redis not 7.x", "dev", { config: { redisVersion: "8.2.0" } }, ["redisVersion", "8.2.0", "7.x.y"]],
+    [
+        "unsupported Postgres major",
+        "dev",
+        { config: { postgresVersion: "12" } },
+        ["postgresVersion", '"12"', "CloudNativePG", "14, 15, 16, 17, 18"],
+    ],
+    [
+        "Redis not 7.2/7.4",
+        "dev",
+        { config: { redisVersion: "8.2.0" } },
+        ["redisVersion", '"8.2.0"', "official redis image listed in config/versions.yaml", "7.4.6"],
+    ],
+    [
+        "Redis release that does not exist",
+        "gpu",
+        { config: { redisVersion: "7.4.99" } },
+        ["redisVersion", '"7.4.99"', "config/versions.yaml", "7.2.11", "7.4.8"],
+    ],
+    [
+        "Airflow release that does not exist",
+        "dev",
+        { config: { airflowVersion: "3.99.0" } },
+        ["fx-ml-pipeline:airflowVersion", '"3.99.0"', "Apache Airflow release listed in config/versions.yaml", "3.3.2"],
+    ],
+    [
+        "Airflow release that was yanked from PyPI",
+        "gpu",
+        { config: { airflowVersion: "3.0.5" } },
+        ["airflowVersion", '"3.0.5"', "3.0.4, 3.0.6"],
+    ],
     [
         "Airflow older than supported",
         "dev",
         { config: { airflowVersion: "2.6.3" } },
-        ["airflowVersion", "2.6.3", "2.7.0 or later"],
+        ["airflowVersion", '"2.6.3"', "2.7.0, 2.7.1"],
+    ],
+    [
+        "MLflow release that does not exist",
+        "gpu",
+        { config: { mlflowVersion: "3.99.0" } },
+        ["fx-ml-pipeline:mlflowVersion", '"3.99.0"', "MLflow release listed in config/versions.yaml", "3.17.2"],
     ],
     [
         "seed's Airflow 2.7.0 with the reference app",
@@ -139,7 +173,82 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         "MLflow not a release number",
         "dev",
         { config: { mlflowVersion: "latest" } },
-        ["mlflowVersion", "latest", "x.y.z"],
+        ["mlflowVersion", '"latest"', "MLflow release listed in config/versions.yaml"],
+    ],
+    // Keys the project does not know, and keys that do nothing on the stack.
+    [
+        "misspelt key",
+        "dev",
+        { config: { fastapiReplica: 3 } },
+        [
+            "'fx-ml-pipeline:fastapiReplica' value \"3\"",
+            "not a key of this project",
+            "the nearest is 'fastapiReplicas'",
+        ],
+    ],
+    [
+        "key in the wrong case",
+        "gpu",
+        { config: { GpuCount: 2 } },
+        ["'fx-ml-pipeline:GpuCount'", "the nearest is 'gpuCount'"],
+    ],
+    [
+        "misspelt secret: its value is not shown",
+        "gpu",
+        { config: { oandaTokn: "s3cr3t-value" }, secretConfig: ["oandaTokn"] },
+        ["'fx-ml-pipeline:oandaTokn' value \"<secret>\"", "the nearest is 'oandaToken'"],
+    ],
+    [
+        "GPU count on a stack without GPUs",
+        "dev",
+        { config: { gpuCount: 3 } },
+        ["'fx-ml-pipeline:gpuCount' value 3", "has no effect while gpuEnabled is false", "pulumi config rm gpuCount"],
+    ],
+    [
+        "GPU node selector on a stack without GPUs",
+        "dev",
+        { config: { gpuNodeSelector: ["nvidia.com/gpu.present=true"] } },
+        ["gpuNodeSelector", "nvidia.com/gpu.present=true", "has no effect while gpuEnabled is false"],
+    ],
+    [
+        "GPU count with GPUs but no FinGPT model",
+        "gpu",
+        { config: { fingptMode: "lexicon", gpuCount: 2 } },
+        ["gpuCount", "2", "no effect unless FinGPT runs in model mode"],
+    ],
+    [
+        "FinGPT model while FinGPT is off",
+        "dev",
+        { config: { fingptBaseModel: "mistralai/Mistral-7B-v0.1" } },
+        ["fingptBaseModel", "mistralai/Mistral-7B-v0.1", "has no effect while fingptEnabled is false"],
+    ],
+    [
+        "FinGPT model in lexicon mode",
+        "dev",
+        { config: { fingptEnabled: true, fingptMode: "lexicon", fingptAdapter: "x/y" } },
+        ["fingptAdapter", "x/y", "no effect in fingptMode lexicon"],
+    ],
+    [
+        "ACME settings with the self-signed issuer",
+        "dev",
+        { config: { acmeEmail: "ops@example.com" } },
+        ["acmeEmail", "ops@example.com", "has no effect while tlsIssuer is selfsigned"],
+    ],
+    [
+        "OANDA environment on sample data",
+        "dev",
+        { config: { oandaEnvironment: "live" } },
+        ["oandaEnvironment", "live", "has no effect while dataSource is sample"],
+    ],
+    [
+        "gpu stack without the Hugging Face token its model needs",
+        "gpu",
+        { unsetSecrets: ["hfToken"] },
+        [
+            "fx-ml-pipeline:hfToken",
+            "required when FinGPT runs in model mode",
+            "pulumi config set --secret hfToken <value> --stack gpu",
+        ],
     ],
     [
         "toleration without effect",
@@ -188,9 +297,41 @@ describe("bad configuration fails before any resource is declared", () => {
         for (const key of ["namespace", "gpuCount", "tlsIssuer"]) expect(message).toContain(`fx-ml-pipeline:${key}`);
     });
 
-    test("the dev stack runs on sample data without any OANDA secret", async () => {
+    test("the dev stack runs on sample data without any secret, and without a warning", async () => {
         const run = await runStack("dev", {
             unsetSecrets: ["oandaToken", "oandaAccountId", "registryPassword", "hfToken"],
+        });
+        expect(run.outputs.namespace.value).toBe("fx-ml");
+        expect(run.warnings).toEqual([]);
+    });
+
+    test("a fresh gpu stack is told each secret it needs, with the command that sets it", async () => {
+        const { message } = await failure("gpu", {
+            unsetSecrets: ["oandaToken", "oandaAccountId", "registryPassword", "hfToken"],
+        });
+        expect(message).toMatch(/4 problems/);
+        for (const key of ["registryPassword", "hfToken", "oandaToken", "oandaAccountId"]) {
+            expect(message).toContain(`'fx-ml-pipeline:${key}' value "<unset>" is invalid`);
+            expect(message).toContain(`pulumi config set --secret ${key} <value> --stack gpu`);
+        }
+    });
+
+    test("secrets set on a stack that does not use them are warnings, never showing the value", async () => {
+        const run = await runStack("dev");
+        expect(run.warnings).toEqual([
+            "Configuration 'fx-ml-pipeline:registryPassword' is set but has no effect without registryUsername (the registry takes no credentials).",
+            "Configuration 'fx-ml-pipeline:hfToken' is set but has no effect unless FinGPT runs in model mode (fingptEnabled true, fingptMode model).",
+            "Configuration 'fx-ml-pipeline:oandaToken' is set but has no effect while dataSource is sample.",
+            "Configuration 'fx-ml-pipeline:oandaAccountId' is set but has no effect while dataSource is sample.",
+        ]);
+        expect(run.ofType("kubernetes:core/v1:Secret", /huggingface|oanda/)).toEqual([]);
+        const gpu = await runStack("gpu");
+        expect(gpu.warnings).toEqual([]);
+    });
+
+    test("a setting equal to its default is no problem where it has no effect", async () => {
+        const run = await runStack("dev", {
+            config: { gpuCount: 1, acmeServer: "https://acme-staging-v02.api.letsencrypt.org/directory" },
         });
         expect(run.outputs.namespace.value).toBe("fx-ml");
     });
@@ -220,12 +361,37 @@ describe("declared defaults", () => {
         expect(projectConfig().mlflowVersion.default).toBe(pinned("MLFLOW_VERSION"));
     });
 
-    test("every declared key has a type and a description, and secrets have no default", () => {
+    test("every declared key has a type, a description and a default, except the cluster every stack must name", () => {
         const { projectConfig } = require("./harness");
+        // The CLI requires every declared key without a default, so only kubeContext goes without one.
         for (const [key, decl] of Object.entries<any>(projectConfig())) {
+            if (key.includes(":")) continue; // another namespace's value (pulumi:disable-default-providers)
             expect([key, typeof decl.type, typeof decl.description]).toEqual([key, "string", "string"]);
-            if (decl.secret) expect([key, decl.default]).toEqual([key, undefined]);
-            else expect([key, decl.default === undefined]).toEqual([key, false]);
+            expect([key, decl.secret, decl.default === undefined]).toEqual([key, undefined, key === "kubeContext"]);
         }
+    });
+
+    test("secret keys are declared in config/secrets.yaml, not in Pulumi.yaml, whose CLI would require them", () => {
+        const { projectConfig, secretKeys } = require("./harness");
+        expect(secretKeys()).toEqual(["registryPassword", "oandaToken", "oandaAccountId", "hfToken"]);
+        for (const key of secretKeys()) expect([key, key in projectConfig()]).toEqual([key, false]);
+    });
+
+    test("each version default is a release config/versions.yaml lists", () => {
+        const { projectConfig } = require("./harness");
+        const { SUPPORTED_VERSIONS } = require("../components/config");
+        for (const [key, list] of [
+            ["postgresVersion", "postgres"],
+            ["redisVersion", "redis"],
+            ["airflowVersion", "airflow"],
+            ["mlflowVersion", "mlflow"],
+        ]) {
+            expect([key, SUPPORTED_VERSIONS[list].releases.includes(projectConfig()[key].default)]).toEqual([
+                key,
+                true,
+            ]);
+        }
+        expect(SUPPORTED_VERSIONS.airflow.releases).toContain("2.7.0");
+        expect(SUPPORTED_VERSIONS.mlflow.releases).toContain("2.9.2");
     });
 });

@@ -34,6 +34,10 @@ export interface RecordedResource {
     dependencies: string[];
     /** Resource options the engine sees: `protect` and `retainOnDelete` (data that must survive a destroy). */
     options: ResourceOptionsSeen;
+    /** The provider reference a custom resource registered with (`<provider urn>::<id>`); "" means the default one. */
+    provider: string;
+    /** The providers map of a component (remote or local), by package. */
+    providers: Record<string, string>;
     /** The state the mock returned (outputs). */
     state: any;
 }
@@ -53,6 +57,8 @@ export interface StackRun {
     resources: RecordedResource[];
     outputs: Record<string, StackOutput>;
     config: Record<string, unknown>;
+    /** Warnings the program logged (pulumi.log.warn), in order. */
+    warnings: string[];
     /** Every sentinel value handed out (configured secrets and generated secrets). */
     sentinels: string[];
     /** Finds resources by type token, optionally by name (exact string or pattern). */
@@ -68,6 +74,8 @@ export interface StackRun {
 interface ProjectConfigDecl {
     type?: string;
     default?: unknown;
+    /** The value of a key in another namespace (pulumi:...), which the CLI merges into every stack's config. */
+    value?: unknown;
     secret?: boolean;
     description?: string;
 }
@@ -78,12 +86,17 @@ export function projectConfig(): Record<string, ProjectConfigDecl> {
     return doc.config as Record<string, ProjectConfigDecl>;
 }
 
-/** A stack file's config, keys without the project prefix. */
+/** A stack file's config: the project's keys without the project prefix, other namespaces' keys (pulumi:...) whole. */
 export function stackConfig(stack: StackName): Record<string, unknown> {
     const doc = parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) ?? {};
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(doc.config ?? {})) out[k.replace(`${PROJECT}:`, "")] = v;
     return out;
+}
+
+/** The secret keys the program reads (config/secrets.yaml; Pulumi.yaml does not declare them). */
+export function secretKeys(): string[] {
+    return Object.keys(parse(fs.readFileSync(path.join(ROOT, "config/secrets.yaml"), "utf8")));
 }
 
 export function sentinelFor(key: string): string {
@@ -135,8 +148,10 @@ function wrapSecret(value: unknown) {
 export interface RunOptions {
     /** Config overrides by key (without project prefix); `undefined` removes the key. */
     config?: Record<string, unknown>;
-    /** Secret keys to leave unset (by default every secret key declared in Pulumi.yaml gets a sentinel). */
+    /** Secret keys to leave unset (by default every secret key of config/secrets.yaml gets a sentinel). */
     unsetSecrets?: string[];
+    /** Further config keys to pass as secrets (as `pulumi config set --secret` would). */
+    secretConfig?: string[];
     /**
      * Runs this function instead of index.ts (see runProgram). It runs inside the isolated module registry, so it must
      * `require()` the components it uses there rather than import them at the top of the test file.
@@ -151,13 +166,12 @@ export interface RunOptions {
 export async function runStack(stack: StackName, options: RunOptions = {}): Promise<StackRun> {
     const decls = projectConfig();
     const values: Record<string, unknown> = {};
-    for (const [k, d] of Object.entries(decls)) if (d.default !== undefined) values[k] = d.default;
+    for (const [k, d] of Object.entries(decls))
+        if ((d.default ?? d.value) !== undefined) values[k] = d.default ?? d.value;
     Object.assign(values, stackConfig(stack));
-    const secretKeys = Object.entries(decls)
-        .filter(([, d]) => d.secret)
-        .map(([k]) => k);
+    const secrets = secretKeys();
     const sentinels: string[] = [];
-    for (const k of secretKeys) {
+    for (const k of secrets) {
         if (options.unsetSecrets?.includes(k)) continue;
         values[k] = sentinelFor(k);
         sentinels.push(sentinelFor(k));
@@ -169,6 +183,7 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
 
     const resources: RecordedResource[] = [];
     const outputs: Record<string, StackOutput> = {};
+    const warnings: string[] = [];
 
     await jestIsolated(async () => {
         // A fresh runtime store per run: Pulumi keeps its monitor, config and root stack resource in a global.
@@ -179,7 +194,14 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
 
         // Capture what MockResourceArgs lacks (parent, dependencies, options, additional secret outputs) from the
         // request.
-        type Meta = { parent?: string; dependencies: string[]; secretOutputs: string[]; options: ResourceOptionsSeen };
+        type Meta = {
+            parent?: string;
+            dependencies: string[];
+            secretOutputs: string[];
+            options: ResourceOptionsSeen;
+            provider: string;
+            providers: Record<string, string>;
+        };
         const pending = new Map<string, Meta[]>();
         const proto = mocksModule.MockMonitor.prototype;
         const original = proto.__fxOriginalRegister ?? proto.registerResource;
@@ -192,6 +214,8 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
                 dependencies: req.getDependenciesList(),
                 secretOutputs: req.getAdditionalsecretoutputsList(),
                 options: { protect: req.getProtect() === true, retainOnDelete: req.getRetainondelete() === true },
+                provider: req.getProvider(),
+                providers: Object.fromEntries(req.getProvidersMap().toArray()),
             });
             pending.set(key, list);
             return original.call(this, req, callback);
@@ -205,6 +229,8 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
                         dependencies: [],
                         secretOutputs: [],
                         options: { protect: false, retainOnDelete: false },
+                        provider: "",
+                        providers: {},
                     };
                     const state = mockState(args.type, args.name, args.inputs);
                     for (const field of meta.secretOutputs) {
@@ -221,6 +247,8 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
                         inputs: args.inputs,
                         dependencies: meta.dependencies,
                         options: meta.options,
+                        provider: meta.provider,
+                        providers: meta.providers,
                         state,
                     });
                     return { id: args.custom === false ? undefined : `${args.name}-id`, state };
@@ -234,19 +262,26 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
             false,
         );
         const cfg: Record<string, string> = {};
-        for (const [k, v] of Object.entries(values))
-            cfg[`${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
-        pulumi.runtime.setAllConfig(
-            cfg,
-            secretKeys.filter((k) => values[k] !== undefined).map((k) => `${PROJECT}:${k}`),
-        );
+        const fullKey = (k: string) => (k.includes(":") ? k : `${PROJECT}:${k}`);
+        for (const [k, v] of Object.entries(values)) cfg[fullKey(k)] = typeof v === "string" ? v : JSON.stringify(v);
+        const secretValues = [...secrets, ...(options.secretConfig ?? [])].filter((k) => values[k] !== undefined);
+        pulumi.runtime.setAllConfig(cfg, secretValues.map(fullKey));
 
+        // With no engine (mocks), pulumi.log.warn goes to console.warn: record the program's warnings instead.
+        const consoleWarn = console.warn;
+        console.warn = (...args: unknown[]) => {
+            const text = args.map(String).join(" ");
+            if (text.startsWith("warning: [runtime] ")) warnings.push(text.slice("warning: [runtime] ".length));
+            else consoleWarn(...args);
+        };
         let program: Record<string, unknown>;
         try {
             program = options.program ? (options.program() ?? {}) : require("../index");
         } catch (e) {
             await settings.waitForRPCs();
-            throw Object.assign(e as Error, { registered: [...resources] });
+            throw Object.assign(e as Error, { registered: [...resources], warnings });
+        } finally {
+            console.warn = consoleWarn;
         }
         for (const [k, v] of Object.entries(program)) {
             if (pulumi.Output.isInstance(v)) {
@@ -288,6 +323,7 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
         resources,
         outputs,
         config: values,
+        warnings,
         sentinels,
         ofType: (type, name) => resources.filter((r) => matches(r, type, name)),
         one(type, name) {

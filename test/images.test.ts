@@ -19,23 +19,27 @@ function copyOfApp(): string {
     return dir;
 }
 
+type Key = (typeof IMAGE_KEYS)[number];
+/** What each stack deploys, so what it builds: dev runs no FinGPT, so no CUDA image. */
+const BUILT: Record<"dev" | "gpu", readonly Key[]> = {
+    dev: ["base", "airflowScheduler", "airflowWebserver", "airflowWorker", "fastapi", "mlflow"],
+    gpu: IMAGE_KEYS,
+};
+
 describe.each([
     ["dev", "localhost:5001"],
     ["gpu", "ghcr.io/example-org/fx-ml"],
-] as const)("%s stack builds the seven images", (stack, server) => {
+] as const)("%s stack builds the images it deploys", (stack, server) => {
+    const keys = BUILT[stack];
     let run: StackRun;
     beforeAll(async () => {
         run = await runStack(stack);
     });
 
-    test("one docker Image per Dockerfile, with the app/ context, the config platform, and no build on preview", () => {
+    test("one docker Image per deployed image's Dockerfile, with the app/ context, the config platform, and no build on preview", () => {
         const images = run.ofType(IMAGE);
         expect(images.map((r) => r.inputs.build.dockerfile).sort()).toEqual(
-            fs
-                .readdirSync(path.join(ROOT, "dockerfiles"))
-                .filter((f) => f.startsWith("Dockerfile."))
-                .map((f) => `dockerfiles/${f}`)
-                .sort(),
+            keys.map((k) => `dockerfiles/${IMAGE_SPECS[k].dockerfile}`).sort(),
         );
         for (const r of images) {
             expect(r.inputs.build).toMatchObject({
@@ -49,7 +53,7 @@ describe.each([
     });
 
     test(`each image is pushed to ${server} under a content tag`, () => {
-        for (const key of IMAGE_KEYS) {
+        for (const key of keys) {
             const r = image(run, key);
             const repo = `${server}/${IMAGE_SPECS[key].repository}`;
             expect(r.inputs.imageName).toMatch(new RegExp(`^${repo.replace(/[.]/g, "\\.")}:ctx-[0-9a-f]{20}$`));
@@ -61,7 +65,7 @@ describe.each([
 
     test("fx-base is built first and fx-fastapi/fx-mlflow get its digest as BASE_IMAGE", () => {
         const base = image(run, "base");
-        for (const key of IMAGE_KEYS) {
+        for (const key of keys) {
             const r = image(run, key);
             if (DEPENDENTS.includes(key)) {
                 expect(run.dependsOn(r, base)).toBe(true);
@@ -84,12 +88,49 @@ describe.each([
 
     test("the stack exports a digest-pinned reference per image, equal to what the registry returned", () => {
         const refs = run.outputs.imageRefs.value as Record<string, string>;
-        expect(Object.keys(refs).sort()).toEqual([...IMAGE_KEYS].sort());
-        for (const key of IMAGE_KEYS) {
+        expect(Object.keys(refs).sort()).toEqual([...keys].sort());
+        for (const key of keys) {
             expect(refs[key]).toBe(image(run, key).state.repoDigest);
             expect(refs[key]).toMatch(DIGEST_REF);
             expect(refs[key].startsWith(`${server}/${IMAGE_SPECS[key].repository}@sha256:`)).toBe(true);
         }
+    });
+});
+
+describe("a stack builds only what it deploys", () => {
+    test("the seven Dockerfiles are the seven images", () => {
+        expect(
+            fs
+                .readdirSync(path.join(ROOT, "dockerfiles"))
+                .filter((f) => f.startsWith("Dockerfile."))
+                .sort(),
+        ).toEqual(IMAGE_KEYS.map((k) => IMAGE_SPECS[k].dockerfile).sort());
+    });
+
+    test("dev builds no CUDA image while FinGPT is off, and builds fx-fingpt once FinGPT (lexicon) is on", async () => {
+        const off = await runStack("dev");
+        expect(off.ofType(IMAGE, "fx-fx-fingpt")).toEqual([]);
+        const on = await runStack("dev", { config: { fingptEnabled: true, fingptMode: "lexicon" } });
+        const fingpt = image(on, "fingpt");
+        const deployment = on.one("kubernetes:apps/v1:Deployment", "fingpt");
+        expect(deployment.inputs.spec.template.spec.containers[0].image).toBe(fingpt.state.repoDigest);
+    });
+
+    test("an image built FROM fx-base brings fx-base with it", async () => {
+        const run = await runStack("dev", {
+            program: () => {
+                const { Images } = require("../components/images");
+                const images = new Images("only", {
+                    context: "app",
+                    registry: { server: "localhost:5001" },
+                    platform: "linux/amd64",
+                    versions: { airflow: "3.3.2", mlflow: "3.17.2" },
+                    include: ["fastapi"],
+                });
+                return { refs: images.refs };
+            },
+        });
+        expect(run.ofType(IMAGE).map((r) => r.name)).toEqual(["only-fx-base", "only-fx-fastapi"]);
     });
 });
 
@@ -121,7 +162,7 @@ describe("content tags", () => {
         const again = await runStack("dev");
         const otherAirflow = await runStack("dev", { config: { airflowVersion: "3.2.2" } });
         const tag = (run: StackRun, key: (typeof IMAGE_KEYS)[number]) => image(run, key).inputs.imageName;
-        for (const key of IMAGE_KEYS) {
+        for (const key of BUILT.dev) {
             expect(tag(again, key)).toBe(tag(before, key));
             const changed = key.startsWith("airflow");
             expect(tag(otherAirflow, key) !== tag(before, key)).toBe(changed);

@@ -19,7 +19,7 @@ function sandbox() {
     const run = (script: string) => execFileSync("bash", [path.join(ROOT, "scripts", script)], { env, stdio: "pipe" });
     const calls = () => fs.readFileSync(path.join(state, "calls.log"), "utf8").trim().split("\n");
     const read = (f: string) => fs.readFileSync(path.join(state, f), "utf8");
-    return { state, run, calls, read };
+    return { state, env, run, calls, read };
 }
 
 describe("scripts/kind-up.sh", () => {
@@ -104,6 +104,56 @@ describe("scripts/dev-up.sh (the quick start's main job)", () => {
         expect(calls.findIndex((c) => c.startsWith("kind create"))).toBeLessThan(
             calls.findIndex((c) => c.startsWith("pulumi ")),
         );
-        expect(calls).toContainEqual("kubectl config use-context kind-fx-ml");
+        // The program names its cluster (kubeContext); nothing switches the user's current context.
+        expect(calls.filter((c) => c.startsWith("kubectl config"))).toEqual([]);
+        // The prerequisites are checked first: the Docker daemon before any cluster is created.
+        expect(calls[0]).toBe("docker info");
+    });
+
+    test("a custom kind cluster name becomes the dev stack's kubeContext", () => {
+        const s = sandbox();
+        execFileSync("bash", [path.join(ROOT, "scripts/dev-up.sh")], {
+            env: { ...s.env, KIND_CLUSTER_NAME: "mine" },
+            stdio: "pipe",
+        });
+        expect(s.calls()).toContainEqual("pulumi config set kubeContext kind-mine --stack dev (passphrase set: yes)");
+        expect(s.calls()).toContainEqual(
+            "kind create cluster --name mine --image kindest/node:v1.34.0 --wait 120s --config=-",
+        );
+    });
+
+    test("every missing prerequisite is named at once, with its install hint, before anything is created", () => {
+        const s = sandbox();
+        // Only a Docker CLI whose daemon is down and a Node.js older than 24; no pulumi, helm, kind or minikube.
+        const bin = fs.mkdtempSync(path.join(os.tmpdir(), "fx-bin-"));
+        for (const tool of ["docker", "node"]) {
+            fs.symlinkSync(path.join(ROOT, "test/fixtures/fake-bin", tool), path.join(bin, tool));
+        }
+        const env = {
+            ...process.env,
+            PATH: `${bin}:/usr/bin:/bin`,
+            FAKE_STATE: s.state,
+            FAKE_DOCKER_DOWN: "1",
+            FAKE_NODE_VERSION: "v20.19.0",
+            FX_NODE_INSTALL: "0",
+        };
+        let message = "";
+        try {
+            execFileSync("bash", [path.join(ROOT, "scripts/dev-up.sh")], { env, stdio: "pipe" });
+        } catch (e) {
+            message = String((e as { stderr: Buffer }).stderr);
+        }
+        expect(message).toMatch(/^error: \d prerequisite\(s\) missing; nothing was created:/);
+        for (const line of [
+            "  - pulumi is not installed: install the Pulumi CLI 3.276.0: https://www.pulumi.com/docs/install/",
+            "  - helm is not installed: install Helm 3: https://helm.sh/docs/intro/install/",
+            "  - the Docker daemon is not running (docker info fails): start Docker Desktop or 'sudo systemctl start docker'",
+            "  - neither kind nor minikube is installed: install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) or minikube (https://minikube.sigs.k8s.io/docs/start/)",
+            "  - Node.js 24 is needed (found v20.19.0): install it from https://nodejs.org/",
+        ]) {
+            expect(message.split("\n")).toContain(line);
+        }
+        // Nothing but the daemon probe ran.
+        expect(s.calls()).toEqual(["docker info"]);
     });
 });

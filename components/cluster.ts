@@ -1,0 +1,48 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+
+/** The cluster a stack deploys to, from stack config (`kubeContext`, `kubeconfig`). */
+export interface ClusterTarget {
+    /** kubeconfig context; never the "current" one implicitly. */
+    readonly context: string;
+    /** Path of the kubeconfig file; unset means the default lookup ($KUBECONFIG, then ~/.kube/config). */
+    readonly kubeconfig?: string;
+}
+
+/** Name of the one explicit Kubernetes provider; a test checks every Kubernetes resource uses it. */
+export const CLUSTER_PROVIDER_NAME = "cluster";
+
+/**
+ * The one Kubernetes provider of a stack, bound to the context its config names. Every Kubernetes resource, chart and
+ * remote component gets it through `clusterOptions(provider)`, so `pulumi up` never lands on whatever kubeconfig
+ * context happens to be current (the default provider's behaviour); Pulumi.yaml also disables the default Kubernetes
+ * provider, so a resource that misses it fails in the engine instead of silently using the current context.
+ */
+export function clusterProvider(target: ClusterTarget, opts?: pulumi.CustomResourceOptions): k8s.Provider {
+    return new k8s.Provider(
+        CLUSTER_PROVIDER_NAME,
+        {
+            context: target.context,
+            // The provider takes a path or the file's contents here; a path keeps credentials out of the state.
+            ...(target.kubeconfig ? { kubeconfig: target.kubeconfig } : {}),
+        },
+        opts,
+    );
+}
+
+/**
+ * Options that bind a component (and every child it parents) to the provider. `providers` is inherited by children of
+ * a ComponentResource, and remote components (CertManager, helm.v4.Chart) receive it in their registration.
+ */
+export function clusterOptions(provider: k8s.Provider): pulumi.ComponentResourceOptions {
+    return { providers: { kubernetes: provider } };
+}
+
+/**
+ * The Kubernetes provider a component was given (through `clusterOptions`), as the `providers` option of a remote
+ * component it creates: a remote component's registration carries only the providers passed to it, not its parent's.
+ */
+export function clusterProviders(component: pulumi.ComponentResource): Record<string, pulumi.ProviderResource> {
+    const provider = component.getProvider("kubernetes::");
+    return provider ? { kubernetes: provider } : {};
+}
