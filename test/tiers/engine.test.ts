@@ -43,6 +43,11 @@ function projectDir(): string {
     return dir;
 }
 
+/** The environment with a throwaway file backend of its own, so every stack here starts as new as a user's. */
+function withBackend(): Record<string, string> {
+    return { ...env, PULUMI_BACKEND_URL: `file://${fs.mkdtempSync(path.join(home, "state-"))}` };
+}
+
 /** index.ts as an inline program, loaded afresh for each run (the program's modules hold per-run state). */
 async function program(): Promise<Record<string, unknown>> {
     for (const id of Object.keys(require.cache)) {
@@ -62,7 +67,7 @@ async function previewStack(
         workDir: projectDir(),
         program,
         pulumiRoot: PULUMI_ROOT,
-        envVars: env,
+        envVars: withBackend(),
         config: {
             kubeconfig: server.kubeconfig,
             kubeContext: server.context,
@@ -91,7 +96,6 @@ beforeAll(async () => {
     plugins = installPlugins(pulumiHome, path.join(home, "plugins"));
     env = {
         PULUMI_HOME: pulumiHome,
-        PULUMI_BACKEND_URL: `file://${path.join(home, "state")}`,
         PULUMI_CONFIG_PASSPHRASE: "engine-tier",
         PULUMI_SKIP_UPDATE_CHECK: "true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
@@ -101,7 +105,6 @@ beforeAll(async () => {
         NO_PROXY: "127.0.0.1,localhost",
         PATH: [policyAnalyzerBin(path.join(home, "plugins")), TOOLS_BIN, process.env.PATH].join(path.delimiter),
     };
-    fs.mkdirSync(path.join(home, "state"));
 }, 600_000);
 
 afterAll(async () => {
@@ -155,7 +158,7 @@ describe.each<StackName>(["dev", "gpu"])("pulumi preview of %s by the real engin
 
 describe("the engine's own refusals", () => {
     test("a gpu stack without a secret it needs fails, naming the secret and the command that sets it", async () => {
-        const { oandaToken: _, ...withoutToken } = GPU_SECRETS;
+        const withoutToken = Object.fromEntries(Object.entries(GPU_SECRETS).filter(([k]) => k !== "oandaToken"));
         await expect(previewStack("gpu", { secrets: withoutToken })).rejects.toThrow(
             /oandaToken.*pulumi config set --secret oandaToken/,
         );
@@ -179,7 +182,7 @@ describe("the engine's own refusals", () => {
             workDir: projectDir(),
             program: bad,
             pulumiRoot: PULUMI_ROOT,
-            envVars: env,
+            envVars: withBackend(),
         });
         let output = "";
         await expect(preview(s, { onOutput: (o) => (output += o) })).rejects.toThrow();
