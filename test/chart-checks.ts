@@ -56,8 +56,8 @@ export function unusedValueProblems(charts: readonly ChartRender[]): ChartProble
 // Objects: schema and unknown fields
 // ---------------------------------------------------------------------------------------------------------------
 
-/** ajv 8 (JSON Schema draft 7, `nullable` as OpenAPI has it); see the lead's note on the dependency in docs. */
-const Ajv = require(path.join(ROOT, "node_modules", "@kubernetes-models", "validate", "node_modules", "ajv")).default;
+/** ajv 8 (JSON Schema draft 7, `nullable` as OpenAPI has it), the validator the CRD schemas are checked with. */
+const Ajv = require("ajv").default;
 
 /**
  * A CRD version's schema as the API server applies it: unknown fields of an object with `properties` are pruned
