@@ -165,14 +165,17 @@ export interface StackConfig {
     readonly grafanaAdminUser: string;
 }
 
-/** Raised when stack config is invalid; `problems` holds one line per bad key. */
+/**
+ * Raised when stack config is invalid; `problems` holds one line per bad key. The stack's name is `stackName`, not
+ * `stack`: that would replace Error.stack, which is what the Pulumi CLI prints when a program fails.
+ */
 export class ConfigValidationError extends Error {
     constructor(
-        readonly stack: string,
+        readonly stackName: string,
         readonly problems: readonly string[],
     ) {
         super(
-            `Invalid configuration for stack '${stack}' (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+            `Invalid configuration for stack '${stackName}' (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
                 problems.map((p) => `  - ${p}`).join("\n"),
         );
         this.name = "ConfigValidationError";

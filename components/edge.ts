@@ -70,7 +70,7 @@ export class Edge extends pulumi.ComponentResource {
                     helmOptions: {
                         name: "cert-manager",
                         namespace: args.certManagerNamespace,
-                        ...chartSource(CHARTS.certManager, args.charts),
+                        ...certManagerChart(args.charts),
                         values: { crds: { enabled: true, keep: true } },
                     },
                     // The chart's pods already meet `restricted` (non-root, RuntimeDefault seccomp, drop ALL, no
@@ -199,4 +199,14 @@ export class Edge extends pulumi.ComponentResource {
         this.urls = pulumi.all(urls) as pulumi.Output<Record<Exposed, string>>;
         this.registerOutputs({ issuerName: this.issuerName, urls: this.urls });
     }
+}
+
+/**
+ * cert-manager's chart for the CertManager component. The component fills in https://charts.jetstack.io whenever
+ * `repositoryOpts.repo` is unset (pulumi-go-helmbase InitDefaults), and the provider then looks the chart up there even
+ * when `chart` is a local archive or an OCI reference; an explicit empty repository keeps the chart where it is.
+ */
+export function certManagerChart(charts: ChartOrigin): ReturnType<typeof chartSource> {
+    const source = chartSource(CHARTS.certManager, charts);
+    return { ...source, repositoryOpts: source.repositoryOpts ?? { repo: "" } };
 }

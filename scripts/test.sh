@@ -4,7 +4,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each stage prints its wall time when the next begins (and at exit), so CI logs show where the minutes go.
+stage=""
+stage_start=0
+timings=()
+finish_stage() {
+    if [[ -n "$stage" ]]; then
+        timings+=("$(printf '%5ss  %s' "$(($(date +%s) - stage_start))" "$stage")")
+        printf '<== %ss: %s\n' "$(($(date +%s) - stage_start))" "$stage"
+    fi
+}
+step() {
+    finish_stage
+    stage="$*"
+    stage_start=$(date +%s)
+    printf '\n==> %s\n' "$*"
+}
+summary() {
+    local rc=$?
+    finish_stage
+    stage=""
+    printf '\nStage times:\n'
+    printf '%s\n' "${timings[@]}"
+    return "$rc"
+}
+trap summary EXIT
 
 step "TypeScript type-check (strict)"
 npx tsc --noEmit
@@ -30,6 +54,9 @@ npx jest --ci
 
 step "Real kube-apiserver: every object of both stacks dry-run, applied, pod templates admitted (npm run test:apiserver)"
 npm run --silent test:apiserver
+
+step "Real Pulumi engine: npm run preview of both stacks against a real kube-apiserver, with the policy pack (npm run test:engine)"
+npm run --silent test:engine
 
 step "Reference app: pytest per image in venvs built from app/requirements (scripts/test-python.sh)"
 bash scripts/test-python.sh

@@ -1,26 +1,27 @@
 /**
  * The engine tier (`npm run test:engine`): the real Pulumi CLI (built by scripts/tools.sh) and the real Kubernetes
- * provider plugin preview both stacks against a real kube-apiserver (tools/apiserver.ts), offline. Stacks are created
- * and configured as the README tells a user (tools/engine.ts, the same steps as `npm run preview`): a throwaway file
- * backend with a passphrase, the stack file's config, the cluster target, charts from a folder of the pinned archives
- * (`chartRepository`, ../shared/charts), gpu's secrets set with --secret. The program runs as an Automation API inline
- * program because no registry here serves the Node.js language host. The random, docker and kubernetes-cert-manager
- * plugins are STAND-INS (tools/standins/provider.ts): no registry here serves those either.
+ * provider plugin preview both stacks against a real kube-apiserver (tools/apiserver.ts), offline, through the very
+ * command the PR workflow runs, `npm run preview -- <stack>` (scripts/preview.ts): the stack created as new, its
+ * config from the stack file plus the cluster target and `chartRepository` (a folder of the pinned archives,
+ * ../shared/charts), gpu's secrets set with --secret from the environment, the policy pack applied. Two differences,
+ * both forced by what these machines lack: the program runs inline (`--inline`: no registry here serves the Node.js
+ * language host), and the random, docker and kubernetes-cert-manager plugins are STAND-INS (tools/standins/), since
+ * no registry here serves those either.
  */
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { ApiServer, startApiServer, TOOLS_BIN } from "../../tools/apiserver";
-import { prepareStack, preview, PreviewSummary, StackName, urnName, urnType } from "../../tools/engine";
-import { installPlugins, InstalledPlugin, policyAnalyzerBin } from "../../tools/plugins";
+import { SECRET_ENV, StackName, urnName, urnType } from "../../tools/engine";
+import { installPlugins, InstalledPlugin, policyPackLauncher } from "../../tools/plugins";
 import { ROOT, runStack } from "../harness";
 
 const SHARED_CHARTS = path.resolve(ROOT, "..", "shared", "charts");
 const RESULTS = path.join(ROOT, "out", "engine");
-const PULUMI_ROOT = path.dirname(path.dirname(fs.realpathSync(path.join(TOOLS_BIN, "pulumi"))));
 
-/** Test values for gpu's secrets, set with `pulumi config set --secret` as the README tells a user. */
-const GPU_SECRETS = {
+/** Test values for gpu's secrets, given as the PR workflow gives them (environment -> `pulumi config set --secret`). */
+const GPU_SECRETS: Record<string, string> = {
     oandaToken: "engine-tier-oanda-token",
     oandaAccountId: "101-001-0000000-001",
     registryPassword: "engine-tier-registry-token",
@@ -29,8 +30,14 @@ const GPU_SECRETS = {
 
 let server: ApiServer;
 let home: string;
-let env: Record<string, string>;
+let env: NodeJS.ProcessEnv;
 let plugins: InstalledPlugin[];
+
+interface PreviewRun {
+    status: number | null;
+    output: string;
+    steps: Map<string, string>;
+}
 
 /** A project folder laid out as a user's checkout: its own copies of the stack files, the rest linked. */
 function projectDir(): string {
@@ -43,50 +50,50 @@ function projectDir(): string {
     return dir;
 }
 
-/** The environment with a throwaway file backend of its own, so every stack here starts as new as a user's. */
-function withBackend(): Record<string, string> {
-    return { ...env, PULUMI_BACKEND_URL: `file://${fs.mkdtempSync(path.join(home, "state-"))}` };
-}
-
-/** index.ts as an inline program, loaded afresh for each run (the program's modules hold per-run state). */
-async function program(): Promise<Record<string, unknown>> {
-    for (const id of Object.keys(require.cache)) {
-        if (id.startsWith(ROOT) && !id.includes(`${path.sep}node_modules${path.sep}`) && !id.includes("tools"))
-            delete require.cache[id];
-    }
-    return { ...require(path.join(ROOT, "index.ts")) };
-}
-
-async function previewStack(
+/** `npm run preview -- <stack> --inline ...` in a fresh project folder with a throwaway backend of its own. */
+function runPreview(
     stack: StackName,
-    extra: { config?: Record<string, string>; secrets?: Record<string, string> } = {},
-): Promise<PreviewSummary & { output: string }> {
-    let output = "";
-    const s = await prepareStack({
+    extra: { config?: Record<string, string>; secrets?: Record<string, string>; program?: string } = {},
+): PreviewRun {
+    const dir = projectDir();
+    const summaryFile = path.join(dir, "preview-summary.json");
+    const config = {
+        kubeconfig: server.kubeconfig,
+        kubeContext: server.context,
+        chartRepository: SHARED_CHARTS,
+        ...extra.config,
+    };
+    const args = [
+        "-r",
+        path.join(ROOT, "node_modules", "ts-node", "register", "transpile-only"),
+        path.join(ROOT, "scripts", "preview.ts"),
         stack,
-        workDir: projectDir(),
-        program,
-        pulumiRoot: PULUMI_ROOT,
-        envVars: withBackend(),
-        config: {
-            kubeconfig: server.kubeconfig,
-            kubeContext: server.context,
-            chartRepository: SHARED_CHARTS,
-            ...extra.config,
+        "--inline",
+        "--policy-pack",
+        policyPackLauncher(path.join(home, "plugins"), path.join(ROOT, "policy")),
+        "--summary",
+        summaryFile,
+        ...Object.entries(config).flatMap(([k, v]) => ["--config", `${k}=${v}`]),
+        ...(extra.program ? ["--program", extra.program] : []),
+    ];
+    const secretEnv = Object.fromEntries(Object.entries(extra.secrets ?? {}).map(([k, v]) => [SECRET_ENV[k], v]));
+    const r = spawnSync(process.execPath, args, {
+        cwd: dir,
+        env: {
+            ...env,
+            ...secretEnv,
+            PULUMI_BACKEND_URL: `file://${fs.mkdtempSync(path.join(home, "state-"))}`,
+            TS_NODE_PROJECT: path.join(ROOT, "tsconfig.json"),
         },
-        secrets: extra.secrets,
+        encoding: "utf8",
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 900_000,
     });
-    try {
-        const summary = await preview(s, {
-            onOutput: (o) => (output += o),
-            policyPacks: [path.join(ROOT, "policy")],
-            policyPackConfigs: [path.join(ROOT, "policy", "config", `${stack}.json`)],
-        });
-        return { ...summary, output };
-    } catch (e) {
-        (e as Error).message += `\n--- engine output ---\n${output}`;
-        throw e;
-    }
+    const output = `${r.stdout ?? ""}${r.stderr ?? ""}`;
+    const steps = fs.existsSync(summaryFile)
+        ? new Map(Object.entries(JSON.parse(fs.readFileSync(summaryFile, "utf8")).steps as Record<string, string>))
+        : new Map<string, string>();
+    return { status: r.status, output, steps };
 }
 
 beforeAll(async () => {
@@ -94,7 +101,9 @@ beforeAll(async () => {
     server = await startApiServer();
     const pulumiHome = path.join(home, "pulumi-home");
     plugins = installPlugins(pulumiHome, path.join(home, "plugins"));
-    env = {
+    // The CLI and every plugin get only this environment: no FX_* secret leaks in from the caller's.
+    env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !Object.values(SECRET_ENV).includes(k)));
+    Object.assign(env, {
         PULUMI_HOME: pulumiHome,
         PULUMI_CONFIG_PASSPHRASE: "engine-tier",
         PULUMI_SKIP_UPDATE_CHECK: "true",
@@ -103,8 +112,8 @@ beforeAll(async () => {
         HTTP_PROXY: "http://127.0.0.1:9",
         HTTPS_PROXY: "http://127.0.0.1:9",
         NO_PROXY: "127.0.0.1,localhost",
-        PATH: [policyAnalyzerBin(path.join(home, "plugins")), TOOLS_BIN, process.env.PATH].join(path.delimiter),
-    };
+        PATH: [TOOLS_BIN, process.env.PATH].join(path.delimiter),
+    });
 }, 600_000);
 
 afterAll(async () => {
@@ -112,80 +121,84 @@ afterAll(async () => {
 });
 
 describe.each<StackName>(["dev", "gpu"])("pulumi preview of %s by the real engine", (stack) => {
-    let summary: PreviewSummary & { output: string };
+    let run: PreviewRun;
 
-    beforeAll(async () => {
-        summary = await previewStack(stack, { secrets: stack === "gpu" ? GPU_SECRETS : {} });
+    beforeAll(() => {
+        run = runPreview(stack, { secrets: stack === "gpu" ? GPU_SECRETS : {} });
         const counts: Record<string, number> = {};
-        for (const op of summary.steps.values()) counts[op] = (counts[op] ?? 0) + 1;
+        for (const op of run.steps.values()) counts[op] = (counts[op] ?? 0) + 1;
         fs.mkdirSync(RESULTS, { recursive: true });
         const record = {
             stack,
-            planned: summary.steps.size,
+            planned: run.steps.size,
             operations: counts,
             plugins,
-            urns: [...summary.steps.keys()].sort(),
+            urns: [...run.steps.keys()].sort(),
         };
         fs.writeFileSync(path.join(RESULTS, `${stack}.json`), JSON.stringify(record, null, 2) + "\n");
-        process.stdout.write(
-            `[engine tier] ${stack}: ${summary.steps.size} resources planned ${JSON.stringify(counts)}\n`,
-        );
+        fs.writeFileSync(path.join(RESULTS, `${stack}.log`), run.output);
+        process.stdout.write(`[engine tier] ${stack}: ${run.steps.size} resources planned ${JSON.stringify(counts)}\n`);
     }, 900_000);
 
-    test("plans every resource for creation, with no error", () => {
-        const ops = new Set(summary.steps.values());
-        expect([...ops].sort()).toEqual(["create"]);
-        expect(summary.output).not.toMatch(/^\s*error:/m);
+    test("plans every resource for creation, with no error, and the policy pack finds no mandatory violation", () => {
+        if (run.status !== 0) throw new Error(`npm run preview -- ${stack} failed:\n${run.output}\n${server.logs(10)}`);
+        expect([...new Set(run.steps.values())]).toEqual(["create"]);
+        expect(run.output).not.toMatch(/^\s*error:/m);
+        // The pack ran on every resource. Images are unknown until built, so the image-tag rule says it cannot
+        // judge them in a preview, as it does on every pull request.
+        expect(run.output).toMatch(/fx-ml-pipeline@v0\.1\.0/);
+        expect(run.output).not.toMatch(/\[mandatory\]/);
     });
 
     test("plans exactly the resources the program declares under mocks, plus the cert-manager chart's Release", async () => {
-        const mock = await runStack(stack, stack === "gpu" ? { config: {} } : {});
+        const mock = await runStack(stack);
         const declared = mock.resources.map((r) => `${r.type}::${r.name}`).sort();
-        const planned = [...summary.steps.keys()]
-            .filter((u) => !urnType(u).startsWith("pulumi:"))
+        const planned = [...run.steps.keys()]
+            .filter((u) => urnType(u) !== "pulumi:pulumi:Stack" && !urnName(u).startsWith("default_"))
             .map((u) => `${urnType(u)}::${urnName(u)}`)
             .filter((id) => id !== "kubernetes:helm.sh/v3:Release::cert-manager-helm")
             .sort();
         expect(planned).toEqual(declared);
-        expect(summary.steps.size).toBeGreaterThan(declared.length);
+        expect([...run.steps.keys()].map(urnName)).toContain("cert-manager-helm");
     });
 
-    test("targets the cluster through one explicit Kubernetes provider", () => {
-        const providers = [...summary.steps.keys()].filter((u) => urnType(u) === "pulumi:providers:kubernetes");
+    test("targets the cluster through one explicit Kubernetes provider, never a default one", () => {
+        const providers = [...run.steps.keys()].filter((u) => urnType(u) === "pulumi:providers:kubernetes");
         expect(providers.map(urnName)).toEqual(["cluster"]);
     });
 });
 
 describe("the engine's own refusals", () => {
-    test("a gpu stack without a secret it needs fails, naming the secret and the command that sets it", async () => {
+    test("a gpu stack without a secret it needs fails, naming the secret and the command that sets it", () => {
         const withoutToken = Object.fromEntries(Object.entries(GPU_SECRETS).filter(([k]) => k !== "oandaToken"));
-        await expect(previewStack("gpu", { secrets: withoutToken })).rejects.toThrow(
-            /oandaToken.*pulumi config set --secret oandaToken/,
+        const run = runPreview("gpu", { secrets: withoutToken });
+        expect(run.status).not.toBe(0);
+        expect(run.output).toMatch(
+            /'fx-ml-pipeline:oandaToken'.*pulumi config set --secret oandaToken <value> --stack gpu/,
         );
+        expect(run.steps.size).toBe(0);
     }, 600_000);
 
-    test("an undeclared config key fails, naming it and the nearest declared key", async () => {
-        await expect(previewStack("dev", { config: { fastapiReplica: "3" } })).rejects.toThrow(
-            /fastapiReplica.*fastapiReplicas/,
-        );
+    test("an undeclared config key fails, naming it and the nearest declared key", () => {
+        const run = runPreview("dev", { config: { fastapiReplica: "3" } });
+        expect(run.status).not.toBe(0);
+        expect(run.output).toMatch(/'fastapiReplica' is not a key of this project.*the nearest is 'fastapiReplicas'/);
     }, 600_000);
 
-    test("a resource input the provider rejects fails with the API server's message", async () => {
-        // A two-resource program of its own, so the main stacks stay whole.
-        const k8s = require("@pulumi/kubernetes") as typeof import("@pulumi/kubernetes");
-        const bad = async () => {
-            const provider = new k8s.Provider("cluster", { kubeconfig: server.kubeconfig, context: server.context });
-            new k8s.core.v1.ConfigMap("bad", { metadata: { name: "Not_A_DNS_Name" }, data: { a: "b" } }, { provider });
-        };
-        const s = await prepareStack({
-            stack: "dev",
-            workDir: projectDir(),
-            program: bad,
-            pulumiRoot: PULUMI_ROOT,
-            envVars: withBackend(),
-        });
-        let output = "";
-        await expect(preview(s, { onOutput: (o) => (output += o) })).rejects.toThrow();
-        expect(output).toMatch(/metadata\.name: Invalid value: "Not_A_DNS_Name"/);
+    test("a resource input the provider rejects fails with the API server's message", () => {
+        // A program of its own, so the main stacks stay whole: the provider's server-side dry-run refuses the name.
+        const program = path.join(home, "bad-program.js");
+        fs.writeFileSync(
+            program,
+            [
+                `const k8s = require(${JSON.stringify(path.join(ROOT, "node_modules", "@pulumi", "kubernetes"))});`,
+                `const provider = new k8s.Provider("cluster", { kubeconfig: ${JSON.stringify(server.kubeconfig)}, context: ${JSON.stringify(server.context)} });`,
+                `new k8s.core.v1.ConfigMap("bad", { metadata: { name: "Not_A_DNS_Name" }, data: { a: "b" } }, { provider });`,
+                "",
+            ].join("\n"),
+        );
+        const run = runPreview("dev", { program });
+        expect(run.status).not.toBe(0);
+        expect(run.output).toMatch(/metadata\.name: Invalid value: "Not_A_DNS_Name"/);
     }, 600_000);
 });
