@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { clusterOptions, clusterProvider } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, Namespaces } from "./components/namespaces";
-import { Edge } from "./components/edge";
+import { Edge, installCertManager } from "./components/edge";
 import { AppNetworkPolicies } from "./components/appnetworkpolicies";
 import { IMAGE_KEYS, Images } from "./components/images";
 import { Monitoring } from "./components/monitoring";
@@ -48,6 +48,11 @@ const images = new Images("fx", {
     versions: config.versions,
 });
 
+// cert-manager first: the Barman Cloud plugin of the Postgres backups needs it, as do the edge's issuers.
+const certManager = config.edge.installCertManager
+    ? installCertManager("fx", config.charts, namespaces.certManager ?? CERT_MANAGER_NAMESPACE, onCluster)
+    : undefined;
+
 const postgres = new Postgres(
     "fx",
     {
@@ -60,6 +65,14 @@ const postgres = new Postgres(
         storage: { size: config.storage.postgres, storageClass: config.storage.storageClass },
         resources: config.resources.postgres,
         retainOnDelete: config.storage.retainOnDelete,
+        backup:
+            config.backup && secrets.backupCredentialsSecretName
+                ? {
+                      config: config.backup,
+                      credentialsSecretName: secrets.backupCredentialsSecretName,
+                      certManager,
+                  }
+                : undefined,
     },
     onCluster,
 );
@@ -232,6 +245,7 @@ const edge = new Edge(
     {
         charts: config.charts,
         edge: config.edge,
+        certManager,
         certManagerNamespace: namespaces.certManager ?? CERT_MANAGER_NAMESPACE,
         backends: {
             airflow: { namespace: namespaces.app, service: airflow.webserverServiceName, port: AIRFLOW_WEBSERVER_PORT },

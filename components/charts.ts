@@ -33,6 +33,11 @@ export const CHARTS = {
         version: "0.20.0",
     },
     certManager: { chart: "cert-manager", repo: "https://charts.jetstack.io", version: "v1.19.1" },
+    /**
+     * CloudNativePG's Barman Cloud plugin (app v0.13.0): WAL archiving, base backups and recovery through object
+     * storage, the successor of the operator's deprecated in-tree `barmanObjectStore`. Needs cert-manager.
+     */
+    barmanCloud: { chart: "plugin-barman-cloud", repo: "https://cloudnative-pg.github.io/charts", version: "0.7.0" },
 } as const satisfies Record<string, ChartRef>;
 
 /** The archive `helm package` writes for a chart: `<chart>-<version>.tgz`. */

@@ -86,6 +86,27 @@ export type ChartOrigin =
     | { readonly kind: "repository"; readonly url: string }
     | { readonly kind: "oci"; readonly url: string };
 
+/**
+ * Postgres backups (config `postgresBackups` and `backup*`): WAL archiving and scheduled base backups through the
+ * Barman Cloud plugin to an S3-compatible object store, and optionally a recovery from them.
+ */
+export interface BackupConfig {
+    /** barman's destinationPath, `s3://<bucket>[/<path>]`. */
+    readonly destination: string;
+    /** https:// endpoint of the object store. */
+    readonly endpoint: string;
+    /** CloudNativePG six-field cron (seconds first). */
+    readonly schedule: string;
+    /** `<n>d|w|m`, as the ObjectStore's retentionPolicy takes it. */
+    readonly retention: string;
+    /** The folder under `destination` this cluster's backups go to. */
+    readonly serverName: string;
+    readonly accessKeyId: pulumi.Output<string>;
+    readonly secretAccessKey: pulumi.Output<string>;
+    /** Bootstrap from the backups of `from` (a serverName), up to `targetTime` when given. */
+    readonly recovery?: { readonly from: string; readonly targetTime?: string };
+}
+
 export interface StackConfig {
     readonly project: string;
     readonly stack: string;
@@ -125,6 +146,8 @@ export interface StackConfig {
     };
     readonly prometheusRetention: string;
     readonly postgresInstances: number;
+    /** Postgres backups; undefined when `postgresBackups` is false. */
+    readonly backup?: BackupConfig;
     readonly versions: {
         readonly postgres: string;
         readonly redis: string;
@@ -647,6 +670,7 @@ export function loadConfig(): StackConfig {
     const charts = chartOrigin(r, r.str("chartRepository"), {
         gpu: installDevicePlugin === true,
         certManager: installCertManager === true,
+        backups: r.bool("postgresBackups") === true,
     });
 
     const retention = r.str("prometheusRetention", {
@@ -654,6 +678,7 @@ export function loadConfig(): StackConfig {
         hint: "must be a duration such as 48h or 15d",
     });
     const postgresInstances = r.int("postgresInstances", 1, 5);
+    const backup = readBackup(r);
     const grafanaAdminUser = r.str("grafanaAdminUser", {
         pattern: "^[A-Za-z0-9._-]{1,64}$",
         hint: "letters, digits, '.', '_' or '-'",
@@ -698,6 +723,7 @@ export function loadConfig(): StackConfig {
         storage,
         prometheusRetention: retention!,
         postgresInstances: postgresInstances!,
+        backup,
         versions: {
             postgres: postgresVersion!,
             redis: redisVersion!,
@@ -738,6 +764,124 @@ export function loadConfig(): StackConfig {
     });
 }
 
+/** An S3 bucket name (3 to 63 lower-case letters, digits, '.' and '-'), then an optional path of plain segments. */
+const S3_DESTINATION = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/[A-Za-z0-9._-]+)*$/;
+/** One field of a cron expression (robfig/cron, which CloudNativePG uses): numbers, names, `*`, `?`, `/`, `,`, `-`. */
+const CRON_FIELD = /^[0-9A-Za-z*?/,-]+$/;
+/** RFC 3339 with a zone (Z or an offset), as CloudNativePG's recoveryTarget.targetTime parses it. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** `postgresBackups` and the keys that go with it; every bad or missing one is a problem before anything exists. */
+function readBackup(r: Reader): BackupConfig | undefined {
+    const enabled = r.bool("postgresBackups");
+    const destination = r.str("backupDestination", {
+        pattern: `^$|${S3_DESTINATION.source}`,
+        hint: "must be s3://<bucket>[/<path>]: a bucket of 3 to 63 lower-case letters, digits, '.' or '-', then path segments of letters, digits, '.', '_' or '-' (Google Cloud Storage and other S3-compatible stores take the s3:// form with their backupEndpoint)",
+    });
+    const endpoint = r.str("backupEndpoint", {
+        pattern: "^$|^https://[^\\s/]+(/\\S*)?$",
+        hint: "must be the object store's https:// endpoint, such as https://s3.eu-west-1.amazonaws.com or https://storage.googleapis.com",
+    });
+    const schedule = r.str("backupSchedule");
+    const retention = r.str("backupRetention", {
+        pattern: "^[1-9][0-9]*[dwm]$",
+        hint: "must be a number followed by d, w or m (days, weeks, months), such as 30d",
+    });
+    const serverName = r.str("backupServerName", {
+        pattern: DNS_LABEL.source,
+        hint: "must be a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters",
+    });
+    const recoverFrom = r.str("postgresRecoverFrom", {
+        pattern: `^$|${DNS_LABEL.source}`,
+        hint: "must be empty or the backupServerName of the cluster whose backups to restore, such as fx-postgres",
+    });
+    const target = r.str("postgresRecoveryTarget");
+    const accessKeyId = r.secret("backupAccessKeyId");
+    const secretAccessKey = r.secret("backupSecretAccessKey");
+
+    if (schedule !== undefined) {
+        const fields = schedule.trim().split(/\s+/);
+        if (fields.length !== 6 || !fields.every((f) => CRON_FIELD.test(f))) {
+            r.fail(
+                "backupSchedule",
+                schedule,
+                `must be a six-field cron expression with seconds first, as CloudNativePG's ScheduledBackup takes it, such as "0 0 2 * * *" (02:00 daily)${fields.length === 5 ? "; a five-field cron lacks the seconds" : ""}`,
+            );
+        }
+    }
+    if (target) {
+        if (!RFC3339.test(target) || Number.isNaN(Date.parse(target))) {
+            r.fail(
+                "postgresRecoveryTarget",
+                target,
+                "must be empty or an RFC 3339 time with its zone, such as 2026-11-30T14:05:00Z",
+            );
+        } else if (!recoverFrom) {
+            r.fail(
+                "postgresRecoveryTarget",
+                target,
+                "a point in time needs postgresRecoverFrom, the backups to replay",
+            );
+        }
+    }
+
+    if (enabled === false) {
+        const why = "while postgresBackups is false";
+        for (const key of [
+            "backupDestination",
+            "backupEndpoint",
+            "backupSchedule",
+            "backupRetention",
+            "backupServerName",
+            "postgresRecoveryTarget",
+        ])
+            r.noEffect(key, why);
+        if (recoverFrom) {
+            r.fail(
+                "postgresRecoverFrom",
+                recoverFrom,
+                "a recovery reads the backups of backupDestination: set postgresBackups=true with backupDestination, backupEndpoint and the backup credentials",
+            );
+        }
+        for (const key of ["backupAccessKeyId", "backupSecretAccessKey"]) r.unusedSecret(key, why);
+        return undefined;
+    }
+    if (enabled !== true) return undefined;
+
+    if (destination === "") {
+        r.fail("backupDestination", "", "required when postgresBackups is true: s3://<bucket>[/<path>]");
+    }
+    if (endpoint === "") {
+        r.fail(
+            "backupEndpoint",
+            "",
+            "required when postgresBackups is true: the object store's https:// endpoint, such as https://s3.eu-west-1.amazonaws.com",
+        );
+    }
+    if (recoverFrom && serverName && recoverFrom === serverName) {
+        r.fail(
+            "postgresRecoverFrom",
+            recoverFrom,
+            `must differ from backupServerName (${serverName}): the restored cluster cannot archive its WAL into the folder it restores from; set backupServerName to a new name such as ${serverName}-2`,
+        );
+    }
+    r.needSecret("backupAccessKeyId", "when postgresBackups is true (the object store's access key id)");
+    r.needSecret("backupSecretAccessKey", "when postgresBackups is true (the object store's secret access key)");
+    if (!destination || !endpoint || !schedule || !retention || !serverName || !accessKeyId || !secretAccessKey) {
+        return undefined;
+    }
+    return {
+        destination,
+        endpoint,
+        schedule: schedule.trim().split(/\s+/).join(" "),
+        retention,
+        serverName,
+        accessKeyId,
+        secretAccessKey,
+        ...(recoverFrom ? { recovery: { from: recoverFrom, ...(target ? { targetTime: target } : {}) } } : {}),
+    };
+}
+
 /**
  * `chartRepository`: empty -> public repositories; https:// -> a mirror; oci:// -> a registry; anything else is a
  * folder that must hold the archive of every chart this stack installs (`<chart>-<version>.tgz`, as `helm package`
@@ -746,7 +890,7 @@ export function loadConfig(): StackConfig {
 function chartOrigin(
     r: Reader,
     value: string | undefined,
-    uses: { gpu: boolean; certManager: boolean },
+    uses: { gpu: boolean; certManager: boolean; backups: boolean },
 ): ChartOrigin | undefined {
     if (value === undefined) return undefined;
     if (value === "") return { kind: "public" };
@@ -761,8 +905,13 @@ function chartOrigin(
         r.fail("chartRepository", value, `the folder ${folder} does not exist`);
         return undefined;
     }
+    const optional: Partial<Record<keyof typeof CHARTS, boolean>> = {
+        nvidiaDevicePlugin: uses.gpu,
+        certManager: uses.certManager,
+        barmanCloud: uses.backups,
+    };
     const needed = Object.entries(CHARTS)
-        .filter(([key]) => (key !== "nvidiaDevicePlugin" || uses.gpu) && (key !== "certManager" || uses.certManager))
+        .filter(([key]) => optional[key as keyof typeof CHARTS] !== false)
         .map(([, ref]) => chartArchiveName(ref));
     const missing = needed.filter((f) => !fs.existsSync(path.join(folder, f)));
     if (missing.length > 0) {

@@ -2,7 +2,6 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CertManager } from "@pulumi/kubernetes-cert-manager";
 import { CHARTS } from "./charts";
-import { clusterProviders } from "./cluster";
 import { ChartOrigin, StackConfig } from "./config";
 import { labels } from "./shared";
 import { chartSource } from "./values";
@@ -35,6 +34,8 @@ export interface EdgeArgs {
      * Secret). Created by the Namespaces component when the stack installs cert-manager.
      */
     certManagerNamespace: pulumi.Input<string>;
+    /** The cert-manager install (installCertManager), when the stack installs it. */
+    certManager?: CertManager;
     /** The Services the Ingresses route to. */
     backends: Readonly<Record<Exposed, Backend>>;
 }
@@ -59,45 +60,7 @@ export class Edge extends pulumi.ComponentResource {
         super("fx:edge:Edge", name, {}, opts);
         const { edge } = args;
 
-        if (edge.installCertManager) {
-            this.certManager = new CertManager(
-                "cert-manager",
-                {
-                    // installCRDs is deprecated since cert-manager 1.15 and the component has no `crds` field
-                    // (pulumi-kubernetes-cert-manager#419); helmOptions.values is the base of the release's values,
-                    // so the chart's own crds.enabled/keep pass through. keep: CRDs (and so every Certificate)
-                    // survive an uninstall of the release.
-                    helmOptions: {
-                        name: "cert-manager",
-                        namespace: args.certManagerNamespace,
-                        ...certManagerChart(args.charts),
-                        values: { crds: { enabled: true, keep: true } },
-                    },
-                    // The chart's pods already meet `restricted` (non-root, RuntimeDefault seccomp, drop ALL, no
-                    // escalation); requests/limits are ours, the chart sets none.
-                    resources: {
-                        requests: { cpu: "10m", memory: "64Mi" },
-                        limits: { cpu: "200m", memory: "128Mi" },
-                    },
-                    webhook: {
-                        resources: {
-                            requests: { cpu: "10m", memory: "32Mi" },
-                            limits: { cpu: "100m", memory: "64Mi" },
-                        },
-                    },
-                    cainjector: {
-                        resources: {
-                            requests: { cpu: "10m", memory: "64Mi" },
-                            limits: { cpu: "100m", memory: "256Mi" },
-                        },
-                    },
-                    prometheus: { enabled: true },
-                },
-                // A remote component gets only the providers passed to it (the SDK does not forward the parent's),
-                // so the stack's cluster provider is handed on explicitly.
-                { parent: this, providers: clusterProviders(this) },
-            );
-        }
+        this.certManager = args.certManager;
         const after = this.certManager ? { dependsOn: [this.certManager] } : {};
 
         const clusterIssuer = (
@@ -199,6 +162,58 @@ export class Edge extends pulumi.ComponentResource {
         this.urls = pulumi.all(urls) as pulumi.Output<Record<Exposed, string>>;
         this.registerOutputs({ issuerName: this.issuerName, urls: this.urls });
     }
+}
+
+/**
+ * cert-manager's release (remote component), installed before everything that needs its CRDs: the Barman Cloud plugin
+ * of the Postgres backups, then Edge's issuers and certificates. `opts` must carry the cluster provider itself (a
+ * remote component does not inherit its parent's).
+ */
+export function installCertManager(
+    edgeName: string,
+    charts: ChartOrigin,
+    namespace: pulumi.Input<string>,
+    opts: pulumi.ComponentResourceOptions,
+): CertManager {
+    return new CertManager(
+        "cert-manager",
+        {
+            // installCRDs is deprecated since cert-manager 1.15 and the component has no `crds` field
+            // (pulumi-kubernetes-cert-manager#419); helmOptions.values is the base of the release's values,
+            // so the chart's own crds.enabled/keep pass through. keep: CRDs (and so every Certificate)
+            // survive an uninstall of the release.
+            helmOptions: {
+                name: "cert-manager",
+                namespace,
+                ...certManagerChart(charts),
+                values: { crds: { enabled: true, keep: true } },
+            },
+            // The chart's pods already meet `restricted` (non-root, RuntimeDefault seccomp, drop ALL, no
+            // escalation); requests/limits are ours, the chart sets none.
+            resources: {
+                requests: { cpu: "10m", memory: "64Mi" },
+                limits: { cpu: "200m", memory: "128Mi" },
+            },
+            webhook: {
+                resources: {
+                    requests: { cpu: "10m", memory: "32Mi" },
+                    limits: { cpu: "100m", memory: "64Mi" },
+                },
+            },
+            cainjector: {
+                resources: {
+                    requests: { cpu: "10m", memory: "64Mi" },
+                    limits: { cpu: "100m", memory: "256Mi" },
+                },
+            },
+            prometheus: { enabled: true },
+        },
+        {
+            ...opts,
+            // It was Edge's child until the Postgres backups needed it first: the alias keeps the installed release.
+            aliases: [{ parent: pulumi.createUrn(edgeName, "fx:edge:Edge") }],
+        },
+    );
 }
 
 /**

@@ -4,7 +4,7 @@ import { CHARTS } from "./charts";
 import { podSecurityLabels } from "./namespaces";
 import { APP, allowFrom, peer, podsLabelled, podsNamed } from "./networkpolicies";
 import { DB_ROLES, DbRole } from "./secrets";
-import { ChartOrigin, ResourceSpec } from "./config";
+import { BackupConfig, ChartOrigin, ResourceSpec } from "./config";
 import { labels, resources, serviceHost } from "./shared";
 import { chartSource, chartValues } from "./values";
 
@@ -31,6 +31,20 @@ export const POSTGRES_IMAGES: Readonly<Record<string, string>> = {
 
 /** Namespace of the CloudNativePG operator (cluster-wide: it watches every namespace). */
 export const CNPG_NAMESPACE = "cnpg-system";
+
+/** The Barman Cloud plugin's name, as a Cluster's `plugins` and a ScheduledBackup's `pluginConfiguration` take it. */
+export const BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io";
+/** The plugin's gRPC port (its chart's `service.port`), called by the operator with mutual TLS. */
+export const BARMAN_PLUGIN_PORT = 9090;
+/** Labels of the plugin's pod (its chart's selector labels; the release is named `barman-cloud`). */
+export const BARMAN_PLUGIN_PODS = {
+    "app.kubernetes.io/name": "plugin-barman-cloud",
+    "app.kubernetes.io/instance": "barman-cloud",
+} as const;
+/** The ObjectStore the cluster archives to (the cluster chart's `<cluster>-backups`). */
+export const BACKUP_OBJECT_STORE = `${POSTGRES_CLUSTER}-backups`;
+/** The ObjectStore a recovery reads from (the cluster chart's `<cluster>-recovery`). */
+export const RECOVERY_OBJECT_STORE = `${POSTGRES_CLUSTER}-recovery`;
 
 /** Pods that talk to Postgres (docs/contracts.md): every Airflow pod and Job, MLflow and the Feast apply Job. */
 export const POSTGRES_CLIENTS = [
@@ -63,6 +77,80 @@ export interface PostgresArgs {
     resources: ResourceSpec;
     /** Protect and keep the Cluster (and so its volumes) when the stack is destroyed: see docs/data.md. */
     retainOnDelete: boolean;
+    /**
+     * WAL archiving and scheduled base backups through the Barman Cloud plugin (and a recovery from them when
+     * `config.recovery` is set); the plugin's certificates need cert-manager, so its install goes first.
+     */
+    backup?: {
+        config: BackupConfig;
+        /** The Secret holding `ACCESS_KEY_ID` and `ACCESS_SECRET_KEY` (Secrets.backupCredentialsSecretName). */
+        credentialsSecretName: pulumi.Input<string>;
+        /** cert-manager's install, when the stack installs it. */
+        certManager?: pulumi.Resource;
+    };
+}
+
+/** The cluster chart's object store settings (shared by `backups` and `recovery`): S3-compatible, keys by Secret. */
+function objectStoreValues(b: BackupConfig, secretName: pulumi.Input<string>): Record<string, unknown> {
+    return {
+        provider: "s3",
+        destinationPath: b.destination,
+        endpointURL: b.endpoint,
+        // The chart would otherwise create a Secret from key literals in the values.
+        secret: { create: false, name: secretName },
+    };
+}
+
+/**
+ * The cluster chart's values for backups and recovery: an ObjectStore `<cluster>-backups` the Cluster archives WAL to
+ * (with `cluster.plugins` naming the plugin and `serverName`), a ScheduledBackup taking base backups there, and, when
+ * recovering, `bootstrap.recovery` from the ObjectStore `<cluster>-recovery` (same bucket, the old serverName).
+ */
+export function backupValues(b: BackupConfig, secretName: pulumi.Input<string>): Record<string, unknown> {
+    const values: Record<string, unknown> = {
+        backups: {
+            enabled: true,
+            method: "plugin",
+            pluginConfiguration: { name: BARMAN_PLUGIN },
+            ...objectStoreValues(b, secretName),
+            // Server-side encryption is the bucket's default: the chart's AES256 header is refused by S3-compatible
+            // stores without a KMS (MinIO) and ignored by others.
+            wal: { compression: "gzip", encryption: "", maxParallel: 2 },
+            data: { compression: "gzip", encryption: "", jobs: 2 },
+            retentionPolicy: b.retention,
+            scheduledBackups: [
+                {
+                    name: "scheduled",
+                    schedule: b.schedule,
+                    backupOwnerReference: "self",
+                    method: "plugin",
+                    pluginConfiguration: { name: BARMAN_PLUGIN },
+                },
+            ],
+            // The plugin's sidecar in every instance pod uploads WAL and base backups.
+            instanceSidecarConfiguration: {
+                resources: {
+                    requests: { cpu: "50m", memory: "128Mi" },
+                    limits: { cpu: "500m", memory: "128Mi" },
+                },
+            },
+        },
+    };
+    if (b.recovery) {
+        values.mode = "recovery";
+        values.recovery = {
+            method: "plugin",
+            pluginConfiguration: { name: BARMAN_PLUGIN },
+            clusterName: b.recovery.from,
+            // Point in time; empty replays every archived WAL segment.
+            pitrTarget: { time: b.recovery.targetTime ?? "" },
+            // The database and owner initdb would have created; the roles and databases lists manage the rest.
+            database: "airflow",
+            owner: "airflow",
+            ...objectStoreValues(b, secretName),
+        };
+    }
+    return values;
 }
 
 /**
@@ -87,6 +175,8 @@ export class Postgres extends pulumi.ComponentResource {
     /** The operator's namespace (`cnpg-system`), resolved once the Namespace exists. */
     public readonly operatorNamespace: pulumi.Output<string>;
     public readonly operator: k8s.helm.v3.Release;
+    /** The Barman Cloud plugin's release, when the stack backs Postgres up. */
+    public readonly backupPlugin?: k8s.helm.v3.Release;
     public readonly cluster: k8s.helm.v3.Release;
 
     constructor(name: string, args: PostgresArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -128,6 +218,26 @@ export class Postgres extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        const backup = args.backup;
+        /** The plugin the Cluster archives through, in the operator's namespace (where the operator finds plugins). */
+        this.backupPlugin = backup
+            ? new k8s.helm.v3.Release(
+                  `${name}-barman-cloud`,
+                  {
+                      name: "barman-cloud",
+                      namespace: this.operatorNamespace,
+                      ...chartSource(CHARTS.barmanCloud, args.charts),
+                      values: chartValues("plugin-barman-cloud"),
+                      // Its CRD (ObjectStore) and its Service must exist before the cluster chart uses them.
+                      skipAwait: false,
+                  },
+                  {
+                      parent: this,
+                      dependsOn: [this.operator, ...(backup.certManager ? [backup.certManager] : [])],
+                  },
+              )
+            : undefined;
+
         const roles = DB_ROLES.map((role) => ({
             name: role,
             ensure: "present",
@@ -149,6 +259,7 @@ export class Postgres extends pulumi.ComponentResource {
                 namespace: args.namespace,
                 ...chartSource(CHARTS.cnpgCluster, args.charts),
                 values: chartValues("cnpg-cluster", {
+                    ...(backup ? backupValues(backup.config, backup.credentialsSecretName) : {}),
                     fullnameOverride: POSTGRES_CLUSTER,
                     version: { postgresql: args.version },
                     cluster: {
@@ -157,19 +268,46 @@ export class Postgres extends pulumi.ComponentResource {
                         instances: args.instances,
                         // A PodDisruptionBudget over a single instance would block every node drain.
                         enablePDB: args.instances > 1,
+                        // Never two instances on one node: losing a node loses at most one, and a replica takes over.
+                        ...(args.instances > 1
+                            ? {
+                                  affinity: {
+                                      enablePodAntiAffinity: true,
+                                      podAntiAffinityType: "required",
+                                      topologyKey: "kubernetes.io/hostname",
+                                  },
+                              }
+                            : {}),
                         storage: { size: args.storage.size, storageClass: args.storage.storageClass ?? "" },
                         resources: resources(args.resources),
                         // initdb creates the first database and its owner (instead of CloudNativePG's `app`);
-                        // the `databases` list below then manages all three the same way.
-                        initdb: { database: "airflow", owner: "airflow", secret: { name: args.roleSecrets.airflow } },
+                        // the `databases` list below then manages all three the same way. A recovery restores
+                        // them instead.
+                        ...(backup?.config.recovery
+                            ? {}
+                            : {
+                                  initdb: {
+                                      database: "airflow",
+                                      owner: "airflow",
+                                      secret: { name: args.roleSecrets.airflow },
+                                  },
+                              }),
                         roles,
+                        // The plugin archives WAL; `serverName` is this cluster's folder in the bucket.
+                        ...(backup
+                            ? {
+                                  plugins: [
+                                      { name: BARMAN_PLUGIN, parameters: { serverName: backup.config.serverName } },
+                                  ],
+                              }
+                            : {}),
                     },
                     databases,
                 }),
             },
             {
                 parent: this,
-                dependsOn: [this.operator],
+                dependsOn: [this.operator, ...(this.backupPlugin ? [this.backupPlugin] : [])],
                 // Deleting the Cluster deletes its PVCs (CloudNativePG owns them), so the release itself is guarded:
                 // `pulumi destroy` refuses while it is protected, and leaves it in place if protection is lifted.
                 protect: args.retainOnDelete,

@@ -15,6 +15,9 @@ export function secretEnv(envName: string, ref: SecretKeyRef): k8s.types.input.c
     return { name: envName, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } };
 }
 
+/** Keys of the backup credentials Secret: the names the cluster chart's ObjectStore `s3Credentials` refer to. */
+export const BACKUP_SECRET_KEYS = { accessKeyId: "ACCESS_KEY_ID", secretAccessKey: "ACCESS_SECRET_KEY" } as const;
+
 /** Database roles of the pipeline; each owns the database of the same name. */
 export const DB_ROLES = ["airflow", "mlflow", "feast"] as const;
 export type DbRole = (typeof DB_ROLES)[number];
@@ -65,6 +68,11 @@ export class Secrets extends pulumi.ComponentResource {
     public readonly oanda?: { token: SecretKeyRef; accountId: SecretKeyRef };
     /** Hugging Face: `token`; only when configured. */
     public readonly huggingFaceToken?: SecretKeyRef;
+    /**
+     * Object store credentials of the Postgres backups (`ACCESS_KEY_ID`, `ACCESS_SECRET_KEY`, the keys the cluster
+     * chart's ObjectStores read); only when `postgresBackups` is on.
+     */
+    public readonly backupCredentialsSecretName?: pulumi.Output<string>;
     /** `kubernetes.io/dockerconfigjson` pull secret for a registry with credentials. */
     public readonly imagePullSecretName?: pulumi.Output<string>;
 
@@ -163,6 +171,14 @@ export class Secrets extends pulumi.ComponentResource {
         if (config.fingpt.hfToken) {
             const hf = secret("huggingface", args.namespace, { token: config.fingpt.hfToken });
             this.huggingFaceToken = keyRef(hf, "token");
+        }
+
+        if (config.backup) {
+            const creds = secret("postgres-backup-s3", args.namespace, {
+                [BACKUP_SECRET_KEYS.accessKeyId]: config.backup.accessKeyId,
+                [BACKUP_SECRET_KEYS.secretAccessKey]: config.backup.secretAccessKey,
+            });
+            this.backupCredentialsSecretName = creds.metadata.name;
         }
 
         const { server, username, password: registryPassword } = config.registry;

@@ -425,6 +425,19 @@ export function objectRefs(o: K8sObject): Ref[] {
             basicAuth(r.passwordSecret?.name, `spec.managed.roles[${r.name}].passwordSecret`);
         if (o.spec?.superuserSecret?.name) basicAuth(o.spec.superuserSecret.name, "spec.superuserSecret");
     }
+    // The Barman Cloud plugin's ObjectStore reads object store credentials (and a CA bundle) from Secret keys.
+    if (o.apiVersion === "barmancloud.cnpg.io/v1" && o.kind === "ObjectStore") {
+        const conf = o.spec?.configuration ?? {};
+        const keyRef = (ref: any, at: string) => {
+            if (ref?.name && ref?.key)
+                refs.push({ kind: "Secret", namespace: ns, name: ref.name, key: ref.key, optional: false, at });
+        };
+        for (const block of ["s3Credentials", "azureCredentials", "googleCredentials"]) {
+            for (const [field, ref] of Object.entries(conf[block] ?? {}))
+                keyRef(ref, `spec.configuration.${block}.${field}`);
+        }
+        keyRef(conf.endpointCA, "spec.configuration.endpointCA");
+    }
     // Host names in configuration (scrape targets, datasource URLs, webhook certificates).
     if (o.kind !== "CustomResourceDefinition") {
         for (const s of strings({ data: o.data, spec: o.spec, stringData: o.stringData })) {

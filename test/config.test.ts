@@ -281,6 +281,101 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         ["imagePlatform", "windows/amd64", "linux/amd64"],
     ],
     ["bad retention", "dev", { config: { prometheusRetention: "forever" } }, ["prometheusRetention", "forever", "15d"]],
+    // --- Postgres backups and recovery ------------------------------------------------------------------------
+    [
+        "backups without a destination",
+        "gpu",
+        { config: { backupDestination: "" } },
+        ["fx-ml-pipeline:backupDestination", "required when postgresBackups is true", "s3://<bucket>"],
+    ],
+    [
+        "backup destination of another scheme",
+        "gpu",
+        { config: { backupDestination: "gs://fx-backups/gpu" } },
+        ["backupDestination", '"gs://fx-backups/gpu"', "s3://<bucket>[/<path>]", "Google Cloud Storage"],
+    ],
+    [
+        "backup bucket with upper case",
+        "gpu",
+        { config: { backupDestination: "s3://FX_Backups" } },
+        ["backupDestination", '"s3://FX_Backups"', "3 to 63 lower-case"],
+    ],
+    [
+        "backups without an endpoint",
+        "gpu",
+        { config: { backupEndpoint: "" } },
+        ["backupEndpoint", "required when postgresBackups is true", "https://s3.eu-west-1.amazonaws.com"],
+    ],
+    [
+        "backup endpoint over plain http",
+        "gpu",
+        { config: { backupEndpoint: "http://minio.local:9000" } },
+        ["backupEndpoint", '"http://minio.local:9000"', "https://"],
+    ],
+    [
+        "five-field backup schedule",
+        "gpu",
+        { config: { backupSchedule: "0 2 * * *" } },
+        ["backupSchedule", '"0 2 * * *"', "six-field", "lacks the seconds"],
+    ],
+    [
+        "backup retention in hours",
+        "gpu",
+        { config: { backupRetention: "48h" } },
+        ["backupRetention", '"48h"', "d, w or m"],
+    ],
+    [
+        "backup server name not a DNS label",
+        "gpu",
+        { config: { backupServerName: "FX Postgres" } },
+        ["backupServerName", '"FX Postgres"', "DNS-1123"],
+    ],
+    [
+        "backups without their credentials",
+        "gpu",
+        { unsetSecrets: ["backupAccessKeyId"] },
+        [
+            "fx-ml-pipeline:backupAccessKeyId",
+            "required when postgresBackups is true",
+            "pulumi config set --secret backupAccessKeyId <value> --stack gpu",
+        ],
+    ],
+    [
+        "recovery into the folder it restores from",
+        "gpu",
+        { config: { postgresRecoverFrom: "fx-postgres" } },
+        ["postgresRecoverFrom", '"fx-postgres"', "must differ from backupServerName (fx-postgres)", "fx-postgres-2"],
+    ],
+    [
+        "recovery target without a zone",
+        "gpu",
+        {
+            config: {
+                postgresRecoverFrom: "fx-postgres",
+                backupServerName: "fx-postgres-2",
+                postgresRecoveryTarget: "2026-11-30 14:05",
+            },
+        },
+        ["postgresRecoveryTarget", '"2026-11-30 14:05"', "RFC 3339", "2026-11-30T14:05:00Z"],
+    ],
+    [
+        "recovery target without backups to replay",
+        "gpu",
+        { config: { postgresRecoveryTarget: "2026-11-30T14:05:00Z" } },
+        ["postgresRecoveryTarget", "needs postgresRecoverFrom"],
+    ],
+    [
+        "recovery on a stack without backups",
+        "dev",
+        { config: { postgresRecoverFrom: "fx-postgres" } },
+        ["postgresRecoverFrom", "set postgresBackups=true"],
+    ],
+    [
+        "backup settings where backups are off",
+        "dev",
+        { config: { backupDestination: "s3://fx-backups", backupSchedule: "0 0 3 * * *" } },
+        ["backupDestination", "backupSchedule", "has no effect while postgresBackups is false"],
+    ],
 ];
 
 describe("bad configuration fails before any resource is declared", () => {
@@ -299,18 +394,31 @@ describe("bad configuration fails before any resource is declared", () => {
 
     test("the dev stack runs on sample data without any secret, and without a warning", async () => {
         const run = await runStack("dev", {
-            unsetSecrets: ["oandaToken", "oandaAccountId", "registryPassword", "hfToken"],
+            unsetSecrets: [
+                "oandaToken",
+                "oandaAccountId",
+                "registryPassword",
+                "hfToken",
+                "backupAccessKeyId",
+                "backupSecretAccessKey",
+            ],
         });
         expect(run.outputs.namespace.value).toBe("fx-ml");
         expect(run.warnings).toEqual([]);
     });
 
     test("a fresh gpu stack is told each secret it needs, with the command that sets it", async () => {
-        const { message } = await failure("gpu", {
-            unsetSecrets: ["oandaToken", "oandaAccountId", "registryPassword", "hfToken"],
-        });
-        expect(message).toMatch(/4 problems/);
-        for (const key of ["registryPassword", "hfToken", "oandaToken", "oandaAccountId"]) {
+        const needed = [
+            "registryPassword",
+            "hfToken",
+            "oandaToken",
+            "oandaAccountId",
+            "backupAccessKeyId",
+            "backupSecretAccessKey",
+        ];
+        const { message } = await failure("gpu", { unsetSecrets: needed });
+        expect(message).toMatch(/6 problems/);
+        for (const key of needed) {
             expect(message).toContain(`'fx-ml-pipeline:${key}' value "<unset>" is invalid`);
             expect(message).toContain(`pulumi config set --secret ${key} <value> --stack gpu`);
         }
@@ -323,6 +431,8 @@ describe("bad configuration fails before any resource is declared", () => {
             "Configuration 'fx-ml-pipeline:hfToken' is set but has no effect unless FinGPT runs in model mode (fingptEnabled true, fingptMode model).",
             "Configuration 'fx-ml-pipeline:oandaToken' is set but has no effect while dataSource is sample.",
             "Configuration 'fx-ml-pipeline:oandaAccountId' is set but has no effect while dataSource is sample.",
+            "Configuration 'fx-ml-pipeline:backupAccessKeyId' is set but has no effect while postgresBackups is false.",
+            "Configuration 'fx-ml-pipeline:backupSecretAccessKey' is set but has no effect while postgresBackups is false.",
         ]);
         expect(run.ofType("kubernetes:core/v1:Secret", /huggingface|oanda/)).toEqual([]);
         const gpu = await runStack("gpu");
@@ -373,7 +483,14 @@ describe("declared defaults", () => {
 
     test("secret keys are declared in config/secrets.yaml, not in Pulumi.yaml, whose CLI would require them", () => {
         const { projectConfig, secretKeys } = require("./harness");
-        expect(secretKeys()).toEqual(["registryPassword", "oandaToken", "oandaAccountId", "hfToken"]);
+        expect(secretKeys()).toEqual([
+            "registryPassword",
+            "oandaToken",
+            "oandaAccountId",
+            "hfToken",
+            "backupAccessKeyId",
+            "backupSecretAccessKey",
+        ]);
         for (const key of secretKeys()) expect([key, key in projectConfig()]).toEqual([key, false]);
     });
 

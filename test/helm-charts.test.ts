@@ -47,12 +47,13 @@ const podSpec = (o: K8sObject) => o.spec.template.spec;
 
 describe.each(STACKS)("%s stack: every Helm release rendered by helm template and checked", (name) => {
     const releases: Record<StackName, string[]> = {
-        dev: ["cert-manager", "cnpg", "statsd-exporter", "fx-redis", "fx-postgres", "prometheus", "grafana"],
+        dev: ["cnpg", "statsd-exporter", "cert-manager", "fx-redis", "fx-postgres", "prometheus", "grafana"],
         gpu: [
-            "cert-manager",
             "cnpg",
             "statsd-exporter",
+            "cert-manager",
             "nvidia-device-plugin",
+            "barman-cloud",
             "fx-redis",
             "fx-postgres",
             "prometheus",
@@ -100,6 +101,7 @@ describe.each(STACKS)("%s stack: every Helm release rendered by helm template an
             "Deployment/fx-ml-monitoring/grafana",
         ];
         const gpuOnly = [
+            "Deployment/cnpg-system/barman-cloud",
             "DaemonSet/nvidia-device-plugin/nvidia-device-plugin-node-feature-discovery-worker",
             "DaemonSet/nvidia-device-plugin/nvidia-device-plugin",
             "DaemonSet/nvidia-device-plugin/nvidia-device-plugin-mps-control-daemon",
@@ -189,6 +191,88 @@ describe("gpu stack: the device plugin and FinGPT find a fresh GPU pool without 
             (o) => o.object.kind === "Deployment" && /fingpt/.test(o.object.metadata.name),
         )!;
         expect(fingpt.object.spec.template.spec.nodeSelector).toEqual({ [NFD_LABEL]: "true" });
+    });
+});
+
+describe("gpu stack: Postgres backups and the restore path, as the charts render them", () => {
+    const PLUGIN = "barman-cloud.cloudnative-pg.io";
+
+    test("the Cluster archives WAL through the plugin to an ObjectStore that reads the keys from the stack's Secret", async () => {
+        const { charts } = await stack("gpu");
+        const cluster = find(charts, "fx-postgres", "Cluster");
+        expect(cluster.spec.plugins).toEqual([
+            {
+                name: PLUGIN,
+                enabled: true,
+                isWALArchiver: true,
+                parameters: { serverName: "fx-postgres", barmanObjectName: "fx-postgres-backups" },
+            },
+        ]);
+        expect(cluster.spec.affinity).toMatchObject({
+            podAntiAffinityType: "required",
+            topologyKey: "kubernetes.io/hostname",
+        });
+        const store = find(charts, "fx-postgres", "ObjectStore", "fx-postgres-backups");
+        expect(store.apiVersion).toBe("barmancloud.cnpg.io/v1");
+        expect(store.spec.retentionPolicy).toBe("30d");
+        expect(store.spec.configuration).toMatchObject({
+            destinationPath: "s3://example-org-fx-ml-backups/gpu",
+            endpointURL: "https://s3.eu-west-1.amazonaws.com",
+            s3Credentials: {
+                accessKeyId: { name: "postgres-backup-s3", key: "ACCESS_KEY_ID" },
+                secretAccessKey: { name: "postgres-backup-s3", key: "ACCESS_SECRET_KEY" },
+            },
+            wal: { compression: "gzip" },
+            data: { compression: "gzip" },
+        });
+        const scheduled = find(charts, "fx-postgres", "ScheduledBackup");
+        expect(scheduled.spec).toMatchObject({
+            schedule: "0 0 2 * * *",
+            method: "plugin",
+            pluginConfiguration: { name: PLUGIN },
+            cluster: { name: "fx-postgres" },
+        });
+        // The chart creates no credentials Secret of its own: the only one is the program's.
+        const c = charts.find((x) => x.release === "fx-postgres")!;
+        expect(c.objects.filter((o) => o.kind === "Secret")).toEqual([]);
+        const crds = charts.find((x) => x.release === "barman-cloud")!.crds.map((o) => o.metadata.name);
+        expect(crds).toEqual(["objectstores.barmancloud.cnpg.io"]);
+    });
+
+    test("a recovery (postgresRecoverFrom, to a point in time) renders a Cluster bootstrapped from the plugin, and passes every check", async () => {
+        const rendered = render(
+            await runStack("gpu", {
+                config: {
+                    postgresRecoverFrom: "fx-postgres",
+                    backupServerName: "fx-postgres-2",
+                    postgresRecoveryTarget: "2026-11-30T14:05:00Z",
+                },
+            }),
+        );
+        const charts = renderCharts(rendered);
+        expect(formatChartProblems(checkCharts(rendered, charts))).toBe("");
+        const cluster = find(charts, "fx-postgres", "Cluster");
+        expect(cluster.spec.bootstrap).toEqual({
+            recovery: {
+                source: "pluginRecoveryCluster",
+                database: "airflow",
+                owner: "airflow",
+                recoveryTarget: { targetTime: "2026-11-30T14:05:00Z" },
+            },
+        });
+        expect(cluster.spec.externalClusters).toEqual([
+            {
+                name: "pluginRecoveryCluster",
+                plugin: {
+                    name: PLUGIN,
+                    parameters: { barmanObjectName: "fx-postgres-recovery", serverName: "fx-postgres" },
+                },
+            },
+        ]);
+        expect(cluster.spec.plugins[0].parameters.serverName).toBe("fx-postgres-2");
+        const store = find(charts, "fx-postgres", "ObjectStore", "fx-postgres-recovery");
+        expect(store.spec.configuration.destinationPath).toBe("s3://example-org-fx-ml-backups/gpu");
+        expect(store.spec.configuration.s3Credentials.accessKeyId.name).toBe("postgres-backup-s3");
     });
 });
 
@@ -321,6 +405,20 @@ describe("planted faults are caught", () => {
     test("a custom resource field outside its CRD's schema (CloudNativePG Cluster)", async () => {
         const problems = await planted("dev", "fx-postgres", (v) => (v.cluster.primaryUpdateMethod = "swap"));
         expect(problems.map((p) => `${p.object} [${p.rule}]`)).toContain("Cluster/fx-ml/fx-postgres [schema]");
+    });
+
+    test("an ObjectStore outside the plugin's CRD schema, and one whose credentials Secret does not exist", async () => {
+        const retention = await planted("gpu", "fx-postgres", (v) => (v.backups.retentionPolicy = "30 days"));
+        expect(retention.map((p) => `${p.object} [${p.rule}]`)).toContain(
+            "ObjectStore/fx-ml/fx-postgres-backups [schema]",
+        );
+        const secret = await planted("gpu", "fx-postgres", (v) => (v.backups.secret.name = "postgres-backup-s4"));
+        expect(secret).toContainEqual(
+            expect.objectContaining({
+                rule: "reference",
+                message: expect.stringMatching(/postgres-backup-s4/),
+            }),
+        );
     });
 
     test("a value the chart's values.schema.json refuses fails the render with helm's message", async () => {

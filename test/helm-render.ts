@@ -11,7 +11,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { parseAllDocuments, stringify } from "yaml";
+import { parseAllDocuments, stringify, Tags } from "yaml";
 import { ROOT, runStack, StackName } from "./harness";
 import { HelmRelease, K8sObject, REDACTED, render, Rendered } from "./render-lib";
 import { TARGET_KUBERNETES } from "./manifest-validation";
@@ -114,6 +114,11 @@ function helmEnv(): NodeJS.ProcessEnv {
     };
 }
 
+/** The YAML 1.1 tags without `!!timestamp`. */
+function withoutTimestamps(tags: Tags): Tags {
+    return tags.filter((t) => t !== "timestamp" && (typeof t !== "object" || t.tag !== "tag:yaml.org,2002:timestamp"));
+}
+
 /** Replaces the redacted secrets of rendered values with SECRET_STAND_IN. */
 function standIns(value: unknown): any {
     if (value === REDACTED) return SECRET_STAND_IN;
@@ -212,7 +217,9 @@ export function helmTemplate(release: HelmRelease, options: HelmTemplateOptions 
     }
     const sources: RenderedChartObject[] = [];
     // YAML 1.1, as Helm and the API server's decoder read it: `defaultMode: 0555` is octal there, 555 in YAML 1.2.
-    for (const doc of parseAllDocuments(stdout, { version: "1.1" })) {
+    // Timestamps stay strings, as Go's YAML v2 decoder keeps them for untyped values (an unquoted
+    // `targetTime: 2026-11-30T14:05:00Z` reaches the API server as that string).
+    for (const doc of parseAllDocuments(stdout, { version: "1.1", customTags: withoutTimestamps })) {
         if (doc.errors.length) {
             throw new Error(`release ${release.name}: helm printed invalid YAML: ${doc.errors[0].message}`);
         }

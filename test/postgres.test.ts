@@ -110,6 +110,7 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
 
 /** Postgres component args for the tests that build it alone. */
 const PG_ARGS = {
+    charts: { kind: "public" },
     namespace: "fx-ml",
     monitoringNamespace: "fx-ml-monitoring",
     roleSecrets: { airflow: "a", mlflow: "m", feast: "f" },
@@ -156,5 +157,116 @@ describe("postgres scrape job", () => {
                 },
             }),
         ).rejects.toThrow(message);
+    });
+});
+
+describe("Postgres backups through the Barman Cloud plugin", () => {
+    const SECRET_WRAPPER = "4dabf18193072939515e22adb298388d";
+
+    test("dev (backups off by default): no plugin, no backup Secret, backups disabled in the cluster chart", async () => {
+        const run = await runStack("dev");
+        expect(run.ofType(RELEASE, "fx-barman-cloud")).toEqual([]);
+        expect(run.ofType("kubernetes:core/v1:Secret", "fx-postgres-backup-s3")).toEqual([]);
+        const v = run.one(RELEASE, "fx-cluster").inputs.values;
+        expect(v.backups).toEqual({ enabled: false });
+        expect(v.cluster.plugins).toBeUndefined();
+        expect(v.mode).toBe("standalone");
+    });
+
+    describe("gpu (backups required by its stack file)", () => {
+        let run: StackRun;
+        beforeAll(async () => {
+            run = await runStack("gpu");
+        });
+
+        test("the pinned plugin chart goes to the operator's namespace after the operator and cert-manager, before the cluster", () => {
+            const plugin = run.one(RELEASE, "fx-barman-cloud");
+            expect(plugin.inputs).toMatchObject({
+                name: "barman-cloud",
+                namespace: "cnpg-system",
+                chart: "plugin-barman-cloud",
+                version: "0.7.0",
+                repositoryOpts: { repo: "https://cloudnative-pg.github.io/charts" },
+            });
+            const certManager = run.one("kubernetes-cert-manager:index:CertManager", "cert-manager");
+            expect(run.dependsOn(plugin, run.one(RELEASE, "fx-cnpg"))).toBe(true);
+            expect(run.dependsOn(plugin, certManager)).toBe(true);
+            expect(run.dependsOn(run.one(RELEASE, "fx-cluster"), plugin)).toBe(true);
+        });
+
+        test("WAL archiving and a scheduled base backup to the configured bucket, keys by Secret reference", () => {
+            const v = run.one(RELEASE, "fx-cluster").inputs.values;
+            expect(v.cluster.plugins).toEqual([
+                { name: "barman-cloud.cloudnative-pg.io", parameters: { serverName: "fx-postgres" } },
+            ]);
+            expect(v.backups).toMatchObject({
+                enabled: true,
+                method: "plugin",
+                pluginConfiguration: { name: "barman-cloud.cloudnative-pg.io" },
+                provider: "s3",
+                destinationPath: "s3://example-org-fx-ml-backups/gpu",
+                endpointURL: "https://s3.eu-west-1.amazonaws.com",
+                secret: { create: false, name: "postgres-backup-s3" },
+                retentionPolicy: "30d",
+                scheduledBackups: [
+                    {
+                        name: "scheduled",
+                        schedule: "0 0 2 * * *",
+                        backupOwnerReference: "self",
+                        method: "plugin",
+                        pluginConfiguration: { name: "barman-cloud.cloudnative-pg.io" },
+                    },
+                ],
+            });
+            // No key literals anywhere in the values: the chart would create a Secret from them.
+            expect(JSON.stringify(v.backups)).not.toMatch(/accessKey|secretKey/);
+            expect(v.mode).toBe("standalone");
+        });
+
+        test("the credentials Secret holds both keys as a Pulumi secret", () => {
+            const s = run.one("kubernetes:core/v1:Secret", "fx-postgres-backup-s3");
+            expect(s.inputs.metadata.name).toBe("postgres-backup-s3");
+            expect(s.inputs.metadata.namespace).toBe("fx-ml");
+            expect(s.inputs.stringData[SECRET_WRAPPER]).toBeDefined();
+            expect(Object.keys(s.inputs.stringData.value).sort()).toEqual(["ACCESS_KEY_ID", "ACCESS_SECRET_KEY"]);
+        });
+
+        test("two instances never share a node, under a PodDisruptionBudget", () => {
+            const v = run.one(RELEASE, "fx-cluster").inputs.values;
+            expect(v.cluster.instances).toBe(2);
+            expect(v.cluster.enablePDB).toBe(true);
+            expect(v.cluster.affinity).toEqual({
+                enablePodAntiAffinity: true,
+                podAntiAffinityType: "required",
+                topologyKey: "kubernetes.io/hostname",
+            });
+        });
+    });
+
+    test("a recovery bootstraps from the old serverName (to a point in time) and archives under the new one", async () => {
+        const run = await runStack("gpu", {
+            config: {
+                postgresRecoverFrom: "fx-postgres",
+                backupServerName: "fx-postgres-2",
+                postgresRecoveryTarget: "2026-11-30T14:05:00Z",
+            },
+        });
+        const v = run.one(RELEASE, "fx-cluster").inputs.values;
+        expect(v.mode).toBe("recovery");
+        expect(v.recovery).toEqual({
+            method: "plugin",
+            pluginConfiguration: { name: "barman-cloud.cloudnative-pg.io" },
+            clusterName: "fx-postgres",
+            pitrTarget: { time: "2026-11-30T14:05:00Z" },
+            database: "airflow",
+            owner: "airflow",
+            provider: "s3",
+            destinationPath: "s3://example-org-fx-ml-backups/gpu",
+            endpointURL: "https://s3.eu-west-1.amazonaws.com",
+            secret: { create: false, name: "postgres-backup-s3" },
+        });
+        // initdb would be ignored by the chart in recovery mode: the roles and databases lists take over.
+        expect(v.cluster.initdb).toBeUndefined();
+        expect(v.cluster.plugins[0].parameters.serverName).toBe("fx-postgres-2");
     });
 });
