@@ -355,6 +355,27 @@ export class Postgres extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        if (this.backupPlugin) {
+            // The operator calls the plugin's gRPC service (mutual TLS); the instances reach it through their
+            // sidecar's socket, not the network, and push backups out to object storage (egress is not restricted).
+            allowFrom(
+                `${name}-barman-cloud-ingress`,
+                {
+                    namespace: this.operatorNamespace,
+                    app: "plugin-barman-cloud",
+                    podSelector: podsLabelled(BARMAN_PLUGIN_PODS),
+                    rules: [
+                        {
+                            why: "CloudNativePG operator calls the Barman Cloud plugin",
+                            from: [peer({ pods: podsLabelled({ "app.kubernetes.io/name": "cloudnative-pg" }) })],
+                            ports: [BARMAN_PLUGIN_PORT],
+                        },
+                    ],
+                },
+                { parent: this },
+            );
+        }
+
         this.scrapeJob = pulumi.output(args.namespace).apply(
             (ns): Record<string, unknown> => ({
                 job_name: "cloudnative-pg",

@@ -155,6 +155,25 @@ describe("NetworkPolicies: default deny, then exactly the flows the stack needs"
         expect(allowed(dev, P.traefik, P.acmeSolver, 8089)).toBe(false);
     });
 
+    test("the Barman Cloud plugin (gpu backups) admits the CloudNativePG operator on its gRPC port, and no one else", () => {
+        const plugin = {
+            namespace: "cnpg-system",
+            labels: { "app.kubernetes.io/name": "plugin-barman-cloud", "app.kubernetes.io/instance": "barman-cloud" },
+        };
+        expect(allowed(gpu, P.cnpgOperator, plugin, 9090)).toBe(true);
+        expect(allowed(gpu, P.postgres, plugin, 9090)).toBe(false);
+        expect(allowed(gpu, P.stranger, plugin, 9090)).toBe(false);
+        expect(allowed(gpu, P.cnpgOperator, plugin, 8080)).toBe(false);
+        // No policy of either stack restricts egress: the instances' sidecars reach the object store.
+        for (const [, run] of both()) {
+            const types = run
+                .ofType("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+                .flatMap((r) => reveal(r.inputs).spec.policyTypes);
+            expect([...new Set(types)]).toEqual(["Ingress"]);
+        }
+        expect(dev.ofType("kubernetes:networking.k8s.io/v1:NetworkPolicy", "fx-barman-cloud-ingress")).toEqual([]);
+    });
+
     test("the device plugin's namespace admits nothing (gpu)", () => {
         expect(allowed(gpu, P.prometheus, P.devicePlugin, 2112)).toBe(false);
         expect(allowed(gpu, P.apiServer, P.devicePlugin, 443)).toBe(false);
