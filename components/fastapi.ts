@@ -48,6 +48,9 @@ export class Fastapi extends pulumi.ComponentResource {
                 namespace: args.namespace,
                 component: "inference-api",
                 replicas: "autoscaled",
+                minReplicas: min,
+                // Its own budget below covers every replica count (dev's single replica too).
+                disruptionBudget: false,
                 container: {
                     name: "fastapi",
                     image: args.image,

@@ -60,6 +60,13 @@ export interface WorkloadArgs {
     kind?: WorkloadKind;
     /** Pod count; "autoscaled" leaves it to a HorizontalPodAutoscaler (so `pulumi up` never fights it). */
     replicas?: number | "autoscaled";
+    /** The autoscaler's floor when `replicas` is "autoscaled" (default 1). */
+    minReplicas?: number;
+    /**
+     * A replicated workload (more than one replica, or an autoscaler floor above one) spreads its pods over nodes and
+     * gets a PodDisruptionBudget of its own (`maxUnavailable: 1`); false where the caller keeps its own budget.
+     */
+    disruptionBudget?: boolean;
     container: ContainerSpec;
     initContainers?: ContainerSpec[];
     /** emptyDir volumes by volume name, mounted into every container (the root filesystem is read-only). */
@@ -183,6 +190,8 @@ export class Workload extends pulumi.ComponentResource {
             annotations["prometheus.io/port"] = String(args.metrics.port);
             annotations["prometheus.io/path"] = args.metrics.path;
         }
+        const replicated =
+            kind !== "Job" && (args.replicas === "autoscaled" ? (args.minReplicas ?? 1) > 1 : (args.replicas ?? 1) > 1);
         const podSpec: Input.PodSpec = {
             // None of the pipeline's processes talks to the Kubernetes API.
             automountServiceAccountToken: false,
@@ -191,6 +200,10 @@ export class Workload extends pulumi.ComponentResource {
             nodeSelector:
                 args.nodeSelector && Object.keys(args.nodeSelector).length ? { ...args.nodeSelector } : undefined,
             tolerations: args.tolerations?.length ? args.tolerations.map((t) => ({ ...t })) : undefined,
+            // One replica per node while there are nodes enough (maxSkew 1 over hostnames), so a lost node takes at
+            // most one; zones are preferred, not required (a single-zone cluster still schedules). The pod template
+            // hash keeps a rolling update's new pods spread among themselves.
+            topologySpreadConstraints: replicated ? spreadConstraints(this.selector, kind) : undefined,
             terminationGracePeriodSeconds: args.terminationGracePeriodSeconds,
             restartPolicy: kind === "Job" ? "OnFailure" : "Always",
             initContainers: args.initContainers?.map((c) => container(c, scratchMounts)),
@@ -287,6 +300,34 @@ export class Workload extends pulumi.ComponentResource {
             );
             this.serviceName = svc.metadata.name;
         }
+        if (replicated && args.disruptionBudget !== false) {
+            // maxUnavailable (not minAvailable): a drain proceeds one pod at a time whatever the replica count.
+            new k8s.policy.v1.PodDisruptionBudget(
+                name,
+                {
+                    metadata: { name, namespace: args.namespace, labels: meta.labels },
+                    spec: { maxUnavailable: 1, selector: { matchLabels: this.selector } },
+                },
+                parent,
+            );
+        }
         this.registerOutputs({ serviceName: this.serviceName });
     }
+}
+
+/** Topology spread of a replicated workload's pods: hard over nodes, soft over zones. */
+export function spreadConstraints(
+    selector: Record<string, string>,
+    kind: WorkloadKind,
+): Input.TopologySpreadConstraint[] {
+    const common = {
+        maxSkew: 1,
+        labelSelector: { matchLabels: { ...selector } },
+        // A Deployment's old and new ReplicaSets are spread apart; a StatefulSet's pods carry no such hash.
+        ...(kind === "Deployment" ? { matchLabelKeys: ["pod-template-hash"] } : {}),
+    };
+    return [
+        { ...common, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "DoNotSchedule" },
+        { ...common, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway" },
+    ];
 }

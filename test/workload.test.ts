@@ -70,6 +70,56 @@ describe("workload helper", () => {
         expect(svc.inputs.spec.clusterIP).toBe("None");
     });
 
+    test("a replicated workload spreads one pod per node (zones preferred) and gets a budget of one disruption", async () => {
+        const single = await runProgram(program());
+        expect(
+            single.one("kubernetes:apps/v1:Deployment", "demo").inputs.spec.template.spec.topologySpreadConstraints,
+        ).toBeUndefined();
+        expect(single.ofType("kubernetes:policy/v1:PodDisruptionBudget")).toEqual([]);
+        // An autoscaler floor of 1 is a single replica too.
+        const floorOne = await runProgram(program({ replicas: "autoscaled", minReplicas: 1 }));
+        expect(floorOne.ofType("kubernetes:policy/v1:PodDisruptionBudget")).toEqual([]);
+
+        const selector = {
+            "app.kubernetes.io/name": "demo",
+            "app.kubernetes.io/instance": "fx-ml-pipeline",
+        };
+        const run = await runProgram(program({ replicas: 3 }));
+        const dep = run.one("kubernetes:apps/v1:Deployment", "demo").inputs;
+        expect(dep.spec.selector.matchLabels).toEqual(selector);
+        expect(dep.spec.template.spec.topologySpreadConstraints).toEqual([
+            {
+                maxSkew: 1,
+                topologyKey: "kubernetes.io/hostname",
+                whenUnsatisfiable: "DoNotSchedule",
+                labelSelector: { matchLabels: selector },
+                matchLabelKeys: ["pod-template-hash"],
+            },
+            {
+                maxSkew: 1,
+                topologyKey: "topology.kubernetes.io/zone",
+                whenUnsatisfiable: "ScheduleAnyway",
+                labelSelector: { matchLabels: selector },
+                matchLabelKeys: ["pod-template-hash"],
+            },
+        ]);
+        const pdb = run.one("kubernetes:policy/v1:PodDisruptionBudget", "demo").inputs;
+        expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: selector } });
+        expect(pdb.metadata.namespace).toBe("fx-ml");
+
+        // A StatefulSet's pods carry no pod-template-hash; an autoscaled floor of 2 counts as replicated.
+        const sts = await runProgram(program({ kind: "StatefulSet", replicas: "autoscaled", minReplicas: 2 }));
+        const spread = sts.one("kubernetes:apps/v1:StatefulSet", "demo").inputs.spec.template.spec
+            .topologySpreadConstraints;
+        expect(spread.map((c: any) => [c.topologyKey, c.whenUnsatisfiable, c.matchLabelKeys])).toEqual([
+            ["kubernetes.io/hostname", "DoNotSchedule", undefined],
+            ["topology.kubernetes.io/zone", "ScheduleAnyway", undefined],
+        ]);
+        expect(sts.ofType("kubernetes:policy/v1:PodDisruptionBudget")).toHaveLength(1);
+        const own = await runProgram(program({ replicas: 2, disruptionBudget: false }));
+        expect(own.ofType("kubernetes:policy/v1:PodDisruptionBudget")).toEqual([]);
+    });
+
     test("imagePullSecrets, node selector and tolerations reach the pod only when given", async () => {
         const plain = (await runProgram(program())).one("kubernetes:apps/v1:Deployment", "demo").inputs.spec.template
             .spec;
@@ -194,9 +244,60 @@ describe.each(["dev", "gpu"] as const)("%s stack: application workloads", (stack
         }
     });
 
+    test("every replicated workload spreads over nodes under a disruption budget; a single replica is left alone", () => {
+        const hpas = run.ofType("kubernetes:autoscaling/v2:HorizontalPodAutoscaler").map((h) => h.inputs);
+        const floor = (w: any) =>
+            w.spec.replicas ?? hpas.find((h) => h.spec.scaleTargetRef.name === w.metadata.name)?.spec.minReplicas ?? 1;
+        const pdbs = run.ofType("kubernetes:policy/v1:PodDisruptionBudget").map((p) => p.inputs);
+        const replicated: string[] = [];
+        for (const w of run.resources.filter((r) => POD_OWNERS.includes(r.type)).map((r) => r.inputs)) {
+            const spread = w.spec.template.spec.topologySpreadConstraints ?? [];
+            if (floor(w) < 2) {
+                expect([w.metadata.name, spread]).toEqual([w.metadata.name, []]);
+                continue;
+            }
+            replicated.push(w.metadata.name);
+            expect([w.metadata.name, spread[0]]).toEqual([
+                w.metadata.name,
+                expect.objectContaining({
+                    maxSkew: 1,
+                    topologyKey: "kubernetes.io/hostname",
+                    whenUnsatisfiable: "DoNotSchedule",
+                    labelSelector: { matchLabels: w.spec.selector.matchLabels },
+                }),
+            ]);
+            const budget = pdbs.find(
+                (p) =>
+                    p.metadata.namespace === w.metadata.namespace &&
+                    JSON.stringify(p.spec.selector.matchLabels) === JSON.stringify(w.spec.selector.matchLabels),
+            );
+            expect([w.metadata.name, budget?.spec.maxUnavailable]).toEqual([w.metadata.name, 1]);
+        }
+        // gpu runs FastAPI from 2 replicas (Postgres's 2 instances: test/postgres.test.ts); dev replicates nothing.
+        expect(replicated).toEqual(stack === "gpu" ? ["fastapi"] : []);
+    });
+
     test("imagePullSecrets follow the registry: the pull Secret where the registry has credentials, none on kind", () => {
         const dep = run.one("kubernetes:apps/v1:Deployment", "mlflow").inputs.spec.template.spec;
         if (stack === "gpu") expect(dep.imagePullSecrets).toEqual([{ name: "registry-pull" }]);
         else expect(dep.imagePullSecrets).toBeUndefined();
     });
+});
+
+test("gpu with more Airflow workers and webservers: each is spread and budgeted", async () => {
+    const run = await runStack("gpu", { config: { airflowWorkerReplicas: 3, airflowWebserverReplicas: 2 } });
+    for (const [type, name] of [
+        ["kubernetes:apps/v1:StatefulSet", "airflow-worker"],
+        ["kubernetes:apps/v1:Deployment", "airflow-webserver"],
+    ]) {
+        const w = run.one(type, name).inputs;
+        expect(w.spec.template.spec.topologySpreadConstraints[0]).toMatchObject({
+            topologyKey: "kubernetes.io/hostname",
+            whenUnsatisfiable: "DoNotSchedule",
+        });
+        expect(run.one("kubernetes:policy/v1:PodDisruptionBudget", name).inputs.spec).toEqual({
+            maxUnavailable: 1,
+            selector: { matchLabels: w.spec.selector.matchLabels },
+        });
+    }
 });
