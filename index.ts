@@ -124,12 +124,19 @@ const mlflow = new Mlflow(
         postgres,
         dbPassword: secrets.dbPasswords.mlflow,
         resources: config.resources.mlflow,
-        artifacts: {
-            kind: "pvc",
-            size: config.storage.mlflowArtifacts,
-            storageClass: config.storage.storageClass,
-            retainOnDelete: config.storage.retainOnDelete,
-        },
+        artifacts: config.storage.mlflowObjectStore
+            ? {
+                  kind: "objectStore",
+                  destination: config.storage.mlflowObjectStore.destination,
+                  endpoint: config.storage.mlflowObjectStore.endpoint,
+                  credentialsSecretName: config.storage.mlflowObjectStore.credentialsSecret,
+              }
+            : {
+                  kind: "pvc",
+                  size: config.storage.mlflowArtifacts,
+                  storageClass: config.storage.storageClass,
+                  retainOnDelete: config.storage.retainOnDelete,
+              },
         domain: config.edge.domain,
         imagePullSecretName: pullSecret,
     },

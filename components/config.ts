@@ -140,6 +140,13 @@ export interface StackConfig {
         readonly postgres: string;
         readonly redis: string;
         readonly mlflowArtifacts: string;
+        /** MLflow artifacts in object storage instead of the PVC (`mlflowArtifactDestination` set). */
+        readonly mlflowObjectStore?: {
+            readonly destination: string;
+            readonly endpoint?: string;
+            /** A Secret of the user's in the pipeline namespace, read as env vars by reference. */
+            readonly credentialsSecret?: string;
+        };
         readonly fingptCache: string;
         readonly prometheus: string;
         readonly retainOnDelete: boolean;
@@ -684,8 +691,10 @@ export function loadConfig(): StackConfig {
         hint: "letters, digits, '.', '_' or '-'",
     });
 
+    const mlflowObjectStore = readMlflowObjectStore(r);
     const storage = {
         storageClass: storageClass || undefined,
+        mlflowObjectStore,
         postgres: size("postgresStorage") ?? "",
         redis: size("redisStorage") ?? "",
         mlflowArtifacts: size("mlflowArtifactStorage") ?? "",
@@ -770,6 +779,34 @@ const S3_DESTINATION = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/[A-Za-z0-9.
 const CRON_FIELD = /^[0-9A-Za-z*?/,-]+$/;
 /** RFC 3339 with a zone (Z or an offset), as CloudNativePG's recoveryTarget.targetTime parses it. */
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** `mlflowArtifactDestination` and its endpoint and credentials Secret; a PVC size there has no effect. */
+function readMlflowObjectStore(r: Reader): StackConfig["storage"]["mlflowObjectStore"] {
+    const destination = r.str("mlflowArtifactDestination", {
+        pattern: `^$|${S3_DESTINATION.source}`,
+        hint: "must be empty (a PVC) or s3://<bucket>[/<path>]: a bucket of 3 to 63 lower-case letters, digits, '.' or '-', then path segments of letters, digits, '.', '_' or '-'",
+    });
+    const endpoint = r.str("mlflowArtifactEndpoint", {
+        pattern: "^$|^https://[^\\s/]+(/\\S*)?$",
+        hint: "must be empty (AWS S3) or the object store's https:// endpoint, such as https://storage.googleapis.com",
+    });
+    const credentialsSecret = r.str("mlflowArtifactCredentialsSecret", {
+        pattern: `^$|${DNS_SUBDOMAIN.source}`,
+        hint: "must be empty or the name of a Secret in the pipeline namespace",
+    });
+    if (destination === "") {
+        for (const key of ["mlflowArtifactEndpoint", "mlflowArtifactCredentialsSecret"])
+            r.noEffect(key, "while mlflowArtifactDestination is empty (artifacts on the PVC)");
+        return undefined;
+    }
+    if (destination === undefined) return undefined;
+    r.noEffect("mlflowArtifactStorage", "while mlflowArtifactDestination is set (no artifact PVC)");
+    return {
+        destination,
+        ...(endpoint ? { endpoint } : {}),
+        ...(credentialsSecret ? { credentialsSecret } : {}),
+    };
+}
 
 /** `postgresBackups` and the keys that go with it; every bad or missing one is a problem before anything exists. */
 function readBackup(r: Reader): BackupConfig | undefined {

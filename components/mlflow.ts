@@ -18,7 +18,13 @@ export type MlflowArtifactStore =
      * Object storage (`s3://bucket/prefix`, `gs://...`); credentials come from a Secret whose keys become env vars
      * (for example AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, MLFLOW_S3_ENDPOINT_URL).
      */
-    | { kind: "objectStore"; destination: string; credentialsSecretName?: pulumi.Input<string> };
+    | {
+          kind: "objectStore";
+          destination: string;
+          /** An S3-compatible store's endpoint (MLFLOW_S3_ENDPOINT_URL); unset is AWS S3. */
+          endpoint?: string;
+          credentialsSecretName?: pulumi.Input<string>;
+      };
 
 export interface MlflowArgs {
     namespace: pulumi.Input<string>;
@@ -90,6 +96,7 @@ export class Mlflow extends pulumi.ComponentResource {
         const volumes: k8s.types.input.core.v1.Volume[] = [];
         const volumeMounts: k8s.types.input.core.v1.VolumeMount[] = [];
         const envFrom: k8s.types.input.core.v1.EnvFromSource[] = [];
+        const objectStoreEnv: k8s.types.input.core.v1.EnvVar[] = [];
         let destination: string;
         if (args.artifacts.kind === "pvc") {
             const pvc = dataVolume(
@@ -109,6 +116,8 @@ export class Mlflow extends pulumi.ComponentResource {
             destination = ARTIFACTS_PATH;
         } else {
             destination = args.artifacts.destination;
+            if (args.artifacts.endpoint)
+                objectStoreEnv.push({ name: "MLFLOW_S3_ENDPOINT_URL", value: args.artifacts.endpoint });
             if (args.artifacts.credentialsSecretName) {
                 envFrom.push({ secretRef: { name: args.artifacts.credentialsSecretName } });
             }
@@ -140,6 +149,7 @@ export class Mlflow extends pulumi.ComponentResource {
                         // MLflow 3's server-side job runner (GenAI judges, trace roll-ups) starts seven huey
                         // consumers, about 1.2 GiB (bench/results/memory.md); the pipeline runs no server jobs.
                         { name: "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value: "false" },
+                        ...objectStoreEnv,
                     ],
                     envFrom,
                     ports: [{ name: "http", containerPort: MLFLOW_PORT }],

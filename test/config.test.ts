@@ -371,6 +371,36 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         ["postgresRecoverFrom", "set postgresBackups=true"],
     ],
     [
+        "MLflow artifact destination not s3://",
+        "dev",
+        { config: { mlflowArtifactDestination: "/mnt/artifacts" } },
+        ["mlflowArtifactDestination", '"/mnt/artifacts"', "s3://<bucket>[/<path>]"],
+    ],
+    [
+        "MLflow artifact endpoint without https",
+        "gpu",
+        { config: { mlflowArtifactDestination: "s3://fx-mlflow", mlflowArtifactEndpoint: "minio:9000" } },
+        ["mlflowArtifactEndpoint", '"minio:9000"', "https://"],
+    ],
+    [
+        "MLflow artifact credentials Secret not a Secret name",
+        "gpu",
+        { config: { mlflowArtifactDestination: "s3://fx-mlflow", mlflowArtifactCredentialsSecret: "S3 Keys" } },
+        ["mlflowArtifactCredentialsSecret", '"S3 Keys"', "name of a Secret"],
+    ],
+    [
+        "MLflow artifact settings without a destination",
+        "dev",
+        { config: { mlflowArtifactCredentialsSecret: "mlflow-s3" } },
+        ["mlflowArtifactCredentialsSecret", "has no effect while mlflowArtifactDestination is empty"],
+    ],
+    [
+        "an artifact PVC size where artifacts go to object storage",
+        "gpu",
+        { config: { mlflowArtifactDestination: "s3://fx-mlflow", mlflowArtifactStorage: "20Gi" } },
+        ["mlflowArtifactStorage", "has no effect while mlflowArtifactDestination is set"],
+    ],
+    [
         "backup settings where backups are off",
         "dev",
         { config: { backupDestination: "s3://fx-backups", backupSchedule: "0 0 3 * * *" } },

@@ -1,4 +1,4 @@
-import { findPlaintext, reveal, runProgram } from "./harness";
+import { findPlaintext, reveal, runProgram, runStack } from "./harness";
 
 const IMAGE = "localhost:5001/fx-mlflow@sha256:" + "a".repeat(64);
 const PASSWORD = "SENTINEL-mlflow-db-password";
@@ -106,4 +106,23 @@ describe("mlflow", () => {
         expect(svc.inputs.spec.ports).toEqual([{ name: "http", port: 5000, targetPort: "http", protocol: "TCP" }]);
         expect(run.outputs.trackingUri.value).toBe("http://mlflow.fx-ml.svc.cluster.local:5000");
     });
+});
+
+test("gpu with mlflowArtifactDestination: artifacts in an S3-compatible store, endpoint and credentials by reference, no PVC", async () => {
+    const run = await runStack("gpu", {
+        config: {
+            mlflowArtifactDestination: "s3://example-org-fx-mlflow/artifacts",
+            mlflowArtifactEndpoint: "https://storage.googleapis.com",
+            mlflowArtifactCredentialsSecret: "mlflow-s3",
+        },
+    });
+    expect(run.ofType("kubernetes:core/v1:PersistentVolumeClaim", /mlflow/)).toEqual([]);
+    const dep = run.one("kubernetes:apps/v1:Deployment", "mlflow").inputs.spec;
+    const c = dep.template.spec.containers[0];
+    expect(c.args).toContain("--artifacts-destination=s3://example-org-fx-mlflow/artifacts");
+    expect(c.env).toContainEqual({ name: "MLFLOW_S3_ENDPOINT_URL", value: "https://storage.googleapis.com" });
+    expect(c.envFrom).toEqual([{ secretRef: { name: "mlflow-s3" } }]);
+    expect(c.volumeMounts ?? []).not.toContainEqual(expect.objectContaining({ name: "artifacts" }));
+    // Without a volume to move, the rollout is a rolling update.
+    expect(dep.strategy.type).toBe("RollingUpdate");
 });
