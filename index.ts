@@ -2,7 +2,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { clusterOptions, clusterProvider } from "./components/cluster";
 import { loadConfig } from "./components/config";
-import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, Namespaces } from "./components/namespaces";
+import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, KEDA_NAMESPACE, Namespaces } from "./components/namespaces";
+import { WorkerAutoscaler } from "./components/autoscaling";
 import { Edge, installCertManager } from "./components/edge";
 import { AppNetworkPolicies } from "./components/appnetworkpolicies";
 import { IMAGE_KEYS, Images } from "./components/images";
@@ -31,6 +32,7 @@ const namespaces = new Namespaces(
         monitoring: config.monitoringNamespace,
         certManager: config.edge.installCertManager ? CERT_MANAGER_NAMESPACE : undefined,
         devicePlugin: config.gpu.installDevicePlugin ? DEVICE_PLUGIN_NAMESPACE : undefined,
+        keda: config.replicas.airflowWorkerAutoscaling ? KEDA_NAMESPACE : undefined,
     },
     onCluster,
 );
@@ -207,11 +209,38 @@ const airflow = new Airflow(
             webserver: config.replicas.airflowWebserver,
             worker: config.replicas.airflowWorker,
             apiWorkers: config.replicas.airflowApiWorkers,
+            workerAutoscaled: config.replicas.airflowWorkerAutoscaling !== undefined,
         },
         imagePullSecretName: pullSecret,
     },
     { ...onCluster, dependsOn: [postgres, redis, feast] },
 );
+const workerScaling = config.replicas.airflowWorkerAutoscaling;
+if (workerScaling && namespaces.keda) {
+    // Celery workers by queue depth: KEDA reads the length of the queue list in the broker database.
+    new WorkerAutoscaler(
+        "airflow-worker",
+        {
+            charts: config.charts,
+            kedaNamespace: namespaces.keda,
+            namespace: namespaces.app,
+            target: { kind: "StatefulSet", name: "airflow-worker" },
+            min: config.replicas.airflowWorker,
+            max: workerScaling.max,
+            queueTarget: workerScaling.queueTarget,
+            redis: {
+                address: redis.address,
+                db: redis.brokerDb,
+                password: secrets.redisPassword,
+                pods: redis.pods,
+                port: redis.port,
+            },
+            after: [airflow],
+            certManager,
+        },
+        onCluster,
+    );
+}
 if (config.fingpt.enabled) {
     new Fingpt(
         "fx",
@@ -272,6 +301,7 @@ new AppNetworkPolicies(
         certManager: namespaces.certManager,
         cnpgOperator: { namespace: CNPG_NAMESPACE, after: postgres.operator },
         devicePlugin: namespaces.devicePlugin,
+        keda: namespaces.keda,
         ingressControllerNamespace: config.edge.ingressControllerNamespace,
         acmeHttp01: config.edge.tlsIssuer === "acme",
     },

@@ -47,7 +47,8 @@ export interface AirflowArgs {
         dagProcessor: ResourceSpec;
     };
     /** Pods, and worker processes per webserver/api-server pod. */
-    replicas: { webserver: number; worker: number; apiWorkers: number };
+    /** `worker` is the count, or the floor when `workerAutoscaled` (KEDA owns the count then). */
+    replicas: { webserver: number; worker: number; apiWorkers: number; workerAutoscaled?: boolean };
     imagePullSecretName?: pulumi.Input<string>;
 }
 
@@ -357,7 +358,8 @@ export class Airflow extends pulumi.ComponentResource {
                 scratch: { ...scratch, data: { mountPath: "/data" } },
                 component: "worker",
                 kind: "StatefulSet",
-                replicas: args.replicas.worker,
+                replicas: args.replicas.workerAutoscaled ? "autoscaled" : args.replicas.worker,
+                minReplicas: args.replicas.worker,
                 initContainers: [waitForMigrations(args.images.worker, args.resources.worker)],
                 container: container({
                     name: "worker",

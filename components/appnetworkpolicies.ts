@@ -65,6 +65,8 @@ export interface AppNetworkPoliciesArgs {
     cnpgOperator?: { namespace: string; after: pulumi.Resource };
     /** The device plugin's namespace when the stack installs it. */
     devicePlugin?: pulumi.Input<string>;
+    /** KEDA's namespace when the Celery workers autoscale (its allows are in components/autoscaling.ts). */
+    keda?: pulumi.Input<string>;
     /** Namespace of the ingress controller's pods (config `ingressControllerNamespace`). */
     ingressControllerNamespace: string;
     /** Whether ACME HTTP-01 solver pods must be reachable from the ingress controller. */
@@ -86,6 +88,7 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
             ["cert-manager", args.certManager],
             ["cnpg-operator", args.cnpgOperator?.namespace],
             ["device-plugin", args.devicePlugin],
+            ["keda", args.keda],
         ];
         for (const [key, namespace] of owned) {
             if (namespace === undefined) continue;

@@ -37,6 +37,8 @@ export const CHARTS = {
      * CloudNativePG's Barman Cloud plugin (app v0.13.0): WAL archiving, base backups and recovery through object
      * storage, the successor of the operator's deprecated in-tree `barmanObjectStore`. Needs cert-manager.
      */
+    /** KEDA: event-driven autoscaling (the Celery workers by Redis queue depth). */
+    keda: { chart: "keda", repo: "https://kedacore.github.io/charts", version: "2.20.2" },
     barmanCloud: { chart: "plugin-barman-cloud", repo: "https://cloudnative-pg.github.io/charts", version: "0.7.0" },
 } as const satisfies Record<string, ChartRef>;
 

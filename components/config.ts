@@ -133,6 +133,8 @@ export interface StackConfig {
         readonly airflowWebserver: number;
         /** Worker processes per webserver/api-server pod. */
         readonly airflowApiWorkers: number;
+        /** Celery workers scaled by queue depth with KEDA (`airflowWorkerAutoscaling`); `airflowWorker` is the floor. */
+        readonly airflowWorkerAutoscaling?: { readonly max: number; readonly queueTarget: number };
     };
     readonly resources: Readonly<Record<Service, ResourceSpec>>;
     readonly storage: {
@@ -678,6 +680,7 @@ export function loadConfig(): StackConfig {
         gpu: installDevicePlugin === true,
         certManager: installCertManager === true,
         backups: r.bool("postgresBackups") === true,
+        keda: r.bool("airflowWorkerAutoscaling") === true,
     });
 
     const retention = r.str("prometheusRetention", {
@@ -705,6 +708,24 @@ export function loadConfig(): StackConfig {
     const webserverReplicas = r.int("airflowWebserverReplicas", 1, 5);
     const apiWorkers = r.int("airflowApiWorkers", 1, 8);
     const workerReplicas = r.int("airflowWorkerReplicas", 1, 20);
+    const workerAutoscaling = r.bool("airflowWorkerAutoscaling");
+    const workerMax = r.int("airflowWorkerMaxReplicas", 1, 20);
+    const queueTarget = r.int("airflowWorkerQueueTarget", 1, 1000);
+    if (workerAutoscaling === false) {
+        for (const key of ["airflowWorkerMaxReplicas", "airflowWorkerQueueTarget"])
+            r.noEffect(key, "while airflowWorkerAutoscaling is false");
+    } else if (
+        workerAutoscaling &&
+        workerMax !== undefined &&
+        workerReplicas !== undefined &&
+        workerMax < workerReplicas
+    ) {
+        r.fail(
+            "airflowWorkerMaxReplicas",
+            workerMax,
+            `must be at least airflowWorkerReplicas (${workerReplicas}), the floor`,
+        );
+    }
 
     if (r.problems.length > 0) throw new ConfigValidationError(stack, r.problems);
 
@@ -727,6 +748,7 @@ export function loadConfig(): StackConfig {
             airflowWorker: workerReplicas!,
             airflowWebserver: webserverReplicas!,
             airflowApiWorkers: apiWorkers!,
+            airflowWorkerAutoscaling: workerAutoscaling ? { max: workerMax!, queueTarget: queueTarget! } : undefined,
         },
         resources,
         storage,
@@ -927,7 +949,7 @@ function readBackup(r: Reader): BackupConfig | undefined {
 function chartOrigin(
     r: Reader,
     value: string | undefined,
-    uses: { gpu: boolean; certManager: boolean; backups: boolean },
+    uses: { gpu: boolean; certManager: boolean; backups: boolean; keda: boolean },
 ): ChartOrigin | undefined {
     if (value === undefined) return undefined;
     if (value === "") return { kind: "public" };
@@ -946,6 +968,7 @@ function chartOrigin(
         nvidiaDevicePlugin: uses.gpu,
         certManager: uses.certManager,
         barmanCloud: uses.backups,
+        keda: uses.keda,
     };
     const needed = Object.entries(CHARTS)
         .filter(([key]) => optional[key as keyof typeof CHARTS] !== false)

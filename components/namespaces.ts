@@ -4,6 +4,8 @@ import { labels } from "./shared";
 
 /** cert-manager's namespace: where it runs when the stack installs it, and where a cluster's existing one runs. */
 export const CERT_MANAGER_NAMESPACE = "cert-manager";
+/** KEDA's namespace (operator, metrics API server, admission webhooks). */
+export const KEDA_NAMESPACE = "keda";
 /** The NVIDIA device plugin's namespace (the only one below `restricted`). */
 export const DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin";
 
@@ -37,6 +39,8 @@ export interface NamespacesArgs {
     certManager?: string;
     /** The NVIDIA device plugin's namespace, created only when the stack installs the plugin. */
     devicePlugin?: string;
+    /** KEDA's namespace, created only when the Celery workers scale by queue depth. */
+    keda?: string;
 }
 
 /**
@@ -52,6 +56,8 @@ export class Namespaces extends pulumi.ComponentResource {
     public readonly certManager?: pulumi.Output<string>;
     /** Set when `devicePlugin` was given. */
     public readonly devicePlugin?: pulumi.Output<string>;
+    /** Set when `keda` was given. */
+    public readonly keda?: pulumi.Output<string>;
 
     constructor(name: string, args: NamespacesArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:core:Namespaces", name, {}, opts);
@@ -70,6 +76,7 @@ export class Namespaces extends pulumi.ComponentResource {
         this.app = make(args.app, "pipeline", "restricted");
         this.monitoring = make(args.monitoring, "monitoring", "restricted");
         if (args.certManager) this.certManager = make(args.certManager, "tls", "restricted");
+        if (args.keda) this.keda = make(args.keda, "autoscaling", "restricted");
         if (args.devicePlugin) {
             this.devicePlugin = make(
                 args.devicePlugin,
@@ -83,6 +90,7 @@ export class Namespaces extends pulumi.ComponentResource {
             monitoring: this.monitoring,
             certManager: this.certManager,
             devicePlugin: this.devicePlugin,
+            keda: this.keda,
         });
     }
 }

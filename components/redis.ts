@@ -55,6 +55,8 @@ export class Redis extends pulumi.ComponentResource {
     public readonly feastDb: number = FEAST_REDIS_DB;
     public readonly brokerDb: number = CELERY_BROKER_DB;
     public readonly release: k8s.helm.v3.Release;
+    /** Labels of the Redis pod, for NetworkPolicies that admit a client of their own. */
+    public readonly pods: Record<string, string> = { "app.kubernetes.io/instance": REDIS_RELEASE };
 
     constructor(name: string, args: RedisArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:data:Redis", name, {}, opts);
@@ -102,7 +104,7 @@ export class Redis extends pulumi.ComponentResource {
             {
                 namespace: args.namespace,
                 app: REDIS_RELEASE,
-                podSelector: podsLabelled({ "app.kubernetes.io/instance": REDIS_RELEASE }),
+                podSelector: podsLabelled(this.pods),
                 rules: [
                     {
                         why: "online features, Celery broker and feast apply",

@@ -276,6 +276,27 @@ describe("gpu stack: Postgres backups and the restore path, as the charts render
     });
 });
 
+describe("gpu with the Celery workers autoscaled: the KEDA release is checked like every other", () => {
+    test("KEDA renders in its namespace with 0 unused values, 0 refused objects or pods, 0 dangling references", async () => {
+        const rendered = render(
+            await runStack("gpu", { config: { airflowWorkerAutoscaling: true, airflowWorkerReplicas: 2 } }),
+        );
+        const charts = renderCharts(rendered);
+        expect(formatChartProblems(checkCharts(rendered, charts))).toBe("");
+        const keda = charts.find((c) => c.release === "keda")!;
+        expect(keda.namespace).toBe("keda");
+        expect(keda.crds.map((o) => o.metadata.name)).toEqual(
+            expect.arrayContaining(["scaledobjects.keda.sh", "triggerauthentications.keda.sh"]),
+        );
+        const pods = keda.objects.filter((o) => podSpecs(o).length > 0).map(objectId);
+        expect(pods.sort()).toEqual([
+            "Deployment/keda/keda-admission-webhooks",
+            "Deployment/keda/keda-operator",
+            "Deployment/keda/keda-operator-metrics-apiserver",
+        ]);
+    });
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // Planted faults: one release of a stack re-rendered with one mistake; the checks must name it.
 // ---------------------------------------------------------------------------------------------------------------

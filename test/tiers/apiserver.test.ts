@@ -52,25 +52,33 @@ async function installCrds(server: ApiServer, discovery: Discovery, crds: KubeOb
 }
 
 /**
- * Each stack as shipped, and gpu's restore path: the cluster bootstrapped from the backups of `fx-postgres` to a point
- * in time (docs/data.md, restore runbook), so its recovery Cluster and ObjectStore meet the operator's and the
- * plugin's CRDs too.
+ * Each stack as shipped, and gpu with every option of issue 18 on: the cluster restored from the backups of
+ * `fx-postgres` to a point in time (docs/data.md, restore runbook), the Celery workers scaled by KEDA and MLflow
+ * artifacts in object storage, so the recovery Cluster and ObjectStore meet the operator's and the plugin's CRDs and
+ * the ScaledObject and TriggerAuthentication KEDA's. The last number: pod templates of the charts.
  */
-const VARIANTS: [string, StackName, Record<string, unknown>][] = [
-    ["dev", "dev", {}],
-    ["gpu", "gpu", {}],
+const VARIANTS: [string, StackName, Record<string, unknown>, number][] = [
+    ["dev", "dev", {}, 11],
+    // + the device plugin, its node-feature-discovery and the Barman Cloud plugin
+    ["gpu", "gpu", {}, 18],
     [
-        "gpu-restore",
+        "gpu-options",
         "gpu",
         {
             postgresRecoverFrom: "fx-postgres",
             backupServerName: "fx-postgres-2",
             postgresRecoveryTarget: "2026-11-30T14:05:00Z",
+            airflowWorkerAutoscaling: true,
+            airflowWorkerReplicas: 2,
+            mlflowArtifactDestination: "s3://example-org-fx-mlflow/artifacts",
+            mlflowArtifactEndpoint: "https://storage.googleapis.com",
         },
+        // + KEDA's operator, metrics API server and admission webhooks
+        21,
     ],
 ];
 
-describe.each(VARIANTS)("stack %s on a real kube-apiserver", (variant, stack, config) => {
+describe.each(VARIANTS)("stack %s on a real kube-apiserver", (variant, stack, config, chartPods) => {
     let server: ApiServer | undefined;
     let discovery: Discovery;
     let namespaces: KubeObject[] = [];
@@ -204,9 +212,8 @@ describe.each(VARIANTS)("stack %s on a real kube-apiserver", (variant, stack, co
         failWithLogs(problems(outcomes));
         // Ours: dev has 6 Deployments, the worker StatefulSet and 3 Jobs; gpu adds FinGPT.
         expect(counts.ours).toBe(stack === "gpu" ? 11 : 10);
-        // The charts: dev 11 (test/helm-charts.test.ts lists them), gpu 18 with the device plugin, its NFD and the
-        // Barman Cloud plugin.
-        expect(counts.charts).toBe(stack === "gpu" ? 18 : 11);
+        // The charts' (test/helm-charts.test.ts lists them), per variant.
+        expect(counts.charts).toBe(chartPods);
         summary.podTemplatesAdmitted = outcomes.length;
         summary.chartPodTemplates = counts.charts;
     });

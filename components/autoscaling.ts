@@ -1,0 +1,190 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { CHARTS } from "./charts";
+import { ChartOrigin } from "./config";
+import { allowFrom, peer, podsLabelled } from "./networkpolicies";
+import { SecretKeyRef } from "./secrets";
+import { labels } from "./shared";
+import { chartSource, chartValues } from "./values";
+
+/** Labels of the KEDA chart's pods (`app.kubernetes.io/name` = the chart's component names). */
+export const KEDA_PODS = {
+    operator: { "app.kubernetes.io/name": "keda-operator" },
+    metricsApiServer: { "app.kubernetes.io/name": "keda-operator-metrics-apiserver" },
+    webhooks: { "app.kubernetes.io/name": "keda-admission-webhooks" },
+} as const;
+/** Container ports of the KEDA pods the policies open. */
+export const KEDA_PORTS = { metricsApiServer: 6443, webhooks: 9443, operatorGrpc: 9666 } as const;
+/** The Celery queue Airflow sends tasks to (`[operators] default_queue`): a Redis list of that name. */
+export const CELERY_QUEUE = "default";
+
+export interface WorkerAutoscalerArgs {
+    charts: ChartOrigin;
+    /** KEDA's namespace (Namespaces.keda). */
+    kedaNamespace: pulumi.Input<string>;
+    /** The pipeline namespace, where the workers and Redis run. */
+    namespace: pulumi.Input<string>;
+    /** The worker StatefulSet to scale. */
+    target: { kind: "StatefulSet" | "Deployment"; name: string };
+    min: number;
+    max: number;
+    /** Queued tasks per worker KEDA aims for (the trigger's listLength). */
+    queueTarget: number;
+    /** The Celery broker: Redis host:port, logical database, the password by Secret reference, the Redis pods. */
+    redis: {
+        address: pulumi.Input<string>;
+        db: number;
+        password: SecretKeyRef;
+        pods: Record<string, string>;
+        port: number;
+    };
+    /** Created after these (the worker StatefulSet, so KEDA never scales what does not exist yet). */
+    after?: pulumi.Input<pulumi.Resource>[];
+    /** cert-manager's install, when the stack installs it: KEDA's certificates come from it. */
+    certManager?: pulumi.Resource;
+}
+
+/**
+ * Celery workers scaled by queue depth: KEDA (chart, in its own namespace) and a ScaledObject whose `redis` trigger
+ * reads the length of the Celery queue list in the broker database, authenticated through a TriggerAuthentication
+ * that names the Redis password Secret (never the value). KEDA owns the replica count between `min` and `max`.
+ * Its namespace admits only what KEDA needs: the API server to the metrics API server and the admission webhooks,
+ * the metrics API server to the operator; the operator may reach Redis.
+ */
+export class WorkerAutoscaler extends pulumi.ComponentResource {
+    public readonly release: k8s.helm.v3.Release;
+    public readonly scaledObject: k8s.apiextensions.CustomResource;
+
+    constructor(name: string, args: WorkerAutoscalerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("fx:app:WorkerAutoscaler", name, {}, opts);
+        if (!Number.isInteger(args.min) || args.min < 1 || args.max < args.min) {
+            throw new Error(
+                `WorkerAutoscaler '${name}': replicas must satisfy 1 <= min <= max, got min=${args.min} max=${args.max}`,
+            );
+        }
+        this.release = new k8s.helm.v3.Release(
+            `${name}-keda`,
+            {
+                name: "keda",
+                namespace: args.kedaNamespace,
+                ...chartSource(CHARTS.keda, args.charts),
+                values: chartValues("keda"),
+                // Its CRDs and admission webhook must answer before the ScaledObject is applied.
+                skipAwait: false,
+            },
+            { parent: this, dependsOn: args.certManager ? [args.certManager] : [] },
+        );
+
+        const meta = (component: string) => ({
+            name: args.target.name,
+            namespace: args.namespace,
+            labels: labels(args.target.name, component),
+        });
+        const auth = new k8s.apiextensions.CustomResource(
+            `${name}-redis-auth`,
+            {
+                apiVersion: "keda.sh/v1alpha1",
+                kind: "TriggerAuthentication",
+                metadata: meta("autoscaling"),
+                spec: {
+                    secretTargetRef: [
+                        { parameter: "password", name: args.redis.password.name, key: args.redis.password.key },
+                    ],
+                },
+            },
+            { parent: this, dependsOn: [this.release] },
+        );
+        this.scaledObject = new k8s.apiextensions.CustomResource(
+            `${name}-scaledobject`,
+            {
+                apiVersion: "keda.sh/v1alpha1",
+                kind: "ScaledObject",
+                metadata: meta("autoscaling"),
+                spec: {
+                    scaleTargetRef: { apiVersion: "apps/v1", kind: args.target.kind, name: args.target.name },
+                    minReplicaCount: args.min,
+                    maxReplicaCount: args.max,
+                    pollingInterval: 15,
+                    // Scale in only after five quiet minutes: a worker stopping waits for its running tasks.
+                    cooldownPeriod: 300,
+                    triggers: [
+                        {
+                            type: "redis",
+                            metadata: {
+                                address: args.redis.address,
+                                listName: CELERY_QUEUE,
+                                listLength: String(args.queueTarget),
+                                databaseIndex: String(args.redis.db),
+                            },
+                            authenticationRef: { name: auth.metadata.name },
+                        },
+                    ],
+                },
+            },
+            { parent: this, dependsOn: [this.release, ...(args.after ?? [])] },
+        );
+
+        const parent = { parent: this };
+        allowFrom(
+            "allow-keda-redis",
+            {
+                namespace: args.namespace,
+                app: "keda",
+                podSelector: podsLabelled(args.redis.pods),
+                rules: [
+                    {
+                        why: "KEDA reads the Celery queue length",
+                        from: [peer({ namespace: args.kedaNamespace, pods: podsLabelled(KEDA_PODS.operator) })],
+                        ports: [args.redis.port],
+                    },
+                ],
+            },
+            parent,
+        );
+        // The API server calls the metrics API server (external metrics) and the webhooks from addresses no selector
+        // names; the metrics API server asks the operator over gRPC.
+        allowFrom(
+            "allow-keda-metrics-apiserver",
+            {
+                namespace: args.kedaNamespace,
+                app: "keda",
+                podSelector: podsLabelled(KEDA_PODS.metricsApiServer),
+                rules: [
+                    {
+                        why: "external metrics API calls from the API server",
+                        from: [],
+                        ports: [KEDA_PORTS.metricsApiServer],
+                    },
+                ],
+            },
+            parent,
+        );
+        allowFrom(
+            "allow-keda-webhooks",
+            {
+                namespace: args.kedaNamespace,
+                app: "keda",
+                podSelector: podsLabelled(KEDA_PODS.webhooks),
+                rules: [{ why: "admission calls from the API server", from: [], ports: [KEDA_PORTS.webhooks] }],
+            },
+            parent,
+        );
+        allowFrom(
+            "allow-keda-operator",
+            {
+                namespace: args.kedaNamespace,
+                app: "keda",
+                podSelector: podsLabelled(KEDA_PODS.operator),
+                rules: [
+                    {
+                        why: "metrics requests from the KEDA metrics API server",
+                        from: [peer({ pods: podsLabelled(KEDA_PODS.metricsApiServer) })],
+                        ports: [KEDA_PORTS.operatorGrpc],
+                    },
+                ],
+            },
+            parent,
+        );
+        this.registerOutputs({});
+    }
+}
