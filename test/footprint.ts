@@ -152,6 +152,8 @@ export interface ChartWorkload {
     component: string;
     /** Containers of the pod, each a `resources` map path. */
     resources: string[];
+    /** Containers that exist only when a flag is on, each a `resources` map path. */
+    sidecars?: { resources: string; enabled: { path: string; default: boolean } }[];
     /** Replica count path and the chart's default when our values do not set it. */
     replicas?: { path: string; default: number };
     /** Enabled-flag path and the chart's default. */
@@ -183,6 +185,27 @@ export const CHART_RESOURCES: Record<string, ChartWorkload[]> = {
             oneOff: true,
         },
     ],
+    "plugin-barman-cloud": [
+        { component: "barman-cloud", resources: ["resources"], replicas: { path: "replicaCount", default: 1 } },
+    ],
+    keda: [
+        {
+            component: "keda-operator",
+            resources: ["resources.operator"],
+            replicas: { path: "operator.replicaCount", default: 1 },
+        },
+        {
+            component: "keda-metrics-apiserver",
+            resources: ["resources.metricServer"],
+            replicas: { path: "metricsServer.replicaCount", default: 1 },
+        },
+        {
+            component: "keda-admission-webhooks",
+            resources: ["resources.webhooks"],
+            replicas: { path: "webhooks.replicaCount", default: 1 },
+            enabled: { path: "webhooks.enabled", default: true },
+        },
+    ],
     "cloudnative-pg": [
         { component: "cnpg-operator", resources: ["resources"], replicas: { path: "replicaCount", default: 1 } },
     ],
@@ -190,6 +213,13 @@ export const CHART_RESOURCES: Record<string, ChartWorkload[]> = {
         {
             component: "postgres (CNPG instances)",
             resources: ["cluster.resources"],
+            // The Barman Cloud plugin's sidecar runs in every instance pod when backups are on.
+            sidecars: [
+                {
+                    resources: "backups.instanceSidecarConfiguration.resources",
+                    enabled: { path: "backups.enabled", default: false },
+                },
+            ],
             replicas: { path: "cluster.instances", default: 3 },
             storage: [
                 { size: "cluster.storage.size" },
@@ -284,7 +314,8 @@ function releaseFootprints(r: HelmRelease): ComponentFootprint[] {
         .map((w) => {
             let perReplica = zero();
             const unset: string[] = [];
-            for (const p of w.resources) {
+            const sidecars = (w.sidecars ?? []).filter((c) => flag(c.enabled)).map((c) => c.resources);
+            for (const p of [...w.resources, ...sidecars]) {
                 const a = amountsOf(at(r.values, p));
                 perReplica = add(perReplica, a.amounts);
                 unset.push(...a.unset.map((u) => `${p}: ${u}`));
