@@ -29,7 +29,7 @@ def test_schemathesis_finds_no_server_error_and_no_contract_violation(tmp_path, 
     server = start(tmp_path, **env)
     try:
         server.wait_ready("/ready")
-        report = run_schemathesis(server, tmp_path, max_examples=60)
+        report = run_schemathesis(server, tmp_path, max_examples=200)
         assert report["operations"]["tested"] == 4
         assert report["test_cases"]["generated"] >= 100
         assert report["valid_rates"]["POST /analyze"]["fuzzing"]["accepted"] > 0  # not only rejections
