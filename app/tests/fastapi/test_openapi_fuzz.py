@@ -4,7 +4,7 @@ with a real Redis holding features and a registered model (so /predict answers 2
 from datetime import datetime, timezone
 
 from api_helpers import sample_features, train, write_features
-from fuzzlib import run_schemathesis
+from fuzzlib import malformed_http, run_schemathesis
 from servers import start_gunicorn
 
 
@@ -19,6 +19,7 @@ def test_schemathesis_finds_no_server_error_and_no_contract_violation(tmp_path, 
         assert report["operations"]["tested"] == 4
         assert report["test_cases"]["generated"] >= 150
         assert report["valid_rates"]["POST /predict"]["fuzzing"]["accepted"] > 0  # some requests were valid
+        print(malformed_http(server, "/predict", "/health", 4096))
     finally:
         out = server.stop()
     assert "Traceback" not in out, out[-6000:]

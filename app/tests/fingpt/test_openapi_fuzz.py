@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzzlib import run_schemathesis
+from fuzzlib import malformed_http, run_schemathesis
 from liveserver import LiveServer, free_port
 
 SERVICE = Path(__file__).resolve().parents[2] / "fingpt_service"
@@ -33,6 +33,7 @@ def test_schemathesis_finds_no_server_error_and_no_contract_violation(tmp_path, 
         assert report["operations"]["tested"] == 4
         assert report["test_cases"]["generated"] >= 100
         assert report["valid_rates"]["POST /analyze"]["fuzzing"]["accepted"] > 0  # not only rejections
+        print(malformed_http(server, "/analyze", "/ready", 1024 * 1024))
     finally:
         out = server.stop()
     assert "Traceback" not in out, out[-6000:]
