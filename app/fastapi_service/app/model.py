@@ -89,6 +89,9 @@ class ModelManager:
         try:
             model = mlflow.xgboost.load_model(f"models:/{self.name}/{mv.version}")
             booster = model.get_booster() if hasattr(model, "get_booster") else model
+            # One row per request: OpenMP threads cannot speed that up, and their spin-waits after each predict
+            # burn CPU that the other worker (and gunicorn's other pods on the node) could use.
+            booster.set_param({"nthread": 1})
             tag = (mv.tags or {}).get("features")
             feats = tag.split(",") if tag else list(booster.feature_names or [])
             if not feats:
