@@ -219,7 +219,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     per_worker = {k: round(sum(v) / len(v), 1) if v else None for k, v in mem.items()}
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
-              "cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+              "cpus": os.cpu_count(), "niceness": os.nice(0), "loadavg_before": [round(x, 2) for x in load_before],
               "loadavg_after": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
               "gunicorn_workers": args.workers, "duration_s": duration,
               "client": "httpx.AsyncClient, open loop, same machine", "model_version": info["model_version"],
@@ -231,7 +231,8 @@ def main() -> int:
     (args.out / "predict.json").write_text(json.dumps(report, indent=2) + "\n")
     la = report["loadavg_before"]
     lines = ["# /predict benchmark, beside Feast's feature server", "",
-             f"{report['when']}, {report['cpus']} CPUs (load average {la[0]} / {la[1]} / {la[2]} before the run), "
+             f"{report['when']}, {report['cpus']} CPUs (load average {la[0]} / {la[1]} / {la[2]} before the run, from other "
+             f"work on the machine; benchmark processes at niceness {report['niceness']}), "
              f"{args.workers} gunicorn workers each, real Redis on loopback, client on the same machine, "
              f"{duration:.0f} s per rate and server. fx = fx-fastapi `POST /predict` (Redis read + XGBoost); "
              f"feast = `feast serve` `POST /get-online-features` for the same entity and the {len(FEATURE_COLUMNS)} "

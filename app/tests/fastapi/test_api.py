@@ -121,6 +121,11 @@ def test_missing_and_stale_features(monkeypatch, redis_client, feast_store, feat
         r = c.post("/predict", json={"instrument": "USD_SGD"})
         assert r.status_code == 503
         assert "stale" in r.json()["detail"] and "FEATURE_MAX_AGE_SECONDS=3600" in r.json()["detail"]
+        reader = c.app.state.reader
+        redis_client.hset(reader.key("USD_SGD"), reader._fields[0], b"\xff\xff\xff")  # not a ValueProto
+        r = c.post("/predict", json={"instrument": "USD_SGD"})
+        assert r.status_code == 503 and r.json()["dependency"] == "features", r.text
+        assert r.json()["detail"].startswith("online row for USD_SGD has an unreadable ")
 
 
 def raw(body: bytes, ctype: str = "application/json") -> dict:
