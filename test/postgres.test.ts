@@ -110,6 +110,7 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
 
 /** Postgres component args for the tests that build it alone. */
 const PG_ARGS = {
+    charts: { kind: "public" },
     namespace: "fx-ml",
     monitoringNamespace: "fx-ml-monitoring",
     roleSecrets: { airflow: "a", mlflow: "m", feast: "f" },
