@@ -64,3 +64,33 @@ class PeakSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process tree so far (live processes only), from /proc/<pid>/stat."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def worker_pss_mib(pid: int) -> list[float]:
+    """PSS of each child of ``pid`` (the workers of a gunicorn master), in MiB."""
+    out = []
+    for p in tree(pid):
+        if p == pid:
+            continue
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    out.append(int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+    return out

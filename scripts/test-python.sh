@@ -12,6 +12,8 @@ VENVS="${VENVS_DIR:-$ROOT/.venvs}"
 PYTHON="${PYTHON:-python3.11}"
 UV_VERSION="0.13.9"
 PYTEST_PINS=(pytest==9.2.0 httpx==0.28.1)
+# Property-based API tests of the two HTTP services (tests/*/test_openapi_fuzz.py run the schemathesis CLI).
+FUZZ_PINS=(schemathesis==4.32.5 hypothesis==6.170.17)
 
 log() { printf '[test-python] %s\n' "$*" >&2; }
 
@@ -70,8 +72,10 @@ setup_venv() {
   case "$1" in
     pipeline) make_venv pipeline "apache-airflow==$AIRFLOW_VERSION" -r "$REQ/airflow.txt" -e "$APP" "${PYTEST_PINS[@]}" ;;
     # alembic: test-only, for the sqlite MLflow registry (the image talks HTTP to the MLflow server)
-    fastapi)  make_venv fastapi -r "$REQ/base.txt" -r "$REQ/fastapi.txt" -e "$APP" alembic==1.20.1 "${PYTEST_PINS[@]}" ;;
-    fingpt)   make_venv fingpt -r "$REQ/base.txt" -r "$REQ/fingpt.txt" "${PYTEST_PINS[@]}" ;;
+    # fx_http: the HTTP contract both services share (app/libs/fx_http), installed into both images.
+    fastapi)  make_venv fastapi -r "$REQ/base.txt" -r "$REQ/fastapi.txt" -e "$APP" -e "$APP/libs/fx_http" alembic==1.20.1 \
+                "${PYTEST_PINS[@]}" "${FUZZ_PINS[@]}" ;;
+    fingpt)   make_venv fingpt -r "$REQ/base.txt" -r "$REQ/fingpt.txt" -e "$APP/libs/fx_http" "${PYTEST_PINS[@]}" "${FUZZ_PINS[@]}" ;;
     mlflow)   make_venv mlflow "mlflow==$MLFLOW_VERSION" -r "$REQ/base.txt" -r "$REQ/mlflow.txt" "${PYTEST_PINS[@]}" ;;
     *) log "unknown suite $1"; exit 2 ;;
   esac

@@ -1,3 +1,7 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { CHARTS } from "../components/charts";
 import { runStack, RunOptions, StackName } from "./harness";
 
 /** Runs a stack expected to fail; returns the error message and what was declared before the failure. */
@@ -11,7 +15,34 @@ async function failure(stack: StackName, options: RunOptions): Promise<{ message
 }
 
 // Each row: stack, config overrides (or unset secrets), and the words its error must contain (key, value, allowed).
+/** A folder with every pinned archive but Grafana's, to show the one a stack lacks is named. */
+const PARTIAL_CHARTS = (() => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-charts-"));
+    for (const ref of Object.values(CHARTS)) {
+        if (ref.chart !== "grafana") fs.writeFileSync(path.join(dir, `${ref.chart}-${ref.version}.tgz`), "");
+    }
+    return dir;
+})();
+
 const BAD: [string, StackName, RunOptions, string[]][] = [
+    [
+        "chart repository with an unsupported scheme",
+        "dev",
+        { config: { chartRepository: "ftp://charts.internal/fx" } },
+        ["fx-ml-pipeline:chartRepository", "ftp://charts.internal/fx", "https:// or oci://", "folder"],
+    ],
+    [
+        "chart folder that does not exist",
+        "dev",
+        { config: { chartRepository: "/no/such/charts" } },
+        ["fx-ml-pipeline:chartRepository", "/no/such/charts", "does not exist"],
+    ],
+    [
+        "chart folder without a pinned archive",
+        "gpu",
+        { config: { chartRepository: PARTIAL_CHARTS } },
+        ["fx-ml-pipeline:chartRepository", "lacks the pinned chart archives grafana-12.11.1.tgz"],
+    ],
     [
         "namespace not a DNS label",
         "dev",
@@ -540,5 +571,35 @@ describe("declared defaults", () => {
         }
         expect(SUPPORTED_VERSIONS.airflow.releases).toContain("2.7.0");
         expect(SUPPORTED_VERSIONS.mlflow.releases).toContain("2.9.2");
+    });
+});
+
+describe("chartRepository", () => {
+    test("a folder of the pinned archives: every release, cert-manager's included, installs from it", async () => {
+        const folder = path.resolve(__dirname, "..", "..", "shared", "charts");
+        const run = await runStack("gpu", { config: { chartRepository: folder } });
+        const charts = run.ofType("kubernetes:helm.sh/v3:Release").map((r) => r.inputs.chart);
+        expect(charts.sort()).toEqual(
+            [
+                "cloudnative-pg-0.29.0.tgz",
+                "cluster-0.8.1.tgz",
+                "grafana-12.11.1.tgz",
+                "nvidia-device-plugin-0.20.0.tgz",
+                "prometheus-29.27.0.tgz",
+                "prometheus-statsd-exporter-0.15.0.tgz",
+                "redis-1.3.8.tgz",
+            ].map((f) => path.join(folder, f)),
+        );
+        for (const r of run.ofType("kubernetes:helm.sh/v3:Release")) expect(r.inputs.repositoryOpts).toBeUndefined();
+        const certManager = run.one("kubernetes-cert-manager:index:CertManager", "cert-manager");
+        expect(certManager.inputs.helmOptions.chart).toBe(path.join(folder, "cert-manager-v1.19.1.tgz"));
+        // An explicit empty repository: the component would otherwise fill in charts.jetstack.io and look there.
+        expect(certManager.inputs.helmOptions.repositoryOpts).toEqual({ repo: "" });
+    });
+
+    test("an OCI registry: each chart at <registry path>/<chart>, at its pinned version", async () => {
+        const run = await runStack("dev", { config: { chartRepository: "oci://registry.internal/charts/" } });
+        const redis = run.ofType("kubernetes:helm.sh/v3:Release").find((r) => r.inputs.chart.endsWith("/redis"))!;
+        expect(redis.inputs).toMatchObject({ chart: "oci://registry.internal/charts/redis", version: "1.3.8" });
     });
 });

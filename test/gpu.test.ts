@@ -7,6 +7,7 @@ describe("NVIDIA device plugin", () => {
         const run = await runProgram(() => {
             const { GpuDevicePlugin } = require("../components/gpu");
             new GpuDevicePlugin("nvidia", {
+                charts: { kind: "public" },
                 namespace: "nvidia-device-plugin",
                 nodeSelector: { "cloud.google.com/gke-accelerator": "nvidia-l4", pool: "gpu" },
                 tolerations: [TAINT],
@@ -37,7 +38,12 @@ describe("NVIDIA device plugin", () => {
     test("an empty node selector is refused: the DaemonSet would land nowhere (or everywhere)", async () => {
         const program = () => {
             const { GpuDevicePlugin } = require("../components/gpu");
-            new GpuDevicePlugin("nvidia", { namespace: "nvidia-device-plugin", nodeSelector: {}, tolerations: [] });
+            new GpuDevicePlugin("nvidia", {
+                charts: { kind: "public" },
+                namespace: "nvidia-device-plugin",
+                nodeSelector: {},
+                tolerations: [],
+            });
         };
         await expect(runProgram(program)).rejects.toThrow(/nodeSelector is empty/);
     });

@@ -85,6 +85,7 @@ describe("redis URLs for consumers", () => {
                 const pulumi = require("@pulumi/pulumi");
                 const { Redis } = require("../components/redis");
                 const r = new Redis("t", {
+                    charts: { kind: "public" },
                     namespace: "fx-ml",
                     monitoringNamespace: "fx-ml-monitoring",
                     password: { name: pulumi.output("redis-auth"), key: "password" },
@@ -110,6 +111,7 @@ describe("redis URLs for consumers", () => {
                 program: () => {
                     const { Redis } = require("../components/redis");
                     new Redis("t", {
+                        charts: { kind: "public" },
                         namespace: "fx-ml",
                         monitoringNamespace: "fx-ml-monitoring",
                         password: { name: "redis-auth", key: "password" },

@@ -112,10 +112,29 @@ const live = new Set<ChildProcess>();
 process.once("exit", () => {
     for (const p of live) p.kill("SIGKILL");
 });
+// A test run stopped from outside (a CI timeout, Ctrl-C) still ends the servers it started.
+for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    process.once(signal, () => {
+        for (const p of live) p.kill("SIGKILL");
+        process.kill(process.pid, signal);
+    });
+}
+
+/**
+ * Starts a server under a small bash watchdog that ends it when this process is gone, however this process ended
+ * (a SIGKILL from a CI timeout included); `stop` ends it through the watchdog, by PID. The data is throwaway, so the
+ * server is killed outright: a graceful kube-apiserver shutdown can hang on an etcd that is already gone.
+ */
+const WATCHDOG = `"$@" & c=$!; trap 'kill -9 $c 2>/dev/null; wait $c; exit 0' TERM INT
+while kill -0 "$FX_PARENT_PID" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 1; done
+kill -9 $c 2>/dev/null; wait $c`;
 
 function startProcess(bin: string, args: string[], logFile: string): ChildProcess {
     const out = fs.openSync(logFile, "a");
-    const child = spawn(bin, args, { stdio: ["ignore", out, out] });
+    const child = spawn("bash", ["-c", WATCHDOG, "watchdog", bin, ...args], {
+        stdio: ["ignore", out, out],
+        env: { ...process.env, FX_PARENT_PID: String(process.pid) },
+    });
     fs.closeSync(out);
     live.add(child);
     child.once("exit", () => live.delete(child));

@@ -56,18 +56,17 @@ export function installPlugins(pulumiHome: string, scratch: string): InstalledPl
 }
 
 /**
- * The launcher the CLI runs for a Node.js policy pack when no Node.js language host is installed
- * (`pulumi-analyzer-policy-nodejs`, found on PATH): Pulumi's own two-line script that starts
- * `@pulumi/pulumi/cmd/run-policy-pack` in the pack's folder. Returns the folder to put first on PATH.
+ * The policy pack as an executable analyzer: without a Node.js language host the CLI cannot start a Node.js policy
+ * pack folder, but it launches an executable given as `--policy-pack` directly (pulumi pkg/v3
+ * resource/plugin/analyzer_plugin.go). This launcher does what the language host's RunPlugin does for the folder:
+ * it starts Pulumi's own `@pulumi/pulumi/cmd/run-policy-pack` on the pack, in the pack's folder.
  */
-export function policyAnalyzerBin(scratch: string): string {
-    const dir = path.join(scratch, "analyzer-bin");
+export function policyPackLauncher(scratch: string, packDir: string): string {
+    const dir = path.join(scratch, "policy-launcher");
     fs.mkdirSync(dir, { recursive: true });
-    const script = [
-        "#!/bin/sh",
-        `exec node '${path.join(ROOT, "node_modules", "@pulumi", "pulumi", "cmd", "run-policy-pack")}' "$@"`,
-        "",
-    ].join("\n");
-    fs.writeFileSync(path.join(dir, "pulumi-analyzer-policy-nodejs"), script, { mode: 0o755 });
-    return dir;
+    const launcher = path.join(dir, "fx-ml-pipeline-policy");
+    const runner = path.join(ROOT, "node_modules", "@pulumi", "pulumi", "cmd", "run-policy-pack");
+    const script = ["#!/bin/sh", `cd '${packDir}' || exit 1`, `exec node '${runner}' "$1" .`, ""].join("\n");
+    fs.writeFileSync(launcher, script, { mode: 0o755 });
+    return launcher;
 }

@@ -1,8 +1,12 @@
 """Fixtures every suite may use (each suite still runs in its own venv, scripts/test-python.sh)."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # liveserver.py
 
 
 @pytest.fixture

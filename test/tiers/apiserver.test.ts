@@ -134,6 +134,17 @@ describe.each(VARIANTS)("stack %s on a real kube-apiserver", (variant, stack, co
             throw new Error(`${list.length} refused or warned:\n${list.join("\n")}\n${server!.logs(15)}`);
     };
 
+    /** Server-side apply of every object but the namespaces, one request each; fails with each refusal or warning. */
+    const applyOthers = async (dryRun: boolean): Promise<number> => {
+        const outcomes: Outcome[] = [];
+        for (const { resource, object } of others) {
+            const fieldManager = pulumiFieldManager(resource);
+            outcomes.push(await serverSideApply(server!, discovery, object, { dryRun, fieldManager }));
+        }
+        failWithLogs(problems(outcomes));
+        return outcomes.length;
+    };
+
     test("the namespaces are created for real, with their Pod Security labels as declared", async () => {
         const outcomes: Outcome[] = [];
         for (const ns of namespaces) {
@@ -163,32 +174,12 @@ describe.each(VARIANTS)("stack %s on a real kube-apiserver", (variant, stack, co
     });
 
     test("every other object passes server-side dry-run with strict field validation, with no warning", async () => {
-        const outcomes: Outcome[] = [];
-        for (const { resource, object } of others) {
-            outcomes.push(
-                await serverSideApply(server!, discovery, object, {
-                    dryRun: true,
-                    fieldManager: pulumiFieldManager(resource),
-                }),
-            );
-        }
-        failWithLogs(problems(outcomes));
-        summary.dryRunAccepted = outcomes.length;
+        summary.dryRunAccepted = await applyOthers(true);
         summary.fromCharts = fromCharts;
     });
 
     test("every other object is stored by server-side apply, and reads back as declared", async () => {
-        const outcomes: Outcome[] = [];
-        for (const { resource, object } of others) {
-            outcomes.push(
-                await serverSideApply(server!, discovery, object, {
-                    dryRun: false,
-                    fieldManager: pulumiFieldManager(resource),
-                }),
-            );
-        }
-        failWithLogs(problems(outcomes));
-        summary.applied = outcomes.length;
+        summary.applied = await applyOthers(false);
         // Read one object of each kind back: the server kept what we sent (nothing pruned as unknown).
         const seen = new Set<string>();
         for (const { object } of others) {

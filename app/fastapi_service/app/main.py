@@ -7,56 +7,57 @@ import contextlib
 import logging
 import math
 import os
-import time
 from datetime import datetime, timezone
+from typing import Literal
 
 # MLflow's HTTP client retries for minutes by default; a reload loop wants quick failures.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 import numpy as np  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse, Response  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field, field_validator  # noqa: E402
+from prometheus_client import CONTENT_TYPE_LATEST  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+from redis.asyncio.retry import Retry  # noqa: E402
+from redis.backoff import NoBackoff  # noqa: E402
 from redis.exceptions import RedisError  # noqa: E402
-from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
-from fx_pipeline.config import INSTRUMENT_RE  # noqa: E402
+from fx_http import (  # noqa: E402
+    BodyLimitMiddleware,
+    Breaker,
+    DependencyUnavailable,
+    StrictJSONRoute,
+    TimingMiddleware,
+    error_responses,
+    install_error_handlers,
+)
 from fx_pipeline.online import FeatureRowIncomplete, OnlineFeatureReader  # noqa: E402
 
 from . import metrics  # noqa: E402
-from .model import ModelManager  # noqa: E402
+from .model import MLFLOW_UNREACHABLE, ModelManager  # noqa: E402
 from .settings import ServiceSettings  # noqa: E402
 
 log = logging.getLogger("fx_fastapi")
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        self.status, self.detail = status, detail
+ROUTES = ("/predict", "/health", "/livez", "/metrics")
+ENDPOINTS = "POST /predict, GET /health, GET /livez, GET /metrics"
 
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    instrument: str = Field(min_length=7, max_length=7, examples=["USD_SGD"])
-
-    @field_validator("instrument")
-    @classmethod
-    def _format(cls, v: str) -> str:
-        v = v.strip().upper()
-        if not INSTRUMENT_RE.match(v):
-            raise ValueError("must look like USD_SGD (three letters, underscore, three letters)")
-        return v
+    # Upper or lower case; served instruments are configured (INSTRUMENTS), others answer 404.
+    instrument: str = Field(pattern=r"^[A-Za-z]{3}_[A-Za-z]{3}$", examples=["USD_SGD"],
+                            description="Three letters, underscore, three letters (case-insensitive).")
 
 
 class PredictResponse(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
     instrument: str
-    probability_up: float
-    direction: str
-    confidence: float
+    probability_up: float = Field(ge=0, le=1)
+    direction: Literal["up", "down"]
+    confidence: float = Field(ge=0.5, le=1)
     model_name: str
     model_version: str
     features: dict[str, float]
@@ -64,17 +65,52 @@ class PredictResponse(BaseModel):
     feature_age_seconds: float
 
 
+class HealthBody(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    status: Literal["ok", "degraded"]
+    redis: bool
+    redis_error: str | None = None
+    model_loaded: bool
+    model_state: Literal["checking", "ready", "no_champion", "mlflow_unreachable", "load_failed"]
+    model_name: str
+    model_version: str | None
+    model_error: str | None = None
+    mlflow_reachable: bool | None = Field(description="Whether the last registry check got an answer (null: none yet).")
+    model_load_seconds: float | None = Field(description="Seconds from service start to the first model served.")
+
+
+class MetricsResponse(Response):
+    media_type = CONTENT_TYPE_LATEST
+
+
+def make_redis(s: ServiceSettings) -> aioredis.Redis:
+    """A bounded pool that connects outside its lock, and no hidden retries: the breaker is the retry policy.
+
+    redis-py's default async pool opens connections while holding a pool-wide lock (one stuck connect queues every
+    request) and its client retries 3 times with exponential backoff from 1 s: both turn a frozen Redis into
+    seconds-long waits. BlockingConnectionPool connects outside its lock; its wait for a free connection is bounded
+    by the request deadline like everything else.
+    """
+    pw = s.redis_password.get_secret_value() if s.redis_password else None
+    pool = aioredis.BlockingConnectionPool(
+        host=s.redis_host, port=s.redis_port, db=s.redis_db, password=pw or None,
+        max_connections=s.redis_max_connections, timeout=s.request_deadline_seconds,
+        socket_timeout=s.request_deadline_seconds, socket_connect_timeout=s.request_deadline_seconds,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     s = settings or ServiceSettings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        pw = s.redis_password.get_secret_value() if s.redis_password else None
-        app.state.redis = aioredis.Redis(
-            host=s.redis_host, port=s.redis_port, db=s.redis_db, password=pw or None,
-            socket_timeout=s.redis_timeout_seconds, socket_connect_timeout=s.redis_timeout_seconds,
-        )
+        app.state.redis = make_redis(s)
         app.state.reader = OnlineFeatureReader(app.state.redis)
+        app.state.breaker = Breaker(
+            "redis", f"online feature store (Redis at {s.redis_host}:{s.redis_port})", s.request_deadline_seconds,
+            app.state.redis.ping, (RedisError, OSError), retry_interval=s.redis_retry_seconds)
         app.state.models = ModelManager(s.model_name, s.model_alias, s.mlflow_tracking_uri)
         task = asyncio.create_task(_reload_loop(app.state.models, s.model_reload_seconds))
         try:
@@ -83,128 +119,103 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await app.state.breaker.aclose()
             await app.state.redis.aclose()
 
     app = FastAPI(title="fx-fastapi", version="0.1.0", lifespan=lifespan)
+    app.router.route_class = StrictJSONRoute
     app.state.settings = s
-    known_routes = {"/predict", "/health", "/livez", "/metrics", "/docs", "/openapi.json"}
+    install_error_handlers(app, ENDPOINTS)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            path = request.url.path
-            endpoint = path if path in known_routes else "other"
-            if endpoint != "/metrics":
-                metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - start)
-            metrics.REQUESTS.labels(endpoint, request.method, str(status)).inc()
+    def observe(path: str, method: str, status: int, seconds: float) -> None:
+        endpoint = path if path in ROUTES else "other"
+        if endpoint != "/metrics":
+            metrics.LATENCY.labels(endpoint).observe(seconds)
+        metrics.REQUESTS.labels(endpoint, method if len(method) <= 10 else "other", str(status)).inc()
 
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError):
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_request_bytes, setting="MAX_REQUEST_BYTES")
+    app.add_middleware(TimingMiddleware, observe=observe)
 
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(_: Request, exc: RequestValidationError):
-        problems = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-            msg = e.get("msg", "invalid")
-            if e.get("type") == "json_invalid":
-                msg = "request body is not valid JSON"
-            problems.append(f"{loc}: {msg}")
-        return JSONResponse({"detail": "; ".join(problems), "errors": jsonable(exc.errors())}, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        detail = exc.detail
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = f"no such endpoint {request.url.path}; try POST /predict, GET /health, GET /metrics"
-        elif exc.status_code == 405:
-            detail = f"method {request.method} not allowed on {request.url.path}"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.post("/predict", response_model=PredictResponse)
-    async def predict(req: PredictRequest, request: Request) -> PredictResponse:
-        instrument = req.instrument
+    @app.post("/predict", response_model=PredictResponse, responses=error_responses(404, 413, 415, 422, 503))
+    async def predict(req: PredictRequest, request: Request):
+        instrument = req.instrument.upper()
         if instrument not in s.instruments:
-            raise ApiError(404, f"instrument {instrument!r} is not served; served instruments: {', '.join(s.instruments)}")
-        model = request.app.state.models.current
+            return JSONResponse({"detail": f"instrument {instrument!r} is not served; served instruments: "
+                                           f"{', '.join(s.instruments)}"}, status_code=404)
+        mm: ModelManager = request.app.state.models
+        model = mm.current
         if model is None:
-            raise ApiError(503, f"no model loaded: {request.app.state.models.last_error}")
+            raise DependencyUnavailable("mlflow" if mm.state == MLFLOW_UNREACHABLE else "model",
+                                        f"no model loaded: {mm.last_error}", retry_after=5)
+        reader: OnlineFeatureReader = request.app.state.reader
         try:
-            row = await request.app.state.reader.aread(instrument)
-        except RedisError as exc:
-            raise ApiError(503, f"online feature store (Redis) unavailable: {type(exc).__name__}") from None
+            row = await request.app.state.breaker.call(lambda: reader.aread(instrument))
         except FeatureRowIncomplete as exc:
-            raise ApiError(503, str(exc)) from None
+            raise DependencyUnavailable("features", str(exc), retry_after=60) from None
         if row is None:
-            raise ApiError(503, f"no online features for {instrument} yet: the feature pipeline has not materialized it")
+            raise DependencyUnavailable("features", f"no online features for {instrument} yet: the feature "
+                                                    "pipeline has not materialized it", retry_after=60)
         now = datetime.now(timezone.utc)
         age = row.age_seconds(now)
         metrics.FEATURE_AGE.labels(instrument).set(age)
         if age > s.feature_max_age_seconds:
-            raise ApiError(503, f"features for {instrument} are stale: {age:.0f}s old "
-                                f"(limit FEATURE_MAX_AGE_SECONDS={s.feature_max_age_seconds:.0f}), last at {row.event_timestamp.isoformat()}")
+            raise DependencyUnavailable(
+                "features", f"features for {instrument} are stale: {age:.0f}s old (limit FEATURE_MAX_AGE_SECONDS="
+                            f"{s.feature_max_age_seconds:.0f}), last at {row.event_timestamp.isoformat()}", retry_after=60)
         missing = [f for f in model.features if f not in row.values]
         if missing:
-            raise ApiError(503, f"model v{model.version} needs features {missing} that the online store does not hold")
+            raise DependencyUnavailable("features", f"model v{model.version} needs features {missing} that the "
+                                                    "online store does not hold", retry_after=60)
         x = np.array([row.values[f] for f in model.features], dtype=np.float64)
         if not np.isfinite(x).all():
             bad = [f for f, v in zip(model.features, x) if not math.isfinite(v)]
-            raise ApiError(503, f"online features for {instrument} hold non-finite values: {bad}")
+            raise DependencyUnavailable("features", f"online features for {instrument} hold non-finite values: {bad}",
+                                        retry_after=60)
         p = model.predict_up(x)
         direction = "up" if p >= 0.5 else "down"
         metrics.PREDICTIONS.labels(instrument, direction).inc()
         metrics.PROB_UP.labels(instrument).observe(p)
-        return PredictResponse(
+        out = PredictResponse(
             instrument=instrument, probability_up=p, direction=direction, confidence=max(p, 1.0 - p),
             model_name=model.name, model_version=model.version,
             features={f: row.values[f] for f in model.features},
             feature_timestamp=row.event_timestamp, feature_age_seconds=age,
         )
+        # Serialized once by pydantic-core: returning the model would have FastAPI validate it again, encode it to
+        # dicts and json.dumps them (a third of the endpoint's CPU). The schema stays declared by response_model.
+        return Response(out.model_dump_json(), media_type="application/json")
 
-    @app.get("/health")
+    @app.get("/health", response_model=HealthBody, responses={
+        503: {"model": HealthBody, "description": "Not ready: Redis unavailable or no model loaded (see the body)."}})
     async def health(request: Request):
+        """Readiness: 200 when Redis answers within the deadline and a model is served."""
         redis_ok, redis_error = True, None
         try:
-            await request.app.state.redis.ping()
-        except (RedisError, OSError) as exc:
-            redis_ok, redis_error = False, type(exc).__name__
+            await request.app.state.breaker.call(request.app.state.redis.ping)
+        except DependencyUnavailable as exc:
+            redis_ok, redis_error = False, exc.detail
         mm: ModelManager = request.app.state.models
         model = mm.current
-        body = {
-            "status": "ok" if redis_ok and model else "degraded",
-            "redis": redis_ok,
-            "model_loaded": model is not None,
-            "model_name": mm.name,
-            "model_version": model.version if model else None,
-        }
-        if redis_error:
-            body["redis_error"] = redis_error
-        if model is None:
-            body["model_error"] = mm.last_error
-        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+        body = HealthBody(
+            status="ok" if redis_ok and model else "degraded", redis=redis_ok, redis_error=redis_error,
+            model_loaded=model is not None, model_state=mm.state, model_name=mm.name,
+            model_version=model.version if model else None, model_error=mm.last_error,
+            mlflow_reachable=mm.mlflow_reachable, model_load_seconds=mm.load_seconds)
+        return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.status == "ok" else 503)
 
     @app.get("/livez")
-    async def livez():
+    async def livez() -> dict[str, str]:
+        """Liveness: the process runs (no dependency is checked)."""
         return {"status": "alive"}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=MetricsResponse,
+             responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+                              "description": "Prometheus text exposition format."}})
     async def prometheus_metrics():
         data, ctype = metrics.render()
-        return Response(data, media_type=ctype)
+        return MetricsResponse(data, media_type=ctype)
 
     return app
-
-
-def jsonable(errors: list[dict]) -> list[dict]:
-    return [{k: (v if isinstance(v, (str, int, float, list, type(None))) else str(v)) for k, v in e.items()
-             if k in ("loc", "msg", "type", "input")} for e in errors]
 
 
 async def _reload_loop(models: ModelManager, every: float) -> None:

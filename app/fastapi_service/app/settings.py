@@ -16,7 +16,13 @@ class ServiceSettings(BaseSettings):
     redis_port: int = Field(6379, validation_alias="REDIS_PORT", ge=1, le=65535)
     redis_password: SecretStr | None = Field(None, validation_alias="REDIS_PASSWORD")
     redis_db: int = Field(0, validation_alias="FEAST_REDIS_DB", ge=0)
-    redis_timeout_seconds: float = Field(0.5, validation_alias="REDIS_TIMEOUT_SECONDS", gt=0)
+    redis_max_connections: int = Field(32, validation_alias="REDIS_MAX_CONNECTIONS", ge=1, le=10000)
+    # Every /predict and /health answers within this budget: a Redis call that has not answered by then is abandoned
+    # (503 naming Redis) and trips the breaker, so later requests fail fast instead of queueing on a stuck connection.
+    request_deadline_seconds: float = Field(0.25, validation_alias="REQUEST_DEADLINE_SECONDS", gt=0, le=30)
+    # How often, while Redis is down, one probe checks whether it is back (recovery takes at most this + deadline).
+    redis_retry_seconds: float = Field(0.25, validation_alias="REDIS_RETRY_SECONDS", gt=0, le=30)
+    max_request_bytes: int = Field(16384, validation_alias="MAX_REQUEST_BYTES", ge=256, le=16 * 1024 * 1024)
     mlflow_tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
     model_name: str = Field("fx-usdsgd-predictor", validation_alias="MODEL_NAME", min_length=1)
     model_alias: str = Field("champion", validation_alias="MODEL_ALIAS", min_length=1)

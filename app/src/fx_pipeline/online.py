@@ -15,6 +15,7 @@ from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _mmh3
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from .feature_defs import FEAST_PROJECT, FEATURE_COLUMNS, FEATURE_VIEW, JOIN_KEY
@@ -79,12 +80,19 @@ class OnlineFeatureReader:
             raise FeatureRowIncomplete(
                 f"online row for {instrument} lacks {missing or ['_ts']}: re-materialize the feature view"
             )
-        ts = Timestamp()
-        ts.ParseFromString(ts_raw)
-        values: dict[str, float] = {}
-        for name, blob in zip(self.features, vals):
-            v = ValueProto()
-            v.ParseFromString(blob)
-            kind = v.WhichOneof("val")
-            values[name] = float(getattr(v, kind)) if kind else float("nan")
-        return OnlineFeatures(instrument, values, ts.ToDatetime(tzinfo=timezone.utc))
+        name = "_ts"
+        try:  # a row another writer (or a Feast upgrade) left in a shape we cannot read is incomplete, not a crash
+            ts = Timestamp()
+            ts.ParseFromString(ts_raw)
+            stamp = ts.ToDatetime(tzinfo=timezone.utc)
+            values: dict[str, float] = {}
+            for name, blob in zip(self.features, vals):
+                v = ValueProto()
+                v.ParseFromString(blob)
+                kind = v.WhichOneof("val")
+                values[name] = float(getattr(v, kind)) if kind else float("nan")
+        except (DecodeError, ValueError, TypeError, OverflowError) as exc:
+            raise FeatureRowIncomplete(
+                f"online row for {instrument} has an unreadable {name}: {type(exc).__name__}: {exc}"[:300]
+            ) from None
+        return OnlineFeatures(instrument, values, stamp)
