@@ -585,6 +585,8 @@ describe("chartRepository", () => {
                 "cluster-0.8.1.tgz",
                 "grafana-12.11.1.tgz",
                 "nvidia-device-plugin-0.20.0.tgz",
+                // the Postgres backups' Barman Cloud plugin (gpu turns backups on)
+                "plugin-barman-cloud-0.7.0.tgz",
                 "prometheus-29.27.0.tgz",
                 "prometheus-statsd-exporter-0.15.0.tgz",
                 "redis-1.3.8.tgz",
