@@ -3,7 +3,8 @@
  * the project folder. The PR workflow runs it for each stack and the engine tier (test/tiers/engine.test.ts) runs
  * this very script, so both prove the same steps: select the stack or create it (`pulumi stack init`), set config,
  * set the secrets given in the environment with `--secret` (FX_OANDA_TOKEN, FX_OANDA_ACCOUNT_ID,
- * FX_REGISTRY_PASSWORD, FX_HF_TOKEN: tools/engine.ts SECRET_ENV), preview with the policy pack. The backend and
+ * FX_REGISTRY_PASSWORD, FX_HF_TOKEN, FX_BACKUP_ACCESS_KEY_ID, FX_BACKUP_SECRET_ACCESS_KEY: tools/engine.ts
+ * SECRET_ENV), preview with the policy pack. The backend and
  * passphrase come from the usual Pulumi variables (PULUMI_BACKEND_URL or PULUMI_ACCESS_TOKEN, PULUMI_CONFIG_PASSPHRASE);
  * the CLI is the `pulumi` on PATH.
  *

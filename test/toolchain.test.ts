@@ -85,7 +85,14 @@ describe("the pull-request workflow", () => {
         const preview = steps("preview").find((s) => s.run?.includes("npm run preview"))!;
         expect(preview.run).toContain('npm run preview -- "$STACK"');
         expect(preview.env?.STACK).toBe("${{ matrix.stack }}");
-        for (const name of ["FX_OANDA_TOKEN", "FX_OANDA_ACCOUNT_ID", "FX_REGISTRY_PASSWORD", "FX_HF_TOKEN"]) {
+        for (const name of [
+            "FX_OANDA_TOKEN",
+            "FX_OANDA_ACCOUNT_ID",
+            "FX_REGISTRY_PASSWORD",
+            "FX_HF_TOKEN",
+            "FX_BACKUP_ACCESS_KEY_ID",
+            "FX_BACKUP_SECRET_ACCESS_KEY",
+        ]) {
             expect(preview.env?.[name]).toBe(`\${{ matrix.stack == 'gpu' && secrets.${name} || '' }}`);
         }
         // The dev preview's kind cluster is named so that its context is dev's kubeContext.

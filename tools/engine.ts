@@ -29,6 +29,8 @@ export const SECRET_ENV: Readonly<Record<string, string>> = {
     oandaAccountId: "FX_OANDA_ACCOUNT_ID",
     registryPassword: "FX_REGISTRY_PASSWORD",
     hfToken: "FX_HF_TOKEN",
+    backupAccessKeyId: "FX_BACKUP_ACCESS_KEY_ID",
+    backupSecretAccessKey: "FX_BACKUP_SECRET_ACCESS_KEY",
 };
 
 export interface PrepareOptions {

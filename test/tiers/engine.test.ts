@@ -26,6 +26,8 @@ const GPU_SECRETS: Record<string, string> = {
     oandaAccountId: "101-001-0000000-001",
     registryPassword: "engine-tier-registry-token",
     hfToken: "engine-tier-hf-token",
+    backupAccessKeyId: "engine-tier-backup-key-id",
+    backupSecretAccessKey: "engine-tier-backup-secret",
 };
 
 let server: ApiServer;
