@@ -138,13 +138,38 @@ async def run_rate(base: str, path: str, body: dict, rate: float, duration: floa
             "max_ms": round(float(a.max()), 2)}
 
 
+def run_rate_vegeta(vegeta: str, base: str, path: str, body: dict, rate: float, duration: float,
+                    timeout: float) -> dict:
+    """The same open-loop load from vegeta (Go): its client costs far less CPU and jitter than Python's on 2 cores."""
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "body.json").write_text(json.dumps(body))
+        (Path(d) / "targets.txt").write_text(
+            f"POST {base}{path}\nContent-Type: application/json\n@{Path(d) / 'body.json'}\n")
+        attack = subprocess.run([vegeta, "attack", f"-rate={rate:g}/1s", f"-duration={duration:g}s",
+                                 f"-timeout={timeout:g}s", f"-targets={Path(d) / 'targets.txt'}", "-format=http",
+                                 f"-output={Path(d) / 'results.bin'}"], capture_output=True, text=True, check=True)
+        del attack
+        rep = json.loads(subprocess.run([vegeta, "report", "-type=json", str(Path(d) / "results.bin")],
+                                        capture_output=True, text=True, check=True).stdout)
+    lat = rep["latencies"]
+    statuses = {str(k): v for k, v in rep["status_codes"].items()}
+    ok = statuses.get("200", 0)
+    ms = lambda ns: round(ns / 1e6, 2)  # noqa: E731
+    return {"target_rps": rate, "duration_s": duration, "requests": rep["requests"], "ok": ok, "statuses": statuses,
+            "throughput_rps": round(rep["throughput"], 1), "p50_ms": ms(lat["50th"]), "p90_ms": ms(lat["90th"]),
+            "p99_ms": ms(lat["99th"]), "max_ms": ms(lat["max"])}
+
+
 FEAST_BODY = {"features": [f"{FEATURE_VIEW}:{f}" for f in FEATURE_COLUMNS], "entities": {JOIN_KEY: ["USD_SGD"]}}
 PREDICT_BODY = {"instrument": "USD_SGD"}
 
 
-def load(server: "Server", path: str, body: dict, rate: float, duration: float) -> dict:
+def load(server: "Server", path: str, body: dict, rate: float, duration: float, vegeta: str | None) -> dict:
     cpu0 = cpu_seconds(server.proc.pid)
-    r = asyncio.run(run_rate(server.base, path, body, rate, duration, 5.0))
+    if vegeta:
+        r = run_rate_vegeta(vegeta, server.base, path, body, rate, duration, 5.0)
+    else:
+        r = asyncio.run(run_rate(server.base, path, body, rate, duration, 5.0))
     cpu = cpu_seconds(server.proc.pid) - cpu0
     answered = sum(v for k, v in r["statuses"].items() if k.isdigit())
     r["server_cpu_s"] = round(cpu, 3)
@@ -158,6 +183,9 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per rate and server (max 60)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--client", choices=["vegeta", "httpx"], default="vegeta" if shutil.which("vegeta") else "httpx",
+                    help="load generator: vegeta (Go, `go install github.com/tsenart/vegeta/v12@v12.12.0`) when on "
+                         "PATH, else Python's httpx")
     args = ap.parse_args()
     duration = min(args.duration, 60.0)
     tmp = Path(tempfile.mkdtemp(prefix="fx-bench-"))
@@ -200,7 +228,7 @@ def main() -> int:
                 row = {"target_rps": rate}
                 for name, srv, path, body in (("fx", api, "/predict", PREDICT_BODY),
                                               ("feast", feast, "/get-online-features", FEAST_BODY)):
-                    r = load(srv, path, body, rate, duration)
+                    r = load(srv, path, body, rate, duration, shutil.which("vegeta") if args.client == "vegeta" else None)
                     row[name] = r
                     print(f"{name:>5} {rate:>6.0f} req/s: {r['throughput_rps']:>6.1f} ok/s  p50 {r['p50_ms']:.2f} ms  "
                           f"p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.2f} ms  CPU {r['cpu_ms_per_request']:.3f} "
@@ -222,7 +250,7 @@ def main() -> int:
               "cpus": os.cpu_count(), "niceness": os.nice(0), "loadavg_before": [round(x, 2) for x in load_before],
               "loadavg_after": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
               "gunicorn_workers": args.workers, "duration_s": duration,
-              "client": "httpx.AsyncClient, open loop, same machine", "model_version": info["model_version"],
+              "client": f"{'vegeta attack' if args.client == 'vegeta' else 'httpx.AsyncClient'}, open loop, same machine", "model_version": info["model_version"],
               "targets": "fx p99 <= 5 ms at 200 req/s; fx CPU per request <= Feast's",
               "startup_s": {"fx": round(api_start, 2), "feast": round(feast_start, 2)},
               "peak_pss_mib": round(memory.peak, 1), "pss_per_worker_mib": per_worker,
@@ -233,7 +261,7 @@ def main() -> int:
     lines = ["# /predict benchmark, beside Feast's feature server", "",
              f"{report['when']}, {report['cpus']} CPUs (load average {la[0]} / {la[1]} / {la[2]} before the run, from other "
              f"work on the machine; benchmark processes at niceness {report['niceness']}), "
-             f"{args.workers} gunicorn workers each, real Redis on loopback, client on the same machine, "
+             f"{args.workers} gunicorn workers each, real Redis on loopback, load from {report['client']}, "
              f"{duration:.0f} s per rate and server. fx = fx-fastapi `POST /predict` (Redis read + XGBoost); "
              f"feast = `feast serve` `POST /get-online-features` for the same entity and the {len(FEATURE_COLUMNS)} "
              "features alone. CPU = user+system time of the server's process tree over the run / requests answered.",
