@@ -186,6 +186,8 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
     const recorded = readRecorded(file);
     if (recorded) return withHelpers(recorded);
     if (file === recordedRunFile(dir, stack)) {
+        // The program failed when test/record-runs.ts ran it: fail as the live run did.
+        if (fs.existsSync(`${file}.error`)) throw new Error(fs.readFileSync(`${file}.error`, "utf8"));
         throw new Error(`${RECORDED_RUNS_ENV}=${dir} has no recorded run of ${stack} (${file})`);
     }
     // A config variant no suite has run yet in this test run: run it now and share it (failures are not shared).

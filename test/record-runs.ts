@@ -19,7 +19,8 @@ export default async function recordRuns(): Promise<void> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-recorded-runs-"));
     process.env[RECORDED_RUNS_ENV] = dir;
     const tsNode = require.resolve("ts-node/dist/bin.js", { paths: [ROOT] });
-    await Promise.all(
+    // Jest skips the teardown when the setup fails: leave no folder behind then.
+    const recording = Promise.all(
         STACKS.map(
             (stack) =>
                 new Promise<void>((resolve, reject) =>
@@ -39,11 +40,25 @@ export default async function recordRuns(): Promise<void> {
                 ),
         ),
     );
+    await recording.catch((e: Error) => {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw e;
+    });
 }
 
-/** Records one stack's default run to `file`; refuses data that JSON would not carry back unchanged. */
+/**
+ * Records one stack's default run to `file`; refuses data that JSON would not carry back unchanged. When the program
+ * fails, the error goes to `<file>.error` instead, and every test asking for the run fails with it (as when each test
+ * ran the program itself) rather than the whole jest run stopping in its setup.
+ */
 async function recordOne(stack: StackName, file: string): Promise<void> {
-    const data = await liveRun(stack);
+    let data;
+    try {
+        data = await liveRun(stack);
+    } catch (e) {
+        fs.writeFileSync(`${file}.error`, (e as Error).stack ?? String(e));
+        return;
+    }
     const text = JSON.stringify(data);
     if (!isDeepStrictEqual(JSON.parse(text), data)) {
         throw new Error(
