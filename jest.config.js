@@ -13,4 +13,9 @@ module.exports = {
     transformIgnorePatterns: ["/node_modules/(?!(kubernetes-models|@kubernetes-models|is-cidr|cidr-regex|ip-regex)/)"],
     resolver: "<rootDir>/test/jest-esm-resolver.js",
     testTimeout: 60000,
+    // Two workers on two cores: helm template and the Python checks wait on child processes while the other runs.
+    maxWorkers: 2,
+    // The default dev and gpu runs, recorded once per jest run; runStack(stack) with no options reads them.
+    globalSetup: "<rootDir>/test/record-runs.ts",
+    globalTeardown: "<rootDir>/test/record-runs-teardown.ts",
 };

@@ -97,8 +97,14 @@ type Validator = ((o: unknown) => boolean) & {
 };
 
 /** Validators by `apiVersion/kind` from CRD objects. */
+/**
+ * Compiled CRD schemas by their text, for the process: each planted fault checks the stack's charts again with the
+ * same CRDs, and compiling them is about 1 s a time.
+ */
+const compiledCrdSchemas = new Map<string, Validator>();
+const crdAjv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+
 export function crdValidators(crds: readonly K8sObject[]): Map<string, Validator> {
-    const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
     const out = new Map<string, Validator>();
     for (const crd of crds) {
         const group = crd.spec?.group;
@@ -106,6 +112,12 @@ export function crdValidators(crds: readonly K8sObject[]): Map<string, Validator
         for (const v of crd.spec?.versions ?? []) {
             const schema = v.schema?.openAPIV3Schema;
             if (!schema) continue;
+            const text = JSON.stringify(schema);
+            const known = compiledCrdSchemas.get(text);
+            if (known) {
+                out.set(`${group}/${v.name}/${kind}`, known);
+                continue;
+            }
             const root = structural(schema);
             // Every object has these, whatever the CRD's schema says of them.
             root.properties = {
@@ -114,7 +126,9 @@ export function crdValidators(crds: readonly K8sObject[]): Map<string, Validator
                 metadata: { type: "object" },
                 ...root.properties,
             };
-            out.set(`${group}/${v.name}/${kind}`, ajv.compile(root));
+            const validate = crdAjv.compile(root);
+            compiledCrdSchemas.set(text, validate);
+            out.set(`${group}/${v.name}/${kind}`, validate);
         }
     }
     return out;

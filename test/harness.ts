@@ -4,11 +4,19 @@
  * Config comes from Pulumi.yaml defaults + Pulumi.<stack>.yaml + per-test overrides; every secret key gets a
  * sentinel value, and so does every generated secret (random passwords/bytes), so a test can search the recorded
  * inputs and stack outputs for sentinels outside Pulumi secrets. Each run gets its own module registry.
+ *
+ * Under jest, each stack and config variant runs once per test run: runStack(stack) with no options returns the default
+ * run test/record-runs.ts recorded before the suites started, and the first successful run of a config variant is
+ * recorded beside it for the suites that ask for the same variant later (each call parses its own copy). Runs with a
+ * `program` or `live: true`, and runs that fail (bad-config cases), run the program every time.
+ * What the harness needs from inside @pulumi/pulumi, beyond its public mocks API, is in test/pulumi-internals.ts.
  */
 import * as fs from "fs";
 import * as path from "path";
 import * as crypto from "crypto";
+import { isDeepStrictEqual } from "util";
 import { parse } from "yaml";
+import { captureRegistrations, RegistrationMeta, resetRuntimeStore, waitForRPCs } from "./pulumi-internals";
 
 // Each run adds process listeners inside the Pulumi runtime; a test file runs many stacks.
 process.setMaxListeners(100);
@@ -51,6 +59,9 @@ export interface StackOutput {
     value: unknown;
     secret: boolean;
 }
+
+/** The plain data of a run (what JSON carries; test/record-runs.ts records the default runs as JSON). */
+export type StackRunData = Pick<StackRun, "stack" | "resources" | "outputs" | "config" | "warnings" | "sentinels">;
 
 export interface StackRun {
     stack: StackName;
@@ -157,6 +168,11 @@ export interface RunOptions {
      * `require()` the components it uses there rather than import them at the top of the test file.
      */
     program?: () => Record<string, unknown> | void;
+    /**
+     * Runs the program now even when this stack and config variant was recorded earlier in the jest run (for a test that
+     * changes files the program reads, or that checks two runs agree).
+     */
+    live?: boolean;
 }
 
 /**
@@ -164,6 +180,61 @@ export interface RunOptions {
  * `registered`: the resources declared before the throw (none, for config errors).
  */
 export async function runStack(stack: StackName, options: RunOptions = {}): Promise<StackRun> {
+    const dir = process.env[RECORDED_RUNS_ENV];
+    if (!dir || options.program || options.live) return withHelpers(await liveRun(stack, options));
+    const file = recordedRunFile(dir, stack, options);
+    const recorded = readRecorded(file);
+    if (recorded) return withHelpers(recorded);
+    if (file === recordedRunFile(dir, stack)) {
+        // The program failed when test/record-runs.ts ran it: fail as the live run did.
+        if (fs.existsSync(`${file}.error`)) throw new Error(fs.readFileSync(`${file}.error`, "utf8"));
+        throw new Error(`${RECORDED_RUNS_ENV}=${dir} has no recorded run of ${stack} (${file})`);
+    }
+    // A config variant no suite has run yet in this test run: run it now and share it (failures are not shared).
+    const data = await liveRun(stack, options);
+    const text = JSON.stringify(data);
+    if (isDeepStrictEqual(JSON.parse(text), data)) {
+        const tmp = `${file}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, text);
+        fs.renameSync(tmp, file);
+    }
+    return withHelpers(data);
+}
+
+/** The environment variable naming the folder of the runs recorded for this test run (test/record-runs.ts). */
+export const RECORDED_RUNS_ENV = "FX_RECORDED_RUNS";
+
+/**
+ * Where the run of `stack` with these options is recorded: <stack>.json for the default run, a file named by a hash
+ * of the config overrides and secret options for a variant.
+ */
+export function recordedRunFile(dir: string, stack: StackName, options: RunOptions = {}): string {
+    const config = Object.entries(options.config ?? {})
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => [k, v === undefined ? { unset: true } : v]);
+    const variant = { config, unsetSecrets: options.unsetSecrets ?? [], secretConfig: options.secretConfig ?? [] };
+    if (config.length + variant.unsetSecrets.length + variant.secretConfig.length === 0) {
+        return path.join(dir, `${stack}.json`);
+    }
+    const hash = crypto.createHash("sha256").update(JSON.stringify(variant)).digest("hex").slice(0, 16);
+    return path.join(dir, `${stack}-${hash}.json`);
+}
+
+const recordedText = new Map<string, string>();
+
+/** A recorded run, parsed afresh on every call (a test that changes its copy cannot affect another). */
+function readRecorded(file: string): StackRunData | undefined {
+    let text = recordedText.get(file);
+    if (text === undefined) {
+        if (!fs.existsSync(file)) return undefined;
+        text = fs.readFileSync(file, "utf8");
+        recordedText.set(file, text);
+    }
+    return JSON.parse(text) as StackRunData;
+}
+
+/** Runs the program now, under mocks, and returns the run's plain data. */
+export async function liveRun(stack: StackName, options: RunOptions = {}): Promise<StackRunData> {
     const decls = projectConfig();
     const values: Record<string, unknown> = {};
     for (const [k, d] of Object.entries(decls))
@@ -186,46 +257,19 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
     const warnings: string[] = [];
 
     await jestIsolated(async () => {
-        // A fresh runtime store per run: Pulumi keeps its monitor, config and root stack resource in a global.
-        delete (globalThis as any).globalStore;
+        resetRuntimeStore();
         const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
-        const mocksModule = require("@pulumi/pulumi/runtime/mocks");
-        const settings = require("@pulumi/pulumi/runtime/settings");
-
-        // Capture what MockResourceArgs lacks (parent, dependencies, options, additional secret outputs) from the
-        // request.
-        type Meta = {
-            parent?: string;
-            dependencies: string[];
-            secretOutputs: string[];
-            options: ResourceOptionsSeen;
-            provider: string;
-            providers: Record<string, string>;
-        };
-        const pending = new Map<string, Meta[]>();
-        const proto = mocksModule.MockMonitor.prototype;
-        const original = proto.__fxOriginalRegister ?? proto.registerResource;
-        proto.__fxOriginalRegister = original;
-        proto.registerResource = function (req: any, callback: any) {
-            const key = `${req.getType()}::${req.getName()}`;
-            const list = pending.get(key) ?? [];
-            list.push({
-                parent: req.getParent() || undefined,
-                dependencies: req.getDependenciesList(),
-                secretOutputs: req.getAdditionalsecretoutputsList(),
-                options: { protect: req.getProtect() === true, retainOnDelete: req.getRetainondelete() === true },
-                provider: req.getProvider(),
-                providers: Object.fromEntries(req.getProvidersMap().toArray()),
-            });
-            pending.set(key, list);
-            return original.call(this, req, callback);
-        };
+        const pending = new Map<string, RegistrationMeta[]>();
+        captureRegistrations((type, name, meta) => {
+            const key = `${type}::${name}`;
+            pending.set(key, [...(pending.get(key) ?? []), meta]);
+        });
 
         await pulumi.runtime.setMocks(
             {
                 newResource(args) {
                     const key = `${args.type}::${args.name}`;
-                    const meta: Meta = pending.get(key)?.shift() ?? {
+                    const meta: RegistrationMeta = pending.get(key)?.shift() ?? {
                         dependencies: [],
                         secretOutputs: [],
                         options: { protect: false, retainOnDelete: false },
@@ -242,7 +286,8 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
                         type: args.type,
                         name: args.name,
                         urn,
-                        parent: meta.parent,
+                        // No key for no parent, as in the recorded runs (JSON has no undefined).
+                        ...(meta.parent ? { parent: meta.parent } : {}),
                         custom: args.custom !== false,
                         inputs: args.inputs,
                         dependencies: meta.dependencies,
@@ -278,7 +323,7 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
         try {
             program = options.program ? (options.program() ?? {}) : require("../index");
         } catch (e) {
-            await settings.waitForRPCs();
+            await waitForRPCs();
             throw Object.assign(e as Error, { registered: [...resources], warnings });
         } finally {
             console.warn = consoleWarn;
@@ -291,9 +336,15 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
                 outputs[k] = { value: v, secret: false };
             }
         }
-        await settings.waitForRPCs();
+        await waitForRPCs();
     });
 
+    return { stack, resources, outputs, config: values, warnings, sentinels };
+}
+
+/** A run's plain data with the lookup helpers. */
+export function withHelpers(data: StackRunData): StackRun {
+    const { resources } = data;
     const byUrn = new Map(resources.map((r) => [r.urn, r]));
     const childrenOf = (parent: RecordedResource, deep = false): RecordedResource[] => {
         const direct = resources.filter((r) => r.parent === parent.urn);
@@ -319,12 +370,7 @@ export async function runStack(stack: StackName, options: RunOptions = {}): Prom
     const matches = (r: RecordedResource, type: string, name?: string | RegExp) =>
         r.type === type && (name === undefined || (typeof name === "string" ? r.name === name : name.test(r.name)));
     return {
-        stack,
-        resources,
-        outputs,
-        config: values,
-        warnings,
-        sentinels,
+        ...data,
         ofType: (type, name) => resources.filter((r) => matches(r, type, name)),
         one(type, name) {
             const found = resources.filter((r) => matches(r, type, name));
