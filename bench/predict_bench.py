@@ -8,8 +8,10 @@ entity and features (POST /get-online-features). For each rate, each server in t
 time; reported: client-side p50/p99 latency, the server's CPU per request (user+system time of its process tree
 over the run / requests answered), memory per worker (PSS), startup time (spawn to ready), and fx/Feast ratios.
 
-Run with the fastapi test venv (scripts/test-python.sh fastapi creates it):
-    .venvs/fastapi/bin/python bench/predict_bench.py --rates 50 100 200 --duration 10
+Run with the fastapi test venv (scripts/test-python.sh fastapi creates it), with vegeta on PATH as the load generator
+(`GOBIN=$HOME/.cache/vegeta go install github.com/tsenart/vegeta/v12@v12.12.0`; without it, Python's httpx client,
+whose own CPU and jitter on a 2-core machine add milliseconds to the p99 it reports):
+    PATH=$HOME/.cache/vegeta:$PATH .venvs/fastapi/bin/python bench/predict_bench.py --rates 50 100 200 --duration 10
 Results: bench/results/predict.json and bench/results/predict.md. Loopback only; every loop is bounded.
 Targets: /predict p99 <= 5 ms at 200 req/s on 2 cores, and CPU per request no more than Feast's server needs to
 return the features alone.
