@@ -797,6 +797,8 @@ export function loadConfig(): StackConfig {
 
 /** An S3 bucket name (3 to 63 lower-case letters, digits, '.' and '-'), then an optional path of plain segments. */
 const S3_DESTINATION = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/[A-Za-z0-9._-]+)*$/;
+/** An object store's endpoint: https://host[/path]. */
+const HTTPS_ENDPOINT = /^https:\/\/[^\s/]+(\/\S*)?$/;
 /** One field of a cron expression (robfig/cron, which CloudNativePG uses): numbers, names, `*`, `?`, `/`, `,`, `-`. */
 const CRON_FIELD = /^[0-9A-Za-z*?/,-]+$/;
 /** RFC 3339 with a zone (Z or an offset), as CloudNativePG's recoveryTarget.targetTime parses it. */
@@ -809,7 +811,7 @@ function readMlflowObjectStore(r: Reader): StackConfig["storage"]["mlflowObjectS
         hint: "must be empty (a PVC) or s3://<bucket>[/<path>]: a bucket of 3 to 63 lower-case letters, digits, '.' or '-', then path segments of letters, digits, '.', '_' or '-'",
     });
     const endpoint = r.str("mlflowArtifactEndpoint", {
-        pattern: "^$|^https://[^\\s/]+(/\\S*)?$",
+        pattern: `^$|${HTTPS_ENDPOINT.source}`,
         hint: "must be empty (AWS S3) or the object store's https:// endpoint, such as https://storage.googleapis.com",
     });
     const credentialsSecret = r.str("mlflowArtifactCredentialsSecret", {
@@ -838,7 +840,7 @@ function readBackup(r: Reader): BackupConfig | undefined {
         hint: "must be s3://<bucket>[/<path>]: a bucket of 3 to 63 lower-case letters, digits, '.' or '-', then path segments of letters, digits, '.', '_' or '-' (Google Cloud Storage and other S3-compatible stores take the s3:// form with their backupEndpoint)",
     });
     const endpoint = r.str("backupEndpoint", {
-        pattern: "^$|^https://[^\\s/]+(/\\S*)?$",
+        pattern: `^$|${HTTPS_ENDPOINT.source}`,
         hint: "must be the object store's https:// endpoint, such as https://s3.eu-west-1.amazonaws.com or https://storage.googleapis.com",
     });
     const schedule = r.str("backupSchedule");

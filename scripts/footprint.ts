@@ -5,11 +5,10 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { ROOT, runStack, StackName } from "../test/harness";
+import { ROOT, runStack, StackName, STACKS } from "../test/harness";
 import { render } from "../test/render-lib";
 import { footprint, footprintMarkdown } from "../test/footprint";
 
-const STACKS: readonly StackName[] = ["dev", "gpu"];
 const DEV_CPU_CORES = 3;
 const DEV_MEMORY_GIB = 6;
 

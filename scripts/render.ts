@@ -6,11 +6,9 @@
  * runtime keeps global state.
  */
 import * as path from "path";
-import { ROOT, runStack, StackName } from "../test/harness";
+import { ROOT, runStack, StackName, STACKS } from "../test/harness";
 import { render, writeRendered } from "../test/render-lib";
 import { renderCharts, writeCharts } from "../test/helm-render";
-
-const STACKS: readonly StackName[] = ["dev", "gpu"];
 
 async function main(): Promise<void> {
     const stack = process.argv[2] as StackName;

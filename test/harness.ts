@@ -21,9 +21,10 @@ import { captureRegistrations, RegistrationMeta, resetRuntimeStore, waitForRPCs 
 // Each run adds process listeners inside the Pulumi runtime; a test file runs many stacks.
 process.setMaxListeners(100);
 
-export const ROOT = path.resolve(__dirname, "..");
-export const PROJECT = "fx-ml-pipeline";
-export type StackName = "dev" | "gpu";
+import { PROJECT, ROOT, STACKS, StackName } from "../tools/stacks";
+
+export { PROJECT, ROOT, STACKS };
+export type { StackName };
 
 /** The signature Pulumi uses to mark a serialized value as secret. */
 export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";

@@ -15,16 +15,14 @@ import { parseAllDocuments, stringify, Tags } from "yaml";
 import { ROOT, runStack, StackName } from "./harness";
 import { HelmRelease, K8sObject, REDACTED, render, Rendered } from "./render-lib";
 import { TARGET_KUBERNETES } from "./manifest-validation";
+import { TOOLS_BIN } from "../tools/apiserver";
 
 /** Where the pinned chart archives live (test data shared by the team, never copied into the project). */
 export const CHART_DIR = path.resolve(ROOT, "..", "shared", "charts");
 
 /** Helm binary: $HELM, else the one scripts/tools.sh builds. */
 export function helmBinary(): string {
-    const candidates = [
-        process.env.HELM,
-        path.join(process.env.FX_TOOLS_CACHE ?? path.join(os.homedir(), ".cache", "fx-ml-tools"), "bin", "helm"),
-    ].filter((p): p is string => !!p);
+    const candidates = [process.env.HELM, path.join(TOOLS_BIN, "helm")].filter((p): p is string => !!p);
     const found = candidates.find((p) => fs.existsSync(p));
     if (!found)
         throw new Error(`helm not found at ${candidates.join(" or ")}: run scripts/tools.sh (builds helm v3.19.5)`);

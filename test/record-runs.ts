@@ -11,9 +11,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { isDeepStrictEqual } from "util";
-import { liveRun, RECORDED_RUNS_ENV, recordedRunFile, ROOT, StackName } from "./harness";
-
-const STACKS: readonly StackName[] = ["dev", "gpu"];
+import { liveRun, RECORDED_RUNS_ENV, recordedRunFile, ROOT, StackName, STACKS } from "./harness";
 
 export default async function recordRuns(): Promise<void> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-recorded-runs-"));

@@ -15,7 +15,11 @@ import * as path from "path";
 /** The server's release (scripts/tools.sh KUBERNETES_VERSION); helm renders for it (`--kube-version`). */
 export const KUBERNETES_VERSION = "1.34.4";
 
-export const TOOLS_BIN = process.env.FX_TOOLS_BIN ?? path.join(os.homedir(), ".cache", "fx-ml-tools", "bin");
+/** Where scripts/tools.sh links the tools it builds ($FX_TOOLS_CACHE/bin, as there). */
+export const TOOLS_BIN = path.join(
+    process.env.FX_TOOLS_CACHE ?? path.join(os.homedir(), ".cache", "fx-ml-tools"),
+    "bin",
+);
 
 /** What a request to the API server answered: HTTP status, parsed body, and the server's Warning headers. */
 export interface ApiResponse {

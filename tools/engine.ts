@@ -4,7 +4,6 @@
  * workflow and on a laptop) and the engine tier (test/tiers/engine.test.ts: an inline program, because no registry
  * here serves the language host), so both run the same steps.
  */
-import * as path from "path";
 import {
     EngineEvent,
     InlineProgramArgs,
@@ -15,10 +14,10 @@ import {
     PulumiCommand,
     Stack,
 } from "@pulumi/pulumi/automation";
+import { PROJECT, StackName } from "./stacks";
 
-export const PROJECT = "fx-ml-pipeline";
-export type StackName = "dev" | "gpu";
-export const STACKS: readonly StackName[] = ["dev", "gpu"];
+export { PROJECT, ROOT, STACKS } from "./stacks";
+export type { StackName } from "./stacks";
 
 /**
  * The secrets a stack needs, each set by `pulumi config set --secret <key>` (README "Secrets"); in automation (the PR
@@ -114,5 +113,3 @@ export function urnType(urn: string): string {
 export function urnName(urn: string): string {
     return urn.split("::").slice(3).join("::");
 }
-
-export const ROOT = path.resolve(__dirname, "..");

@@ -7,8 +7,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { TOOLS_BIN } from "./apiserver";
-
-const ROOT = path.resolve(__dirname, "..");
+import { ROOT } from "./stacks";
 
 function sdkPluginVersion(pkg: string): string {
     const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8"));

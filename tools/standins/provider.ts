@@ -55,10 +55,16 @@ function randomString(inputs: any): string {
     return Array.from({ length }, () => alphabet[crypto.randomInt(alphabet.length)]).join("");
 }
 
-const random: provider.Provider = {
-    version: VERSIONS.random,
+/** What the random and docker stand-ins share: inputs accepted as given, replace on any change, nothing to delete. */
+const customResources: Pick<provider.Provider, "check" | "diff" | "delete"> = {
     check: async (_urn, _olds, news) => ({ inputs: news }),
     diff: async (_id, _urn, olds, news) => diffAll(olds, news),
+    delete: async () => undefined,
+};
+
+const random: provider.Provider = {
+    ...customResources,
+    version: VERSIONS.random,
     create: async (urn, inputs) => {
         const type = typeOf(urn);
         const id = crypto.randomUUID();
@@ -77,13 +83,11 @@ const random: provider.Provider = {
                 throw new Error(`random stand-in: ${type} is not stood in for`);
         }
     },
-    delete: async () => undefined,
 };
 
 const docker: provider.Provider = {
+    ...customResources,
     version: VERSIONS.docker,
-    check: async (_urn, _olds, news) => ({ inputs: news }),
-    diff: async (_id, _urn, olds, news) => diffAll(olds, news),
     create: async (urn, inputs) => {
         const type = typeOf(urn);
         if (type !== "docker:index/image:Image") throw new Error(`docker stand-in: ${type} is not stood in for`);
@@ -99,7 +103,6 @@ const docker: provider.Provider = {
             },
         };
     },
-    delete: async () => undefined,
 };
 
 class StandInComponent extends pulumi.ComponentResource {
