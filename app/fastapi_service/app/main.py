@@ -24,15 +24,7 @@ from redis.asyncio.retry import Retry  # noqa: E402
 from redis.backoff import NoBackoff  # noqa: E402
 from redis.exceptions import RedisError  # noqa: E402
 
-from fx_http import (  # noqa: E402
-    BodyLimitMiddleware,
-    Breaker,
-    DependencyUnavailable,
-    StrictJSONRoute,
-    TimingMiddleware,
-    error_responses,
-    install_error_handlers,
-)
+from fx_http import Breaker, DependencyUnavailable, apply_contract, error_responses  # noqa: E402
 from fx_pipeline.online import FeatureRowIncomplete, OnlineFeatureReader  # noqa: E402
 
 from . import metrics  # noqa: E402
@@ -123,9 +115,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             await app.state.redis.aclose()
 
     app = FastAPI(title="fx-fastapi", version="0.1.0", lifespan=lifespan)
-    app.router.route_class = StrictJSONRoute
     app.state.settings = s
-    install_error_handlers(app, ENDPOINTS)
 
     def observe(path: str, method: str, status: int, seconds: float) -> None:
         endpoint = path if path in ROUTES else "other"
@@ -133,8 +123,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             metrics.LATENCY.labels(endpoint).observe(seconds)
         metrics.REQUESTS.labels(endpoint, method if len(method) <= 10 else "other", str(status)).inc()
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_request_bytes, setting="MAX_REQUEST_BYTES")
-    app.add_middleware(TimingMiddleware, observe=observe)
+    apply_contract(app, endpoints=ENDPOINTS, max_request_bytes=s.max_request_bytes, observe=observe)
 
     @app.post("/predict", response_model=PredictResponse, responses=error_responses(404, 413, 415, 422, 503))
     async def predict(req: PredictRequest, request: Request):

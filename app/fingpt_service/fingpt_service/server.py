@@ -12,14 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from fx_http import (
-    BodyLimitMiddleware,
-    DependencyUnavailable,
-    StrictJSONRoute,
-    TimingMiddleware,
-    error_responses,
-    install_error_handlers,
-)
+from fx_http import DependencyUnavailable, apply_contract, error_responses
 
 from . import lexicon
 from .settings import FinGPTSettings
@@ -175,8 +168,6 @@ def create_app(settings: FinGPTSettings | None = None) -> FastAPI:
         yield
 
     app = FastAPI(title="fx-fingpt", version="0.1.0", lifespan=lifespan)
-    app.router.route_class = StrictJSONRoute
-    install_error_handlers(app, ENDPOINTS)
 
     def observe(path: str, method: str, status: int, seconds: float) -> None:
         ep = path if path in ROUTES else "other"
@@ -184,8 +175,7 @@ def create_app(settings: FinGPTSettings | None = None) -> FastAPI:
             LATENCY.labels(ep).observe(seconds)
         REQUESTS.labels(ep, str(status)).inc()
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=s.max_request_bytes, setting="MAX_REQUEST_BYTES")
-    app.add_middleware(TimingMiddleware, observe=observe)
+    apply_contract(app, endpoints=ENDPOINTS, max_request_bytes=s.max_request_bytes, observe=observe)
 
     @app.post("/analyze", response_model=AnalyzeResponse, responses=error_responses(413, 415, 422, 503))
     async def analyze(req: AnalyzeRequest, request: Request):

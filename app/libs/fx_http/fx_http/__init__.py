@@ -7,10 +7,12 @@
 - a dependency that fails or does not answer within its deadline trips a breaker: requests fail fast with 503
   naming it while one probe at a time finds out when it is back (breaker.py)
 - per-request timing without BaseHTTPMiddleware (timing.py)
+- all of the above on an app in one call (contract.py)
 """
 
 from .body import BodyLimitMiddleware, StrictJSONRoute, check_json
 from .breaker import Breaker
+from .contract import apply_contract
 from .errors import (
     DependencyUnavailable,
     ErrorBody,
@@ -24,7 +26,7 @@ from .errors import (
 from .timing import TimingMiddleware
 
 __all__ = [
-    "BodyLimitMiddleware", "Breaker", "DependencyUnavailable", "ErrorBody", "FieldError", "StrictJSONRoute",
+    "apply_contract", "BodyLimitMiddleware", "Breaker", "DependencyUnavailable", "ErrorBody", "FieldError", "StrictJSONRoute",
     "TimingMiddleware", "UnavailableBody", "ValidationErrorBody", "check_json", "error_responses",
     "install_error_handlers", "invalid",
 ]
