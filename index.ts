@@ -1,22 +1,27 @@
 // Composition root: the architecture table of the README as components wired by their outputs.
 import * as pulumi from "@pulumi/pulumi";
-import { clusterOptions, clusterProvider } from "./components/cluster";
-import { loadConfig } from "./components/config";
-import { CERT_MANAGER_NAMESPACE, DEVICE_PLUGIN_NAMESPACE, KEDA_NAMESPACE, Namespaces } from "./components/namespaces";
-import { WorkerAutoscaler } from "./components/autoscaling";
-import { Edge, installCertManager } from "./components/edge";
-import { AppNetworkPolicies } from "./components/appnetworkpolicies";
-import { IMAGE_KEYS, Images } from "./components/images";
-import { Monitoring } from "./components/monitoring";
-import { CNPG_NAMESPACE, Postgres } from "./components/postgres";
-import { Redis } from "./components/redis";
-import { Secrets } from "./components/secrets";
-import { AIRFLOW_WEBSERVER_PORT, Airflow } from "./components/airflow";
-import { FASTAPI_PORT, Fastapi } from "./components/fastapi";
-import { Feast, feastConnectionOf } from "./components/feast";
-import { Fingpt } from "./components/fingpt";
-import { GpuDevicePlugin } from "./components/gpu";
-import { MLFLOW_PORT, Mlflow } from "./components/mlflow";
+import { clusterOptions, clusterProvider } from "./components/platform/cluster";
+import { loadConfig } from "./config";
+import {
+    CERT_MANAGER_NAMESPACE,
+    DEVICE_PLUGIN_NAMESPACE,
+    KEDA_NAMESPACE,
+    Namespaces,
+} from "./components/platform/namespaces";
+import { WorkerAutoscaler } from "./components/platform/autoscaling";
+import { Edge, installCertManager } from "./components/network/edge";
+import { AppNetworkPolicies } from "./components/network/app-policies";
+import { IMAGE_KEYS, Images } from "./components/platform/images";
+import { Monitoring } from "./components/monitoring/monitoring";
+import { CNPG_NAMESPACE, Postgres } from "./components/data/postgres";
+import { Redis } from "./components/data/redis";
+import { Secrets } from "./components/platform/secrets";
+import { AIRFLOW_WEBSERVER_PORT, Airflow } from "./components/apps/airflow";
+import { FASTAPI_PORT, Fastapi } from "./components/apps/fastapi";
+import { Feast, feastConnectionOf } from "./components/data/feast";
+import { Fingpt } from "./components/apps/fingpt";
+import { GpuDevicePlugin } from "./components/platform/gpu";
+import { MLFLOW_PORT, Mlflow } from "./components/apps/mlflow";
 
 const config = loadConfig();
 for (const warning of config.warnings) pulumi.log.warn(warning);

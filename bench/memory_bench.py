@@ -106,7 +106,7 @@ def mlflow_exercise(port: int) -> None:
 
 
 def mlflow_command(tmp: Path, port: int) -> list[str]:
-    """The server flags of components/mlflow.ts, with sqlite and local folders for Postgres and the PVC."""
+    """The server flags of components/apps/mlflow.ts, with sqlite and local folders for Postgres and the PVC."""
     return ["mlflow", "server", "--host=127.0.0.1", f"--port={port}", "--workers=1",
             f"--backend-store-uri=sqlite:///{tmp}/mlflow.db", "--serve-artifacts",
             f"--artifacts-destination={tmp}/artifacts", f"--expose-prometheus={tmp}/prom"]
@@ -116,7 +116,7 @@ SERVICES = [
     Service(
         "mlflow server (--workers 1)", "mlflow", "mlflow",
         mlflow_command,
-        # As components/mlflow.ts runs it: without MLflow 3's server-side job runner.
+        # As components/apps/mlflow.ts runs it: without MLflow 3's server-side job runner.
         env=lambda tmp, port: {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         ready=lambda port: f"http://127.0.0.1:{port}/health",
         exercise=mlflow_exercise,

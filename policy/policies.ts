@@ -353,7 +353,7 @@ export const gpuTolerations: ResourceValidationPolicy = {
 
 export const helmPinned: ResourceValidationPolicy = {
     name: "helm-chart-version-pinned",
-    description: "Every Helm release pins its chart version (components/charts.ts).",
+    description: "Every Helm release pins its chart version (lib/charts.ts).",
     enforcementLevel: "mandatory",
     validateResource: (args, report) => {
         if (args.type !== "kubernetes:helm.sh/v3:Release") return;

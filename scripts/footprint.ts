@@ -5,9 +5,9 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { ROOT, runStack, StackName, STACKS } from "../test/harness";
-import { render } from "../test/render-lib";
-import { footprint, footprintMarkdown } from "../test/footprint";
+import { ROOT, runStack, StackName, STACKS } from "../tools/harness";
+import { render } from "../tools/render-lib";
+import { footprint, footprintMarkdown } from "../tools/footprint";
 
 const DEV_CPU_CORES = 3;
 const DEV_MEMORY_GIB = 6;

@@ -6,9 +6,9 @@
  * runtime keeps global state.
  */
 import * as path from "path";
-import { ROOT, runStack, StackName, STACKS } from "../test/harness";
-import { render, writeRendered } from "../test/render-lib";
-import { renderCharts, writeCharts } from "../test/helm-render";
+import { ROOT, runStack, StackName, STACKS } from "../tools/harness";
+import { render, writeRendered } from "../tools/render-lib";
+import { renderCharts, writeCharts } from "../tools/helm-render";
 
 async function main(): Promise<void> {
     const stack = process.argv[2] as StackName;

@@ -1,4 +1,4 @@
-import { findPlaintext, reveal, runProgram, runStack } from "./harness";
+import { findPlaintext, reveal, runProgram, runStack } from "../tools/harness";
 import { feastConnection } from "./app-fixtures";
 
 const img = (n: string) => `ghcr.io/example-org/fx-ml/fx-airflow-${n}@sha256:${n[0].repeat(64)}`;
@@ -9,7 +9,7 @@ const RES = { cpuRequest: "100m", cpuLimit: "1", memory: "1Gi" };
 function program(version: string, dataSource: "oanda" | "sample" = "oanda") {
     return () => {
         const pulumi = require("@pulumi/pulumi");
-        const { Airflow } = require("../components/airflow");
+        const { Airflow } = require("../components/apps/airflow");
         const ref = (name: string, key: string) => ({ name: pulumi.output(name), key });
         new Airflow("fx", {
             namespace: "fx-ml",

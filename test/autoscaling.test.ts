@@ -1,4 +1,4 @@
-import { reveal, runStack, StackRun } from "./harness";
+import { reveal, runStack, StackRun } from "../tools/harness";
 import { allowed } from "./netpol";
 
 const SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject";

@@ -1,20 +1,20 @@
 /**
- * Checks every Helm release of a stack from the inside, on what `helm template` renders (test/helm-render.ts):
+ * Checks every Helm release of a stack from the inside, on what `helm template` renders (tools/helm-render.ts):
  * - unused-value: a value we pass that the chart never reads (test/chart-values.ts);
  * - schema / unknown-field / naming rules: each rendered object through the same validation as our own objects
- *   (test/manifest-validation.ts), custom resources against the openAPIV3Schema of the CRDs the stack's charts ship,
+ *   (tools/manifest-validation.ts), custom resources against the openAPIV3Schema of the CRDs the stack's charts ship,
  *   with unknown fields refused as the API server's strict field validation refuses them;
- * - pod-security: every pod template against the Pod Security level its namespace enforces (components/namespaces.ts
+ * - pod-security: every pod template against the Pod Security level its namespace enforces (components/platform/namespaces.ts
  *   labels), by Kubernetes' own evaluator (k8s.io/pod-security-admission, test/psa-check);
  * - reference: a Secret (and key), ConfigMap, ServiceAccount or Service that a rendered object names and that
  *   neither the program nor any chart of the stack creates (nor a controller the stack runs, each listed below).
  */
 import { execFileSync } from "child_process";
 import * as path from "path";
-import { ROOT } from "./harness";
-import { K8sObject, Rendered } from "./render-lib";
+import { ROOT } from "../tools/harness";
+import { K8sObject, Rendered } from "../tools/render-lib";
 import { extractChart, unusedValues } from "./chart-values";
-import { ChartRender, isClusterScoped } from "./helm-render";
+import { ChartRender, isClusterScoped } from "../tools/helm-render";
 import {
     objectId,
     podSpecs,
@@ -22,7 +22,7 @@ import {
     schemaModule,
     schemaProblems,
     unknownFieldProblems,
-} from "./manifest-validation";
+} from "../tools/manifest-validation";
 
 export interface ChartProblem {
     /** Helm release name. */

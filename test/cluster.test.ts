@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
-import { ROOT, runStack, StackName, StackRun } from "./harness";
+import { ROOT, runStack, StackName, StackRun } from "../tools/harness";
 
 /** Package of a resource type token ("kubernetes:apps/v1:Deployment" -> "kubernetes"). */
 const pkg = (type: string) => type.split(":")[0];

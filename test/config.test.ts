@@ -1,8 +1,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { CHARTS } from "../components/charts";
-import { runStack, RunOptions, StackName } from "./harness";
+import { CHARTS } from "../lib/charts";
+import { runStack, RunOptions, StackName } from "../tools/harness";
 
 /** Runs a stack expected to fail; returns the error message and what was declared before the failure. */
 async function failure(stack: StackName, options: RunOptions): Promise<{ message: string; registered: unknown[] }> {
@@ -525,7 +525,7 @@ describe("declared defaults", () => {
     test("Airflow and MLflow defaults match the versions the reference app is tested with", () => {
         const fs = require("fs");
         const path = require("path");
-        const { projectConfig, ROOT } = require("./harness");
+        const { projectConfig, ROOT } = require("../tools/harness");
         const env = fs.readFileSync(path.join(ROOT, "app/requirements/versions.env"), "utf8");
         const pinned = (key: string) => new RegExp(`^${key}=(\\S+)$`, "m").exec(env)?.[1];
         expect(projectConfig().airflowVersion.default).toBe(pinned("AIRFLOW_VERSION"));
@@ -533,7 +533,7 @@ describe("declared defaults", () => {
     });
 
     test("every declared key has a type, a description and a default, except the cluster every stack must name", () => {
-        const { projectConfig } = require("./harness");
+        const { projectConfig } = require("../tools/harness");
         // The CLI requires every declared key without a default, so only kubeContext goes without one.
         for (const [key, decl] of Object.entries<any>(projectConfig())) {
             if (key.includes(":")) continue; // another namespace's value (pulumi:disable-default-providers)
@@ -543,7 +543,7 @@ describe("declared defaults", () => {
     });
 
     test("secret keys are declared in config/secrets.yaml, not in Pulumi.yaml, whose CLI would require them", () => {
-        const { projectConfig, secretKeys } = require("./harness");
+        const { projectConfig, secretKeys } = require("../tools/harness");
         expect(secretKeys()).toEqual([
             "registryPassword",
             "oandaToken",
@@ -556,8 +556,8 @@ describe("declared defaults", () => {
     });
 
     test("each version default is a release config/versions.yaml lists", () => {
-        const { projectConfig } = require("./harness");
-        const { SUPPORTED_VERSIONS } = require("../components/config");
+        const { projectConfig } = require("../tools/harness");
+        const { SUPPORTED_VERSIONS } = require("../config");
         for (const [key, list] of [
             ["postgresVersion", "postgres"],
             ["redisVersion", "redis"],

@@ -1,4 +1,4 @@
-import { runStack, StackRun } from "./harness";
+import { runStack, StackRun } from "../tools/harness";
 import { admits, Pod, Policy, selects } from "./netpol";
 
 /**
@@ -102,7 +102,7 @@ describe.each(["dev", "gpu"] as const)("data-layer NetworkPolicies on the %s sta
 
 describe("NetworkPolicy helper", () => {
     test("a peer without pods or namespace and a policy without rules are refused", () => {
-        const { peer, allowFrom, podsNamed } = require("../components/networkpolicies");
+        const { peer, allowFrom, podsNamed } = require("../lib/netpol");
         expect(() => peer({})).toThrow(/would admit everyone/);
         expect(() => podsNamed()).toThrow(/at least one/);
         expect(() => allowFrom("x", { namespace: "n", app: "a", podSelector: {}, rules: [] })).toThrow(
@@ -113,7 +113,7 @@ describe("NetworkPolicy helper", () => {
     test("rules are TCP unless they say otherwise, and say why in an annotation", async () => {
         const run = await runStack("dev", {
             program: () => {
-                const { allowFrom, peer, podsNamed } = require("../components/networkpolicies");
+                const { allowFrom, peer, podsNamed } = require("../lib/netpol");
                 allowFrom("statsd-in", {
                     namespace: "fx-ml-monitoring",
                     app: "statsd-exporter",

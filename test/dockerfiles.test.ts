@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { DockerfileParser, From } from "dockerfile-ast";
 import { checkDockerfile, copiedPaths, globalArgDefaults, RuleId } from "./dockerfile-rules";
-import { ROOT } from "./harness";
+import { ROOT } from "../tools/harness";
 
 const APP = path.join(ROOT, "app");
 const DOCKERFILES = path.join(ROOT, "dockerfiles");

@@ -1,5 +1,5 @@
-import { CHARTS } from "../components/charts";
-import { runStack, StackRun } from "./harness";
+import { CHARTS } from "../lib/charts";
+import { runStack, StackRun } from "../tools/harness";
 
 const CLUSTER_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
 const CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate";

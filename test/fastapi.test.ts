@@ -1,11 +1,11 @@
-import { runProgram, runStack } from "./harness";
+import { runProgram, runStack } from "../tools/harness";
 import { feastConnection } from "./app-fixtures";
 
 const IMAGE = "localhost:5001/fx-fastapi@sha256:" + "c".repeat(64);
 
 function program(replicas = { min: 2, max: 6 }) {
     return () => {
-        const { Fastapi } = require("../components/fastapi");
+        const { Fastapi } = require("../components/apps/fastapi");
         new Fastapi("fx", {
             namespace: "fx-ml",
             image: IMAGE,

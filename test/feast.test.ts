@@ -1,4 +1,4 @@
-import { runProgram, runStack } from "./harness";
+import { runProgram, runStack } from "../tools/harness";
 import { feastConnection } from "./app-fixtures";
 
 const IMAGE = "localhost:5001/fx-airflow-worker@sha256:" + "d".repeat(64);
@@ -6,7 +6,7 @@ const IMAGE = "localhost:5001/fx-airflow-worker@sha256:" + "d".repeat(64);
 describe("feast", () => {
     test("feast apply runs once as a Job against the SQL registry and the Redis online store", async () => {
         const run = await runProgram(() => {
-            const { Feast } = require("../components/feast");
+            const { Feast } = require("../components/data/feast");
             new Feast("fx", {
                 namespace: "fx-ml",
                 image: IMAGE,

@@ -1,4 +1,4 @@
-import { runProgram, runStack } from "./harness";
+import { runProgram, runStack } from "../tools/harness";
 
 const IMAGE = "ghcr.io/example-org/fx-ml/fx-fingpt@sha256:" + "e".repeat(64);
 const TAINT = { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" };
@@ -6,7 +6,7 @@ const TAINT = { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" 
 function program(mode: "model" | "lexicon", count = 1) {
     return () => {
         const pulumi = require("@pulumi/pulumi");
-        const { Fingpt } = require("../components/fingpt");
+        const { Fingpt } = require("../components/apps/fingpt");
         new Fingpt("fx", {
             namespace: "fx-ml",
             image: IMAGE,

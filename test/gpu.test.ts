@@ -1,11 +1,11 @@
-import { reveal, runProgram, runStack } from "./harness";
+import { reveal, runProgram, runStack } from "../tools/harness";
 
 const TAINT = { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" };
 
 describe("NVIDIA device plugin", () => {
     test("the chart's NFD affinity is replaced by the GPU pool's labels, and the pool's taint is tolerated", async () => {
         const run = await runProgram(() => {
-            const { GpuDevicePlugin } = require("../components/gpu");
+            const { GpuDevicePlugin } = require("../components/platform/gpu");
             new GpuDevicePlugin("nvidia", {
                 charts: { kind: "public" },
                 namespace: "nvidia-device-plugin",
@@ -37,7 +37,7 @@ describe("NVIDIA device plugin", () => {
 
     test("an empty node selector is refused: the DaemonSet would land nowhere (or everywhere)", async () => {
         const program = () => {
-            const { GpuDevicePlugin } = require("../components/gpu");
+            const { GpuDevicePlugin } = require("../components/platform/gpu");
             new GpuDevicePlugin("nvidia", {
                 charts: { kind: "public" },
                 namespace: "nvidia-device-plugin",

@@ -4,11 +4,11 @@
  * the API server would refuse or prune, pods their namespace's Pod Security level refuses, references to Secrets,
  * ConfigMaps and Services nothing creates. The planted faults below show each check catches its kind of mistake.
  */
-import { runStack, StackName } from "./harness";
-import { HelmRelease, K8sObject, render, Rendered } from "./render-lib";
-import { ChartRender, HelmRenderError, helmTemplate, renderCharts, STACK_API_VERSIONS } from "./helm-render";
+import { runStack, StackName } from "../tools/harness";
+import { HelmRelease, K8sObject, render, Rendered } from "../tools/render-lib";
+import { ChartRender, HelmRenderError, helmTemplate, renderCharts, STACK_API_VERSIONS } from "../tools/helm-render";
 import { ChartProblem, checkCharts, formatChartProblems } from "./chart-checks";
-import { objectId, podSpecs } from "./manifest-validation";
+import { objectId, podSpecs } from "../tools/manifest-validation";
 
 const STACKS: StackName[] = ["dev", "gpu"];
 

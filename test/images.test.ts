@@ -1,8 +1,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { contextDigest, contextFiles, IMAGE_KEYS, IMAGE_SPECS, imageHash } from "../components/images";
-import { findPlaintext, reveal, ROOT, runStack, sentinelFor, StackRun } from "./harness";
+import { contextDigest, contextFiles, IMAGE_KEYS, IMAGE_SPECS, imageHash } from "../components/platform/images";
+import { findPlaintext, reveal, ROOT, runStack, sentinelFor, StackRun } from "../tools/harness";
 
 const IMAGE = "docker:index/image:Image";
 const DIGEST_REF = /^[a-z0-9.:/-]+@sha256:[0-9a-f]{64}$/;
@@ -119,7 +119,7 @@ describe("a stack builds only what it deploys", () => {
     test("an image built FROM fx-base brings fx-base with it", async () => {
         const run = await runStack("dev", {
             program: () => {
-                const { Images } = require("../components/images");
+                const { Images } = require("../components/platform/images");
                 const images = new Images("only", {
                     context: "app",
                     registry: { server: "localhost:5001" },

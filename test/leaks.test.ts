@@ -1,4 +1,4 @@
-import { findPlaintext, runStack, StackRun } from "./harness";
+import { findPlaintext, runStack, StackRun } from "../tools/harness";
 
 /** Every sentinel found outside a Pulumi secret, in any resource input or stack output, as "where: path". */
 export function leaks(run: StackRun): string[] {

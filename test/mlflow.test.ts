@@ -1,4 +1,4 @@
-import { findPlaintext, reveal, runProgram, runStack } from "./harness";
+import { findPlaintext, reveal, runProgram, runStack } from "../tools/harness";
 
 const IMAGE = "localhost:5001/fx-mlflow@sha256:" + "a".repeat(64);
 const PASSWORD = "SENTINEL-mlflow-db-password";
@@ -7,7 +7,7 @@ const PASSWORD = "SENTINEL-mlflow-db-password";
 function mlflowProgram(artifacts: "pvc" | "objectStore") {
     return () => {
         const pulumi = require("@pulumi/pulumi");
-        const { Mlflow } = require("../components/mlflow");
+        const { Mlflow } = require("../components/apps/mlflow");
         const m = new Mlflow("fx", {
             namespace: "fx-ml",
             image: IMAGE,

@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import { parser } from "@prometheus-io/lezer-promql";
-import { ROOT, RecordedResource, StackName, StackRun, reveal, runStack } from "./harness";
+import { ROOT, RecordedResource, StackName, StackRun, reveal, runStack } from "../tools/harness";
 
 /**
  * Monitoring as data: the scrape jobs point at what the program declares, every metric a rule or a dashboard uses is

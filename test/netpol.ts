@@ -1,4 +1,4 @@
-import { reveal, StackRun } from "./harness";
+import { reveal, StackRun } from "../tools/harness";
 
 /**
  * A small evaluator of Kubernetes NetworkPolicy ingress semantics over the policies a run declares, shared by the

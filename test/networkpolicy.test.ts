@@ -1,4 +1,4 @@
-import { reveal, runStack, StackRun } from "./harness";
+import { reveal, runStack, StackRun } from "../tools/harness";
 import { allowed, matches, Pod } from "./netpol";
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import {
     restrictedViolations,
     WORKLOADS,
 } from "../policy/policies";
-import { reveal, ROOT, runStack, StackName, stackConfig, StackRun } from "./harness";
+import { reveal, ROOT, runStack, StackName, stackConfig, StackRun } from "../tools/harness";
 
 type PolicyConfig = Record<string, Record<string, unknown>>;
 type Options = { protect: boolean; retainOnDelete: boolean };

@@ -1,6 +1,6 @@
-import { runStack, StackRun } from "./harness";
+import { runStack, StackRun } from "../tools/harness";
 import { runWithOptions } from "./resource-options";
-import { CHARTS } from "../components/charts";
+import { CHARTS } from "../lib/charts";
 
 const RELEASE = "kubernetes:helm.sh/v3:Release";
 
@@ -125,7 +125,7 @@ describe("postgres scrape job", () => {
     test("keeps only the fx-postgres instances' exporter port", async () => {
         const run = await runStack("dev", {
             program: () => {
-                const { Postgres } = require("../components/postgres");
+                const { Postgres } = require("../components/data/postgres");
                 const pg = new Postgres("t", { ...PG_ARGS, version: "16" });
                 return { job: pg.scrapeJob };
             },
@@ -149,7 +149,7 @@ describe("postgres scrape job", () => {
         await expect(
             runStack("dev", {
                 program: () => {
-                    const { Postgres } = require("../components/postgres");
+                    const { Postgres } = require("../components/data/postgres");
                     new Postgres("t", {
                         ...PG_ARGS,
                         ...override,

@@ -11,7 +11,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { isDeepStrictEqual } from "util";
-import { liveRun, RECORDED_RUNS_ENV, recordedRunFile, ROOT, StackName, STACKS } from "./harness";
+import { liveRun, RECORDED_RUNS_ENV, recordedRunFile, ROOT, StackName, STACKS } from "../tools/harness";
 
 export default async function recordRuns(): Promise<void> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-recorded-runs-"));

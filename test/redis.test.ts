@@ -1,6 +1,6 @@
-import { reveal, runStack, StackRun } from "./harness";
+import { reveal, runStack, StackRun } from "../tools/harness";
 import { runWithOptions } from "./resource-options";
-import { CHARTS } from "../components/charts";
+import { CHARTS } from "../lib/charts";
 
 const RELEASE = "kubernetes:helm.sh/v3:Release";
 const secretRef = (name: string, key: string) => ({ secretKeyRef: { name, key } });
@@ -83,7 +83,7 @@ describe("redis URLs for consumers", () => {
         const run = await runStack("dev", {
             program: () => {
                 const pulumi = require("@pulumi/pulumi");
-                const { Redis } = require("../components/redis");
+                const { Redis } = require("../components/data/redis");
                 const r = new Redis("t", {
                     charts: { kind: "public" },
                     namespace: "fx-ml",
@@ -109,7 +109,7 @@ describe("redis URLs for consumers", () => {
         await expect(
             runStack("dev", {
                 program: () => {
-                    const { Redis } = require("../components/redis");
+                    const { Redis } = require("../components/data/redis");
                     new Redis("t", {
                         charts: { kind: "public" },
                         namespace: "fx-ml",

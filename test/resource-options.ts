@@ -1,4 +1,4 @@
-import { runStack, StackName, StackRun } from "./harness";
+import { runStack, StackName, StackRun } from "../tools/harness";
 
 /** Runs the stack and indexes each resource's `retainOnDelete` and `protect` options by `type::name`. */
 export async function runWithOptions(

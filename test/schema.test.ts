@@ -1,6 +1,14 @@
-import { runStack, StackName } from "./harness";
-import { AUTONAME_SUFFIX, K8sObject, REDACTED, REDACTED_B64, apiVersionKind, render, toObject } from "./render-lib";
-import { TARGET_KUBERNETES, formatProblems, validateObjects } from "./manifest-validation";
+import { runStack, StackName } from "../tools/harness";
+import {
+    AUTONAME_SUFFIX,
+    K8sObject,
+    REDACTED,
+    REDACTED_B64,
+    apiVersionKind,
+    render,
+    toObject,
+} from "../tools/render-lib";
+import { TARGET_KUBERNETES, formatProblems, validateObjects } from "../tools/manifest-validation";
 
 const STACKS: StackName[] = ["dev", "gpu"];
 

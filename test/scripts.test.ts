@@ -2,7 +2,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ROOT } from "./harness";
+import { ROOT } from "../tools/harness";
 
 /**
  * scripts/kind-up.sh and kind-down.sh against fake docker/kind/kubectl/helm (test/fixtures/fake-bin) that record

@@ -1,5 +1,5 @@
-import { reveal, runStack } from "./harness";
-import { toUrlSafeBase64 } from "../components/secrets";
+import { reveal, runStack } from "../tools/harness";
+import { toUrlSafeBase64 } from "../components/platform/secrets";
 
 describe("secrets", () => {
     test("the Fernet key is URL-safe base64 of 32 random bytes", async () => {

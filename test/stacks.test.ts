@@ -1,4 +1,4 @@
-import { liveRun, runStack } from "./harness";
+import { liveRun, runStack } from "../tools/harness";
 
 describe("both stacks run to completion under mocks", () => {
     test.each(["dev", "gpu"] as const)(

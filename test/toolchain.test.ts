@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
-import { ROOT } from "./harness";
+import { ROOT } from "../tools/harness";
 
 /**
  * The toolchain is pinned once and the pins agree: Node.js in .node-version (the workflow and scripts/node.sh read it),

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { chartSource, chartValues, staticValues } from "../components/values";
-import { CHARTS } from "../components/charts";
+import { chartSource, chartValues, staticValues } from "../lib/chart-values";
+import { CHARTS } from "../lib/charts";
 
 describe("chartValues", () => {
     test("computed values win, nested maps merge key by key, lists replace, Outputs pass through untouched", () => {

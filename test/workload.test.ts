@@ -1,12 +1,12 @@
-import { runProgram, runStack } from "./harness";
+import { runProgram, runStack } from "../tools/harness";
 
 const IMAGE = "localhost:5001/fx-fastapi@sha256:" + "b".repeat(64);
 const RES = { cpuRequest: "100m", cpuLimit: "500m", memory: "256Mi" };
 
 function program(extra: Record<string, unknown> = {}) {
     return () => {
-        const { Workload } = require("../components/workload");
-        const { httpProbe } = require("../components/shared");
+        const { Workload } = require("../lib/workload");
+        const { httpProbe } = require("../lib/k8s");
         new Workload("demo", {
             namespace: "fx-ml",
             component: "server",
@@ -141,7 +141,7 @@ describe("workload helper", () => {
     test("bad shapes fail with the workload's name: a Job with a Service, a server without probes", async () => {
         await expect(runProgram(program({ kind: "Job" }))).rejects.toThrow(/Workload 'demo': a Job has no Service/);
         const noProbe = () => {
-            const { Workload } = require("../components/workload");
+            const { Workload } = require("../lib/workload");
             new Workload("bare", {
                 namespace: "fx-ml",
                 component: "server",
@@ -153,8 +153,8 @@ describe("workload helper", () => {
 
     test("a writable root filesystem needs a stated reason, which becomes the linters' documented exception", async () => {
         const writable = (reason?: string) => () => {
-            const { Workload } = require("../components/workload");
-            const { httpProbe } = require("../components/shared");
+            const { Workload } = require("../lib/workload");
+            const { httpProbe } = require("../lib/k8s");
             new Workload("rw", {
                 namespace: "fx-ml",
                 component: "server",

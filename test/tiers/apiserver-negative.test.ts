@@ -4,7 +4,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { ROOT } from "../harness";
+import { ROOT } from "../../tools/harness";
 import { ApiServer, startApiServer } from "../../tools/apiserver";
 import { admitPodTemplate, Discovery, parseObjects, serverSideApply, waitForCrds } from "../../tools/kube-apply";
 

@@ -1,6 +1,6 @@
 /**
  * The API server tier (`npm run test:apiserver`): every Kubernetes object each stack declares, rendered from the mock
- * run exactly as `npm run render` writes it, and every object inside its Helm releases (test/helm-render.ts, the
+ * run exactly as `npm run render` writes it, and every object inside its Helm releases (tools/helm-render.ts, the
  * pinned charts rendered with the values the program passes), goes to a real kube-apiserver (built by
  * scripts/tools.sh): the CRDs the charts install first, the namespaces created for real with their Pod Security
  * labels, then every other object by server-side dry-run with strict field validation and by server-side apply (field
@@ -9,8 +9,8 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { runStack, ROOT, StackName } from "../harness";
-import { render } from "../render-lib";
+import { runStack, ROOT, StackName } from "../../tools/harness";
+import { render } from "../../tools/render-lib";
 import { ApiServer, startApiServer } from "../../tools/apiserver";
 import {
     admitPodTemplate,
@@ -21,7 +21,7 @@ import {
     serverSideApply,
     waitForCrds,
 } from "../../tools/kube-apply";
-import { renderCharts } from "../helm-render";
+import { renderCharts } from "../../tools/helm-render";
 
 const RESULTS = path.join(ROOT, "out", "apiserver");
 

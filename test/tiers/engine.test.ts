@@ -15,7 +15,7 @@ import * as path from "path";
 import { ApiServer, startApiServer, TOOLS_BIN } from "../../tools/apiserver";
 import { SECRET_ENV, StackName, urnName, urnType } from "../../tools/engine";
 import { installPlugins, InstalledPlugin, policyPackLauncher } from "../../tools/plugins";
-import { ROOT, runStack } from "../harness";
+import { ROOT, runStack } from "../../tools/harness";
 
 const SHARED_CHARTS = path.resolve(ROOT, "..", "shared", "charts");
 const RESULTS = path.join(ROOT, "out", "engine");

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import * as random from "@pulumi/random";
-import { StackConfig } from "./config";
-import { labels } from "./shared";
+import { StackConfig } from "../../config";
+import { labels } from "../../lib/k8s";
 
 /** A key of a Kubernetes Secret: what consumers get instead of the value. */
 export interface SecretKeyRef {

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "./config";
+import { ResourceSpec } from "../config";
 
 /** Shared shapes: labels, security contexts and resources, so every component writes them the same way. */
 

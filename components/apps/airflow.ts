@@ -1,11 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "./config";
-import { FEAST_REPO_PATHS, FeastConnection, feastEnv } from "./feast";
+import { ResourceSpec } from "../../config";
+import { FEAST_REPO_PATHS, FeastConnection, feastEnv } from "../data/feast";
 import { MODEL } from "./fastapi";
-import { SecretKeyRef, secretEnv } from "./secrets";
-import { execProbe, httpProbe, labels, tcpProbe } from "./shared";
-import { AIRFLOW_USER, ContainerSpec, ScratchVolume, Workload, WorkloadArgs } from "./workload";
+import { SecretKeyRef, secretEnv } from "../platform/secrets";
+import { execProbe, httpProbe, labels, tcpProbe } from "../../lib/k8s";
+import { AIRFLOW_USER, ContainerSpec, ScratchVolume, Workload, WorkloadArgs } from "../../lib/workload";
 
 export const AIRFLOW_WEBSERVER_PORT = 8080;
 export const AIRFLOW_WORKER_LOG_PORT = 8793;

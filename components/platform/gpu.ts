@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { CHARTS } from "./charts";
-import { ChartOrigin, Toleration } from "./config";
-import { chartSource, chartValues } from "./values";
+import { CHARTS } from "../../lib/charts";
+import { ChartOrigin, Toleration } from "../../config";
+import { chartSource, chartValues } from "../../lib/chart-values";
 
 export interface GpuDevicePluginArgs {
     /** Where the Helm charts come from (stack config `chartRepository`). */

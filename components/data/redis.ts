@@ -1,11 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { CHARTS } from "./charts";
-import { ChartOrigin } from "./config";
-import { APP, allowFrom, peer, podsLabelled, podsNamed } from "./networkpolicies";
-import { SecretKeyRef } from "./secrets";
-import { serviceHost } from "./shared";
-import { chartSource, chartValues } from "./values";
+import { CHARTS } from "../../lib/charts";
+import { ChartOrigin } from "../../config";
+import { APP, allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
+import { SecretKeyRef } from "../platform/secrets";
+import { serviceHost } from "../../lib/k8s";
+import { chartSource, chartValues } from "../../lib/chart-values";
 
 /** Release and fullname: the Service is `fx-redis`, pods carry `app.kubernetes.io/instance: fx-redis`. */
 export const REDIS_RELEASE = "fx-redis";

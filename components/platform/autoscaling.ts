@@ -1,11 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { CHARTS } from "./charts";
-import { ChartOrigin } from "./config";
-import { allowFrom, peer, podsLabelled } from "./networkpolicies";
+import { CHARTS } from "../../lib/charts";
+import { ChartOrigin } from "../../config";
+import { allowFrom, peer, podsLabelled } from "../../lib/netpol";
 import { SecretKeyRef } from "./secrets";
-import { labels } from "./shared";
-import { chartSource, chartValues } from "./values";
+import { labels } from "../../lib/k8s";
+import { chartSource, chartValues } from "../../lib/chart-values";
 
 /** Labels of the KEDA chart's pods (`app.kubernetes.io/name` = the chart's component names). */
 export const KEDA_PODS = {

@@ -1,5 +1,5 @@
 /**
- * Turns a mock run of the program (test/harness.ts runStack) into what Kubernetes, Helm and Docker would receive:
+ * Turns a mock run of the program (tools/harness.ts runStack) into what Kubernetes, Helm and Docker would receive:
  * every Kubernetes object as a manifest, every Helm release with its merged values, every image with its build
  * settings. Secret values are redacted everywhere. Used by `npm run render`, the schema tests, the linters
  * (scripts/lint-manifests.sh) and the footprint report.

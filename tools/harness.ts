@@ -9,7 +9,7 @@
  * run test/record-runs.ts recorded before the suites started, and the first successful run of a config variant is
  * recorded beside it for the suites that ask for the same variant later (each call parses its own copy). Runs with a
  * `program` or `live: true`, and runs that fail (bad-config cases), run the program every time.
- * What the harness needs from inside @pulumi/pulumi, beyond its public mocks API, is in test/pulumi-internals.ts.
+ * What the harness needs from inside @pulumi/pulumi, beyond its public mocks API, is in tools/pulumi-internals.ts.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -21,7 +21,7 @@ import { captureRegistrations, RegistrationMeta, resetRuntimeStore, waitForRPCs 
 // Each run adds process listeners inside the Pulumi runtime; a test file runs many stacks.
 process.setMaxListeners(100);
 
-import { PROJECT, ROOT, STACKS, StackName } from "../tools/stacks";
+import { PROJECT, ROOT, STACKS, StackName } from "./stacks";
 
 export { PROJECT, ROOT, STACKS };
 export type { StackName };

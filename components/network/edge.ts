@@ -1,10 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CertManager } from "@pulumi/kubernetes-cert-manager";
-import { CHARTS } from "./charts";
-import { ChartOrigin, StackConfig } from "./config";
-import { labels } from "./shared";
-import { chartSource } from "./values";
+import { CHARTS } from "../../lib/charts";
+import { ChartOrigin, StackConfig } from "../../config";
+import { labels } from "../../lib/k8s";
+import { chartSource } from "../../lib/chart-values";
 
 /** A Service an Ingress routes to: its namespace, name and port (the Service port, not the pod's). */
 export interface Backend {

@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "./config";
-import { FeastConnection, feastOnlineEnv } from "./feast";
-import { httpProbe, labels } from "./shared";
-import { Workload } from "./workload";
+import { ResourceSpec } from "../../config";
+import { FeastConnection, feastOnlineEnv } from "../data/feast";
+import { httpProbe, labels } from "../../lib/k8s";
+import { Workload } from "../../lib/workload";
 
 export const FASTAPI_NAME = "fastapi";
 export const FASTAPI_PORT = 8000;

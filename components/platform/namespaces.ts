@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { labels } from "./shared";
+import { labels } from "../../lib/k8s";
 
 /** cert-manager's namespace: where it runs when the stack installs it, and where a cluster's existing one runs. */
 export const CERT_MANAGER_NAMESPACE = "cert-manager";

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { APP, allowFrom, IngressRule, peer, podsLabelled, podsNamed } from "./networkpolicies";
-import { labels } from "./shared";
+import { APP, allowFrom, IngressRule, peer, podsLabelled, podsNamed } from "../../lib/netpol";
+import { labels } from "../../lib/k8s";
 
 /**
  * Default-deny ingress in every namespace the stack owns, then exactly the application flows the stack needs.
@@ -65,7 +65,7 @@ export interface AppNetworkPoliciesArgs {
     cnpgOperator?: { namespace: string; after: pulumi.Resource };
     /** The device plugin's namespace when the stack installs it. */
     devicePlugin?: pulumi.Input<string>;
-    /** KEDA's namespace when the Celery workers autoscale (its allows are in components/autoscaling.ts). */
+    /** KEDA's namespace when the Celery workers autoscale (its allows are in components/platform/autoscaling.ts). */
     keda?: pulumi.Input<string>;
     /** Namespace of the ingress controller's pods (config `ingressControllerNamespace`). */
     ingressControllerNamespace: string;

@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec, Toleration } from "./config";
-import { SecretKeyRef, secretEnv } from "./secrets";
-import { dataVolume, httpProbe } from "./shared";
-import { ContainerSpec, ScratchVolume, Workload } from "./workload";
+import { ResourceSpec, Toleration } from "../../config";
+import { SecretKeyRef, secretEnv } from "../platform/secrets";
+import { dataVolume, httpProbe } from "../../lib/k8s";
+import { ContainerSpec, ScratchVolume, Workload } from "../../lib/workload";
 
 export const FINGPT_NAME = "fingpt";
 export const FINGPT_PORT = 8001;

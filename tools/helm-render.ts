@@ -1,6 +1,6 @@
 /**
  * Renders every Helm release a stack declares with the real `helm template`, from the pinned chart archives in
- * ../shared/charts, at the release's namespace, with exactly the values the program passes (test/render-lib.ts reads
+ * ../shared/charts, at the release's namespace, with exactly the values the program passes (tools/render-lib.ts reads
  * them from the mock run, so computed values count). Used by the chart tests (test/helm-charts.test.ts), by
  * `npm run render` (out/<stack>/charts/<release>.yaml) and by the API server tier, which applies the rendered objects.
  *
@@ -15,7 +15,7 @@ import { parseAllDocuments, stringify, Tags } from "yaml";
 import { ROOT, runStack, StackName } from "./harness";
 import { HelmRelease, K8sObject, REDACTED, render, Rendered } from "./render-lib";
 import { TARGET_KUBERNETES } from "./manifest-validation";
-import { TOOLS_BIN } from "../tools/apiserver";
+import { TOOLS_BIN } from "./apiserver";
 
 /** Where the pinned chart archives live (test data shared by the team, never copied into the project). */
 export const CHART_DIR = path.resolve(ROOT, "..", "shared", "charts");

@@ -4,8 +4,8 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { parse } from "yaml";
-import { chartArchiveName, CHARTS } from "./charts";
-import { ClusterTarget } from "./cluster";
+import { chartArchiveName, CHARTS } from "../lib/charts";
+import { ClusterTarget } from "../components/platform/cluster";
 
 /**
  * The only module that reads `pulumi.Config`. `loadConfig()` reads and validates every key declared in Pulumi.yaml
@@ -77,7 +77,7 @@ export const SERVICES = [
 export type Service = (typeof SERVICES)[number];
 
 /**
- * Where the Helm charts come from: each chart's public repository (components/charts.ts), a folder of the pinned
+ * Where the Helm charts come from: each chart's public repository (lib/charts.ts), a folder of the pinned
  * archives, a chart repository mirror, or an OCI registry (`chartRepository`).
  */
 export type ChartOrigin =

@@ -3,7 +3,7 @@ import * as path from "path";
 import deepmerge from "deepmerge";
 import { parse } from "yaml";
 import { chartArchiveName, ChartRef } from "./charts";
-import type { ChartOrigin } from "./config";
+import type { ChartOrigin } from "../config";
 
 /**
  * Helm values in two layers: the static, reviewed values of a chart in `charts-values/<file>.yaml` (hardening,
@@ -56,7 +56,7 @@ export function chartValues(file: string, computed: Values = {}): Values {
 }
 
 /**
- * Chart, version and repository of a pinned chart (components/charts.ts), as `helm.v3.Release` takes them, from where
+ * Chart, version and repository of a pinned chart (lib/charts.ts), as `helm.v3.Release` takes them, from where
  * the stack's `chartRepository` says: the chart's public repository, a folder of archives, a mirror or a registry.
  */
 export function chartSource(

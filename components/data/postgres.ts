@@ -1,12 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { CHARTS } from "./charts";
-import { podSecurityLabels } from "./namespaces";
-import { APP, allowFrom, peer, podsLabelled, podsNamed } from "./networkpolicies";
-import { DB_ROLES, DbRole } from "./secrets";
-import { BackupConfig, ChartOrigin, ResourceSpec } from "./config";
-import { labels, resources, serviceHost } from "./shared";
-import { chartSource, chartValues } from "./values";
+import { CHARTS } from "../../lib/charts";
+import { podSecurityLabels } from "../platform/namespaces";
+import { APP, allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
+import { DB_ROLES, DbRole } from "../platform/secrets";
+import { BackupConfig, ChartOrigin, ResourceSpec } from "../../config";
+import { labels, resources, serviceHost } from "../../lib/k8s";
+import { chartSource, chartValues } from "../../lib/chart-values";
 
 /** The CloudNativePG Cluster's name: its Services are `<name>-rw`, `-ro`, `-r`; its pods carry `cnpg.io/cluster`. */
 export const POSTGRES_CLUSTER = "fx-postgres";

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "./config";
-import { SecretKeyRef, secretEnv } from "./secrets";
-import { AIRFLOW_USER, Workload } from "./workload";
+import { ResourceSpec } from "../../config";
+import { SecretKeyRef, secretEnv } from "../platform/secrets";
+import { AIRFLOW_USER, Workload } from "../../lib/workload";
 
 /** Where the images that run Feast's CLI keep `feast_repo/` (dockerfiles/: the Airflow worker under AIRFLOW_HOME). */
 export const FEAST_REPO_PATHS = { airflowWorker: "/opt/airflow/feast_repo" } as const;

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { labels } from "./shared";
+import { labels } from "./k8s";
 
 /**
  * NetworkPolicy building blocks. A policy here only ever *allows* ingress to the pods it selects: once any policy

@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "./config";
-import { secretEnv } from "./secrets";
-import { dataVolume, httpProbe, labels, tcpProbe } from "./shared";
-import { Workload } from "./workload";
+import { ResourceSpec } from "../../config";
+import { secretEnv } from "../platform/secrets";
+import { dataVolume, httpProbe, labels, tcpProbe } from "../../lib/k8s";
+import { Workload } from "../../lib/workload";
 
 export const MLFLOW_NAME = "mlflow";
 export const MLFLOW_PORT = 5000;

@@ -3,13 +3,13 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { parse } from "yaml";
-import { CHARTS } from "./charts";
-import { ChartOrigin, ResourceSpec } from "./config";
-import { labels, resources, serviceHost } from "./shared";
-import { chartSource, chartValues } from "./values";
+import { CHARTS } from "../../lib/charts";
+import { ChartOrigin, ResourceSpec } from "../../config";
+import { labels, resources, serviceHost } from "../../lib/k8s";
+import { chartSource, chartValues } from "../../lib/chart-values";
 
 /** The monitoring files: rules, dashboards, the StatsD mapping and the metrics catalogue. */
-export const MONITORING_DIR = path.resolve(__dirname, "..", "monitoring");
+export const MONITORING_DIR = path.resolve(__dirname, "..", "..", "monitoring");
 const RULES_DIR = path.join(MONITORING_DIR, "prometheus", "rules");
 const DASHBOARDS_DIR = path.join(MONITORING_DIR, "grafana", "dashboards");
 
@@ -52,7 +52,7 @@ export function loadRuleGroups(features: MonitoredFeatures): RuleGroup[] {
     const unknown = files.filter((f) => !(f in RULE_FILES));
     if (unknown.length > 0) {
         throw new Error(
-            `monitoring/prometheus/rules/${unknown.join(", ")} not listed in RULE_FILES (components/monitoring.ts); ` +
+            `monitoring/prometheus/rules/${unknown.join(", ")} not listed in RULE_FILES (components/monitoring/monitoring.ts); ` +
                 `listed: ${Object.keys(RULE_FILES).join(", ")}`,
         );
     }
@@ -160,7 +160,7 @@ export interface MonitoringArgs {
     namespace: pulumi.Input<string>;
     /** The pipeline's namespace: the only one whose pods are scraped. */
     appNamespace: pulumi.Input<string>;
-    /** Secret with `admin-user` and `admin-password` in `namespace` (components/secrets.ts). */
+    /** Secret with `admin-user` and `admin-password` in `namespace` (components/platform/secrets.ts). */
     grafanaAdminSecretName: pulumi.Input<string>;
     /** How long Prometheus keeps samples, e.g. "15d". */
     retention: string;
