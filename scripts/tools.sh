@@ -134,7 +134,11 @@ build "$CACHE/etcd-$ETCD_VERSION" build_etcd
 build "$CACHE/helm-$HELM_VERSION" build_helm
 build "$CACHE/actionlint-$ACTIONLINT_VERSION" build_actionlint
 build "$CACHE/pulumi-$PULUMI_VERSION" build_pulumi
-build "$CACHE/pulumi-kubernetes-$PULUMI_K8S_PLUGIN_VERSION-${PULUMI_K8S_MODULE_VERSION##*-}" build_pulumi_kubernetes
+K8S_PLUGIN_DIR="$CACHE/pulumi-kubernetes-$PULUMI_K8S_PLUGIN_VERSION-${PULUMI_K8S_MODULE_VERSION##*-}"
+build "$K8S_PLUGIN_DIR" build_pulumi_kubernetes
+# The version the plugin was built as, beside its binary: tools/plugins.ts installs it under this version and refuses
+# one the @pulumi/kubernetes SDK does not ask for (package.json changed, tools not rebuilt).
+printf '%s\n' "$PULUMI_K8S_PLUGIN_VERSION" >"$K8S_PLUGIN_DIR/version"
 
 for t in "${timings[@]}"; do echo "cold build $t" >&2; done
 echo "$BIN"

@@ -15,14 +15,7 @@ import { ROOT } from "../tools/harness";
 import { K8sObject, Rendered } from "../tools/render-lib";
 import { extractChart, unusedValues } from "./chart-values";
 import { ChartRender, isClusterScoped } from "../tools/helm-render";
-import {
-    objectId,
-    podSpecs,
-    ruleProblems,
-    schemaModule,
-    schemaProblems,
-    unknownFieldProblems,
-} from "../tools/manifest-validation";
+import { objectId, podSpecs, validateObjects } from "../tools/manifest-validation";
 
 export interface ChartProblem {
     /** Helm release name. */
@@ -56,122 +49,14 @@ export function unusedValueProblems(charts: readonly ChartRender[]): ChartProble
 // Objects: schema and unknown fields
 // ---------------------------------------------------------------------------------------------------------------
 
-/** ajv 8 (JSON Schema draft 7, `nullable` as OpenAPI has it), the validator the CRD schemas are checked with. */
-const Ajv = require("ajv").default;
-
 /**
- * A CRD version's schema as the API server applies it: unknown fields of an object with `properties` are pruned
- * (and refused under strict field validation) unless `x-kubernetes-preserve-unknown-fields`; an embedded resource
- * also has apiVersion, kind and metadata.
- */
-function structural(schema: any): any {
-    if (Array.isArray(schema)) return schema.map(structural);
-    if (!schema || typeof schema !== "object") return schema;
-    const out: any = {};
-    for (const [k, v] of Object.entries(schema)) {
-        out[k] =
-            k === "properties"
-                ? Object.fromEntries(Object.entries(v as any).map(([p, s]) => [p, structural(s)]))
-                : structural(v);
-    }
-    if (out["x-kubernetes-embedded-resource"] && out.properties) {
-        out.properties = {
-            apiVersion: { type: "string" },
-            kind: { type: "string" },
-            metadata: { type: "object" },
-            ...out.properties,
-        };
-    }
-    if (out["x-kubernetes-int-or-string"]) {
-        delete out.type;
-        out.anyOf = [{ type: "integer" }, { type: "string" }];
-    }
-    if (out.properties && out.additionalProperties === undefined && !out["x-kubernetes-preserve-unknown-fields"]) {
-        out.additionalProperties = false;
-    }
-    return out;
-}
-
-type Validator = ((o: unknown) => boolean) & {
-    errors?: { instancePath: string; message?: string; keyword: string; params: any }[];
-};
-
-/** Validators by `apiVersion/kind` from CRD objects. */
-/**
- * Compiled CRD schemas by their text, for the process: each planted fault checks the stack's charts again with the
- * same CRDs, and compiling them is about 1 s a time.
- */
-const compiledCrdSchemas = new Map<string, Validator>();
-const crdAjv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-
-export function crdValidators(crds: readonly K8sObject[]): Map<string, Validator> {
-    const out = new Map<string, Validator>();
-    for (const crd of crds) {
-        const group = crd.spec?.group;
-        const kind = crd.spec?.names?.kind;
-        for (const v of crd.spec?.versions ?? []) {
-            const schema = v.schema?.openAPIV3Schema;
-            if (!schema) continue;
-            const text = JSON.stringify(schema);
-            const known = compiledCrdSchemas.get(text);
-            if (known) {
-                out.set(`${group}/${v.name}/${kind}`, known);
-                continue;
-            }
-            const root = structural(schema);
-            // Every object has these, whatever the CRD's schema says of them.
-            root.properties = {
-                apiVersion: { type: "string" },
-                kind: { type: "string" },
-                metadata: { type: "object" },
-                ...root.properties,
-            };
-            const validate = crdAjv.compile(root);
-            compiledCrdSchemas.set(text, validate);
-            out.set(`${group}/${v.name}/${kind}`, validate);
-        }
-    }
-    return out;
-}
-
-/**
- * Schema, unknown-field and naming problems of the charts' rendered objects; custom resources against `crds`. One
- * type-check for all objects (the compiler's start-up dominates).
+ * Schema, unknown-field and naming problems of the charts' rendered objects (tools/manifest-validation.ts), custom
+ * resources against `crds`, each problem with its release.
  */
 export function objectProblems(charts: readonly ChartRender[], crds: readonly K8sObject[]): ChartProblem[] {
-    const validators = crdValidators(crds);
     const releaseOf = new Map<string, string>();
     const objects = charts.flatMap((c) => c.objects.map((o) => (releaseOf.set(objectId(o), c.release), o)));
-    const modelled = objects.filter((o) => schemaModule(o.apiVersion, o.kind));
-    const custom = objects.filter((o) => !schemaModule(o.apiVersion, o.kind));
-    const problems = [...schemaProblems(modelled)];
-    const seen = new Set(problems.map((p) => p.object));
-    problems.push(...unknownFieldProblems(modelled).filter((p) => p.rule === "unknown-field" || !seen.has(p.object)));
-    for (const o of custom) {
-        const validate = validators.get(`${o.apiVersion}/${o.kind}`);
-        if (!validate) {
-            problems.push({
-                object: objectId(o),
-                rule: "schema",
-                message: `no schema for ${o.apiVersion} ${o.kind}: neither a schema package nor a CRD of the stack's charts`,
-            });
-            continue;
-        }
-        if (!validate(o)) {
-            for (const e of validate.errors ?? []) {
-                const unknown = e.keyword === "additionalProperties";
-                problems.push({
-                    object: objectId(o),
-                    rule: unknown ? "unknown-field" : "schema",
-                    message: unknown
-                        ? `${e.instancePath || "/"}: unknown field "${e.params.additionalProperty}" (the CRD schema does not declare it)`
-                        : `${e.instancePath || "/"} ${e.message}${e.params?.allowedValues ? `: ${e.params.allowedValues.join(", ")}` : ""}`,
-                });
-            }
-        }
-    }
-    problems.push(...objects.flatMap(ruleProblems));
-    return problems.map((p) => ({ release: releaseOf.get(p.object) ?? "(unknown)", ...p }));
+    return validateObjects(objects, crds).map((p) => ({ release: releaseOf.get(p.object) ?? "(unknown)", ...p }));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

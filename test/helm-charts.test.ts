@@ -8,7 +8,7 @@ import { runStack, StackName } from "../tools/harness";
 import { HelmRelease, K8sObject, render, Rendered } from "../tools/render-lib";
 import { ChartRender, HelmRenderError, helmTemplate, renderCharts, STACK_API_VERSIONS } from "../tools/helm-render";
 import { ChartProblem, checkCharts, formatChartProblems } from "./chart-checks";
-import { objectId, podSpecs } from "../tools/manifest-validation";
+import { formatProblems, objectId, podSpecs, schemaModule, validateObjects } from "../tools/manifest-validation";
 
 const STACKS: StackName[] = ["dev", "gpu"];
 
@@ -80,6 +80,22 @@ describe.each(STACKS)("%s stack: every Helm release rendered by helm template an
         expect(
             formatChartProblems(
                 problems.filter((p) => !["unused-value", "pod-security", "reference"].includes(p.rule)),
+            ),
+        ).toBe("");
+    });
+
+    test("0 problems in the program's own objects: Kubernetes' schema, unknown fields, names, and the charts' CRDs", async () => {
+        const { rendered, charts } = await stack(name);
+        const objects = rendered.objects.filter((o) => !o.patch).map((o) => o.object);
+        // The program's own custom resources (its ClusterIssuers) are among them.
+        const custom = objects.filter((o) => !schemaModule(o.apiVersion, o.kind)).map((o) => o.kind);
+        expect(custom).toContain("ClusterIssuer");
+        expect(
+            formatProblems(
+                validateObjects(
+                    objects,
+                    charts.flatMap((c) => c.crds),
+                ),
             ),
         ).toBe("");
     });

@@ -106,3 +106,25 @@ describe("the pull-request workflow", () => {
         expect(workflow.permissions).toEqual({ contents: "read" });
     });
 });
+
+describe("the Kubernetes provider plugin's version is decided once (scripts/tools.sh, from package.json)", () => {
+    test("tools/plugins.ts reads the version the binary was built as, from its build folder", () => {
+        const { builtPluginVersion } = require("../tools/plugins");
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-plugin-"));
+        fs.mkdirSync(path.join(dir, "build", "bin"), { recursive: true });
+        fs.writeFileSync(path.join(dir, "build", "bin", "pulumi-resource-kubernetes"), "");
+        fs.symlinkSync(path.join(dir, "build", "bin", "pulumi-resource-kubernetes"), path.join(dir, "link"));
+        expect(() => builtPluginVersion(path.join(dir, "link"))).toThrow(/build\/version missing: run `npm run tools`/);
+        fs.writeFileSync(path.join(dir, "build", "version"), "4.34.2\n");
+        expect(builtPluginVersion(path.join(dir, "link"))).toBe("4.34.2");
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    test("scripts/tools.sh builds the version the @pulumi/kubernetes SDK asks the CLI for", () => {
+        const sdk = JSON.parse(read("node_modules/@pulumi/kubernetes/package.json"));
+        expect(read("scripts/tools.sh")).toContain(
+            `PULUMI_K8S_PLUGIN_VERSION=$(node -p 'require("./package.json").dependencies["@pulumi/kubernetes"]')`,
+        );
+        expect(pkg.dependencies["@pulumi/kubernetes"]).toBe(sdk.pulumi.version);
+    });
+});

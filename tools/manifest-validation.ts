@@ -1,10 +1,11 @@
 /**
  * Would the API server accept these objects? Three checks, each reporting (object, rule, message):
  * 1. schema: the OpenAPI schema of the target Kubernetes version, through `kubernetes-models` (`new Kind(obj).validate()`:
- *    types, required fields, formats such as quantities) and, for custom resources, the package that ships the CRD
- *    schema (`@kubernetes-models/cert-manager`).
- * 2. unknown-field: the same packages' TypeScript declarations, type-checked with the compiler's excess-property check,
- *    because their runtime validators accept unknown fields (strict field validation on the server rejects them).
+ *    types, required fields, formats such as quantities); custom resources against the openAPIV3Schema of the CRDs
+ *    given (the ones the stack's charts install), with ajv, as the API server applies them (structural, pruning).
+ * 2. unknown-field: the built-in kinds through `kubernetes-models`' TypeScript declarations, type-checked with the
+ *    compiler's excess-property check, because its runtime validators accept unknown fields (strict field validation
+ *    on the server rejects them); custom resources by the CRD schema's closed `properties`.
  * 3. rules the API server enforces in code rather than in the schema: names, labels, ports, containers, env, volumes,
  *    selectors.
  */
@@ -14,11 +15,14 @@ import * as ts from "typescript";
 import { ROOT } from "./harness";
 import { K8sObject } from "./render-lib";
 
+/** ajv 8 (JSON Schema draft 7, `nullable` as OpenAPI has it), the validator the CRD schemas are checked with. */
+const Ajv = require("ajv").default;
+
 /** The Kubernetes version whose API we validate against: the one `kubernetes-models` 5.1.0 is generated from. */
 export const TARGET_KUBERNETES = "1.34";
 
-/** Packages that ship schemas, looked up in order: `<package>/<group>/<version>/<Kind>` (core group: `v1/<Kind>`). */
-export const SCHEMA_PACKAGES = ["kubernetes-models", "@kubernetes-models/cert-manager"] as const;
+/** The package of the built-in kinds' schemas: `<package>/<group>/<version>/<Kind>` (core group: `v1/<Kind>`). */
+export const SCHEMA_PACKAGE = "kubernetes-models";
 
 export interface Problem {
     /** `<Kind>/<namespace>/<name>` (no namespace segment for cluster-scoped objects). */
@@ -31,31 +35,19 @@ export function objectId(o: K8sObject): string {
     return [o.kind, o.metadata?.namespace, o.metadata?.name].filter((x) => x !== undefined).join("/");
 }
 
-/** The module (import path) that holds the model class of apiVersion/kind, or undefined when none ships it. */
+/** The module (import path) of the model class of a built-in apiVersion/kind, or undefined for any other kind. */
 export function schemaModule(apiVersion: string, kind: string): string | undefined {
-    // `apps/v1` is a folder of its package; the core group's `v1` too.
-    const groupPath = apiVersion;
-    for (const pkg of SCHEMA_PACKAGES) {
-        if (fs.existsSync(path.join(ROOT, "node_modules", pkg, groupPath, `${kind}.d.ts`))) {
-            return `${pkg}/${groupPath}/${kind}`;
-        }
-    }
-    return undefined;
+    // `apps/v1` is a folder of the package; the core group's `v1` too.
+    const found = fs.existsSync(path.join(ROOT, "node_modules", SCHEMA_PACKAGE, apiVersion, `${kind}.d.ts`));
+    return found ? `${SCHEMA_PACKAGE}/${apiVersion}/${kind}` : undefined;
 }
 
-/** 1. Schema validation at run time; objects without a schema are a problem of their own. */
+/** 1. Schema validation at run time of built-in kinds (see schemaModule; custom resources: customResourceProblems). */
 export function schemaProblems(objects: readonly K8sObject[]): Problem[] {
     const problems: Problem[] = [];
     for (const o of objects) {
         const mod = schemaModule(o.apiVersion, o.kind);
-        if (!mod) {
-            problems.push({
-                object: objectId(o),
-                rule: "schema",
-                message: `no schema for ${o.apiVersion} ${o.kind} in ${SCHEMA_PACKAGES.join(", ")}`,
-            });
-            continue;
-        }
+        if (!mod) throw new Error(`${objectId(o)}: ${o.apiVersion} ${o.kind} is not a built-in kind`);
         const Model = require(mod)[o.kind];
         try {
             new Model(o).validate();
@@ -323,13 +315,119 @@ function podSpecProblems(
     }
 }
 
-/** Every problem of every object (patches excluded by the caller: they are partial on purpose). */
-export function validateObjects(objects: readonly K8sObject[]): Problem[] {
-    const schema = schemaProblems(objects);
+/**
+ * A CRD version's schema as the API server applies it: unknown fields of an object with `properties` are pruned
+ * (and refused under strict field validation) unless `x-kubernetes-preserve-unknown-fields`; an embedded resource
+ * also has apiVersion, kind and metadata.
+ */
+function structural(schema: any): any {
+    if (Array.isArray(schema)) return schema.map(structural);
+    if (!schema || typeof schema !== "object") return schema;
+    const out: any = {};
+    for (const [k, v] of Object.entries(schema)) {
+        out[k] =
+            k === "properties"
+                ? Object.fromEntries(Object.entries(v as any).map(([p, s]) => [p, structural(s)]))
+                : structural(v);
+    }
+    if (out["x-kubernetes-embedded-resource"] && out.properties) {
+        out.properties = {
+            apiVersion: { type: "string" },
+            kind: { type: "string" },
+            metadata: { type: "object" },
+            ...out.properties,
+        };
+    }
+    if (out["x-kubernetes-int-or-string"]) {
+        delete out.type;
+        out.anyOf = [{ type: "integer" }, { type: "string" }];
+    }
+    if (out.properties && out.additionalProperties === undefined && !out["x-kubernetes-preserve-unknown-fields"]) {
+        out.additionalProperties = false;
+    }
+    return out;
+}
+
+type Validator = ((o: unknown) => boolean) & {
+    errors?: { instancePath: string; message?: string; keyword: string; params: any }[];
+};
+
+/** Compiled CRD schemas by their text, for the process (compiling the stack's CRDs takes about 1 s). */
+const compiledCrdSchemas = new Map<string, Validator>();
+const crdAjv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+
+/** Validators by `<group>/<version>/<Kind>` from CRD objects. */
+export function crdValidators(crds: readonly K8sObject[]): Map<string, Validator> {
+    const out = new Map<string, Validator>();
+    for (const crd of crds) {
+        const group = crd.spec?.group;
+        const kind = crd.spec?.names?.kind;
+        for (const v of crd.spec?.versions ?? []) {
+            const schema = v.schema?.openAPIV3Schema;
+            if (!schema) continue;
+            const text = JSON.stringify(schema);
+            const known = compiledCrdSchemas.get(text);
+            if (known) {
+                out.set(`${group}/${v.name}/${kind}`, known);
+                continue;
+            }
+            const root = structural(schema);
+            // Every object has these, whatever the CRD's schema says of them.
+            root.properties = {
+                apiVersion: { type: "string" },
+                kind: { type: "string" },
+                metadata: { type: "object" },
+                ...root.properties,
+            };
+            const validate = crdAjv.compile(root);
+            compiledCrdSchemas.set(text, validate);
+            out.set(`${group}/${v.name}/${kind}`, validate);
+        }
+    }
+    return out;
+}
+
+/** 1-2 for custom resources: each against its CRD's schema; a kind no CRD given defines is a problem of its own. */
+export function customResourceProblems(objects: readonly K8sObject[], crds: readonly K8sObject[]): Problem[] {
+    const validators = crdValidators(crds);
+    const problems: Problem[] = [];
+    for (const o of objects) {
+        const validate = validators.get(`${o.apiVersion}/${o.kind}`);
+        if (!validate) {
+            problems.push({
+                object: objectId(o),
+                rule: "schema",
+                message: `no schema for ${o.apiVersion} ${o.kind}: not a built-in kind of ${SCHEMA_PACKAGE} nor defined by a CRD given`,
+            });
+            continue;
+        }
+        if (validate(o)) continue;
+        for (const e of validate.errors ?? []) {
+            const unknown = e.keyword === "additionalProperties";
+            problems.push({
+                object: objectId(o),
+                rule: unknown ? "unknown-field" : "schema",
+                message: unknown
+                    ? `${e.instancePath || "/"}: unknown field "${e.params.additionalProperty}" (the CRD schema does not declare it)`
+                    : `${e.instancePath || "/"} ${e.message}${e.params?.allowedValues ? `: ${e.params.allowedValues.join(", ")}` : ""}`,
+            });
+        }
+    }
+    return problems;
+}
+
+/**
+ * Every problem of every object (patches excluded by the caller: they are partial on purpose); custom resources
+ * against `crds`. One type-check for all objects (the compiler's start-up dominates).
+ */
+export function validateObjects(objects: readonly K8sObject[], crds: readonly K8sObject[] = []): Problem[] {
+    const builtIn = objects.filter((o) => schemaModule(o.apiVersion, o.kind));
+    const custom = objects.filter((o) => !schemaModule(o.apiVersion, o.kind));
+    const schema = schemaProblems(builtIn);
     const seen = new Set(schema.map((p) => p.object));
     // A type error the schema check already reported for an object is not repeated from the compiler.
-    const typed = unknownFieldProblems(objects).filter((p) => p.rule === "unknown-field" || !seen.has(p.object));
-    return [...schema, ...typed, ...objects.flatMap(ruleProblems)];
+    const typed = unknownFieldProblems(builtIn).filter((p) => p.rule === "unknown-field" || !seen.has(p.object));
+    return [...schema, ...typed, ...customResourceProblems(custom, crds), ...objects.flatMap(ruleProblems)];
 }
 
 /** One line per problem, for test failure messages and the lint script. */

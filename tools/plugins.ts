@@ -14,6 +14,13 @@ function sdkPluginVersion(pkg: string): string {
     return manifest.pulumi.version;
 }
 
+/** The version scripts/tools.sh built a provider binary as (the `version` file of its build folder). */
+export function builtPluginVersion(binary: string): string {
+    const file = path.join(path.dirname(fs.realpathSync(binary)), "..", "version");
+    if (!fs.existsSync(file)) throw new Error(`${file} missing: run \`npm run tools\` (scripts/tools.sh writes it)`);
+    return fs.readFileSync(file, "utf8").trim();
+}
+
 /** The packages whose real plugins cannot be had here, stood in for by tools/standins/provider.ts. */
 export const STAND_INS = ["random", "docker", "kubernetes-cert-manager"] as const;
 
@@ -32,8 +39,16 @@ export function installPlugins(pulumiHome: string, scratch: string): InstalledPl
             stdio: ["ignore", "pipe", "pipe"],
         });
     const installed: InstalledPlugin[] = [];
-    const k8sVersion = sdkPluginVersion("@pulumi/kubernetes");
-    install("kubernetes", k8sVersion, path.join(TOOLS_BIN, "pulumi-resource-kubernetes"));
+    const k8sPlugin = path.join(TOOLS_BIN, "pulumi-resource-kubernetes");
+    const k8sVersion = builtPluginVersion(k8sPlugin);
+    const asked = sdkPluginVersion("@pulumi/kubernetes");
+    if (k8sVersion !== asked) {
+        throw new Error(
+            `${k8sPlugin} was built as version ${k8sVersion}, but @pulumi/kubernetes asks for ${asked}: ` +
+                "run `npm run tools` (scripts/tools.sh builds the version package.json names)",
+        );
+    }
+    install("kubernetes", k8sVersion, k8sPlugin);
     installed.push({ name: "kubernetes", version: k8sVersion, standIn: false });
     for (const name of STAND_INS) {
         const version = sdkPluginVersion(`@pulumi/${name}`);
