@@ -188,7 +188,7 @@ export class Workload extends pulumi.ComponentResource {
         const podSpec: Input.PodSpec = {
             // None of the pipeline's processes talks to the Kubernetes API.
             automountServiceAccountToken: false,
-            securityContext: { ...podSecurityContext(runAs.uid, runAs.gid), fsGroup: runAs.gid },
+            securityContext: podSecurityContext(runAs),
             imagePullSecrets: args.imagePullSecretName ? [{ name: args.imagePullSecretName }] : undefined,
             nodeSelector:
                 args.nodeSelector && Object.keys(args.nodeSelector).length ? { ...args.nodeSelector } : undefined,

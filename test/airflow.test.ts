@@ -206,7 +206,12 @@ describe("airflow", () => {
         const run = await runProgram(program("3.3.2"));
         for (const [type, name] of LONG_RUNNING) {
             const pod = run.one(type, name).inputs.spec.template.spec;
-            expect(pod.securityContext).toMatchObject({ runAsUser: 50000, runAsNonRoot: true, fsGroup: 0 });
+            expect(pod.securityContext).toMatchObject({
+                runAsUser: 50000,
+                runAsGroup: 0,
+                runAsNonRoot: true,
+                fsGroup: 0,
+            });
             const c = pod.containers[0];
             expect(c.securityContext).toMatchObject({
                 allowPrivilegeEscalation: false,
