@@ -614,6 +614,16 @@ describe("declared defaults", () => {
         for (const key of secretKeys()) expect([key, key in projectConfig()]).toEqual([key, false]);
     });
 
+    test("the preview's secret environment (tools/engine.ts) names every secret key, and maps both ways", () => {
+        const { secretKeys } = require("../tools/harness");
+        const { SECRET_ENV, secretsFromEnv, secretsToEnv } = require("../tools/engine");
+        expect(Object.keys(SECRET_ENV).sort()).toEqual([...secretKeys()].sort());
+        const secrets = { oandaToken: "t", hfToken: "h" };
+        expect(secretsToEnv(secrets)).toEqual({ FX_OANDA_TOKEN: "t", FX_HF_TOKEN: "h" });
+        expect(secretsFromEnv({ ...secretsToEnv(secrets), PATH: "/bin" })).toEqual(secrets);
+        expect(() => secretsToEnv({ oandaTokn: "t" })).toThrow(/oandaTokn is not a secret config key/);
+    });
+
     test("each version default is a release config/versions.yaml lists", () => {
         const { projectConfig } = require("../tools/harness");
         const { SUPPORTED_VERSIONS } = require("../config");
