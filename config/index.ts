@@ -6,12 +6,27 @@ import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { parse } from "yaml";
 import { chartArchiveName, CHARTS } from "../lib/charts";
 import { ClusterTarget } from "../components/platform/cluster";
+import {
+    AirflowRelease,
+    CHOICES,
+    Choice,
+    ChoiceKey,
+    isAirflowRelease,
+    RANGES,
+    RangeKey,
+    SUPPORTED_VERSIONS,
+    VERSION_KEYS,
+} from "./rules";
+
+export { SUPPORTED_VERSIONS } from "./rules";
+export type { AirflowRelease, Choice } from "./rules";
 
 /**
  * The only module that reads `pulumi.Config`. `loadConfig()` reads and validates every key declared in Pulumi.yaml
  * (and the secret keys of config/secrets.yaml) and returns one frozen, typed object; every problem is reported at
  * once, each naming the key, the bad value and what is allowed, before any resource is declared. A key the project
- * does not know, or one set to a value that has no effect on the stack, is a problem too.
+ * does not know, or one set to a value that has no effect on the stack, is a problem too. The ranges and allowed
+ * sets are stated once, in config/rules.ts; components take the typed result and do not check it again.
  */
 
 /** The project's root, where Pulumi.yaml and config/ live. */
@@ -36,16 +51,6 @@ interface SecretDecl {
 /** The secret keys (config/secrets.yaml): not declared in Pulumi.yaml, whose CLI would require every one of them. */
 export const SECRET_KEYS: Readonly<Record<string, SecretDecl>> = parse(
     fs.readFileSync(path.join(PROJECT_ROOT, "config/secrets.yaml"), "utf8"),
-);
-
-interface VersionList {
-    readonly releases: readonly string[];
-    /** The major release the reference app (appContext: app) is written for. */
-    readonly referenceAppMajor?: number;
-}
-/** The one list of releases each version key accepts (config/versions.yaml). */
-export const SUPPORTED_VERSIONS: Readonly<Record<"postgres" | "redis" | "airflow" | "mlflow", VersionList>> = parse(
-    fs.readFileSync(path.join(PROJECT_ROOT, "config/versions.yaml"), "utf8"),
 );
 
 /** CPU request and limit, memory (request = limit, so a pod is never OOM-killed for memory it was promised). */
@@ -123,7 +128,7 @@ export interface StackConfig {
     };
     readonly appContext: string;
     readonly charts: ChartOrigin;
-    readonly imagePlatform: "linux/amd64" | "linux/arm64";
+    readonly imagePlatform: Choice<"imagePlatform">;
     readonly replicas: {
         readonly fastapi: number;
         readonly fastapiMax: number;
@@ -160,12 +165,12 @@ export interface StackConfig {
     readonly versions: {
         readonly postgres: string;
         readonly redis: string;
-        readonly airflow: string;
+        readonly airflow: AirflowRelease;
         readonly mlflow: string;
     };
     readonly fingpt: {
         readonly enabled: boolean;
-        readonly mode: "model" | "lexicon";
+        readonly mode: Choice<"fingptMode">;
         readonly baseModel: string;
         readonly adapter: string;
         readonly hfToken?: pulumi.Output<string>;
@@ -183,13 +188,13 @@ export interface StackConfig {
         /** Namespace of the ingress controller pods (NetworkPolicies admit UI/API traffic from it). */
         readonly ingressControllerNamespace: string;
         readonly installCertManager: boolean;
-        readonly tlsIssuer: "selfsigned" | "acme";
+        readonly tlsIssuer: Choice<"tlsIssuer">;
         readonly acmeEmail?: string;
         readonly acmeServer: string;
     };
     readonly data: {
-        readonly source: "oanda" | "sample";
-        readonly oandaEnvironment: "practice" | "live";
+        readonly source: Choice<"dataSource">;
+        readonly oandaEnvironment: Choice<"oandaEnvironment">;
         readonly oandaToken?: pulumi.Output<string>;
         readonly oandaAccountId?: pulumi.Output<string>;
         readonly instruments: readonly string[];
@@ -305,17 +310,28 @@ class Reader {
         return this.attempt(() => this.cfg.require(key, { ...opts, pattern: undefined }));
     }
 
-    oneOf<T extends string>(key: string, allowed: readonly T[]): T | undefined {
-        return this.attempt(() => this.cfg.require<T>(key, { allowedValues: [...allowed] }));
+    /** One of the words config/rules.ts CHOICES allows for `key`. */
+    oneOf<K extends ChoiceKey>(key: K): Choice<K> | undefined {
+        return this.attempt(() => this.cfg.require<Choice<K>>(key, { allowedValues: [...CHOICES[key]] }));
     }
 
-    int(key: string, min: number, max: number): number | undefined {
+    /** A whole number in the range config/rules.ts RANGES gives `key`. */
+    int(key: RangeKey): number | undefined {
+        const { min, max } = RANGES[key];
         const n = this.attempt(() => this.cfg.requireNumber(key, { min, max }));
         if (n !== undefined && !Number.isInteger(n)) {
             this.fail(key, n, `must be a whole number from ${min} to ${max}`);
             return undefined;
         }
         return n;
+    }
+
+    /** The cross-key floor RANGES gives `key` (`atLeast`): its value must be at least the floor key's. */
+    atLeastFloor(key: "fastapiMaxReplicas" | "airflowWorkerMaxReplicas", value?: number, floor?: number, why = "") {
+        const floorKey = RANGES[key].atLeast;
+        if (value !== undefined && floor !== undefined && value < floor) {
+            this.fail(key, value, `must be at least ${floorKey} (${floor})${why}`);
+        }
     }
 
     bool(key: string): boolean | undefined {
@@ -390,11 +406,11 @@ class Reader {
         }
     }
 
-    /** One of the releases config/versions.yaml lists for `list`. */
-    release(key: string, list: keyof typeof SUPPORTED_VERSIONS, what: string): string | undefined {
+    /** One of the releases config/versions.yaml lists for the version key. */
+    release(key: keyof typeof VERSION_KEYS, what: string): string | undefined {
         const value = this.cfg.get(key);
         if (value === undefined) return this.attempt(() => this.cfg.require(key));
-        const allowed = SUPPORTED_VERSIONS[list].releases;
+        const allowed = SUPPORTED_VERSIONS[VERSION_KEYS[key]].releases;
         if (!allowed.includes(value)) {
             this.fail(key, value, `must be ${what} listed in config/versions.yaml: ${allowed.join(", ")}`);
             return undefined;
@@ -485,6 +501,32 @@ function resolveKubeconfig(r: Reader, value: string): string | undefined {
     return resolved;
 }
 
+/**
+ * `appContext`: the build context of the images, a folder (relative to the working directory, as docker takes it)
+ * with a .dockerignore, so caches, virtualenvs and local secrets stay out of the images and their content tags.
+ */
+function buildContext(r: Reader, value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    const dir = path.resolve(value);
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+        r.fail(
+            "appContext",
+            value,
+            `must be the folder of the application checkout the images are built from (default: ${REFERENCE_APP}); ${dir} is not a folder`,
+        );
+        return undefined;
+    }
+    if (!fs.existsSync(path.join(dir, ".dockerignore"))) {
+        r.fail(
+            "appContext",
+            value,
+            "the build context needs a .dockerignore, so caches, virtualenvs and local secrets stay out of the images and out of their content tags",
+        );
+        return undefined;
+    }
+    return value;
+}
+
 /** Reads, validates and freezes the stack configuration; throws ConfigValidationError listing every problem. */
 export function loadConfig(): StackConfig {
     const cfg = new pulumi.Config();
@@ -521,15 +563,13 @@ export function loadConfig(): StackConfig {
     if (username) r.needSecret("registryPassword", "when registryUsername is set");
     else r.unusedSecret("registryPassword", "without registryUsername (the registry takes no credentials)");
 
-    const appContext = r.str("appContext", { minLength: 1 });
-    const imagePlatform = r.oneOf("imagePlatform", ["linux/amd64", "linux/arm64"] as const);
+    const appContext = buildContext(r, r.str("appContext", { minLength: 1 }));
+    const imagePlatform = r.oneOf("imagePlatform");
 
-    const fastapiReplicas = r.int("fastapiReplicas", 1, 20);
-    const fastapiMax = r.int("fastapiMaxReplicas", 1, 50);
-    const fastapiWorkers = r.int("fastapiWorkers", 1, 8);
-    if (fastapiReplicas !== undefined && fastapiMax !== undefined && fastapiMax < fastapiReplicas) {
-        r.fail("fastapiMaxReplicas", fastapiMax, `must be at least fastapiReplicas (${fastapiReplicas})`);
-    }
+    const fastapiReplicas = r.int("fastapiReplicas");
+    const fastapiMax = r.int("fastapiMaxReplicas");
+    const fastapiWorkers = r.int("fastapiWorkers");
+    r.atLeastFloor("fastapiMaxReplicas", fastapiMax, fastapiReplicas);
 
     const resources = {} as Record<Service, ResourceSpec>;
     for (const svc of SERVICES) {
@@ -553,10 +593,12 @@ export function loadConfig(): StackConfig {
         hint: "must be empty (cluster default) or a StorageClass name",
     });
 
-    const postgresVersion = r.release("postgresVersion", "postgres", "a Postgres major with a CloudNativePG image");
-    const redisVersion = r.release("redisVersion", "redis", "a tag of the official redis image");
-    const airflowVersion = r.release("airflowVersion", "airflow", "an Apache Airflow release");
-    const mlflowVersion = r.release("mlflowVersion", "mlflow", "an MLflow release");
+    const postgresVersion = r.release("postgresVersion", "a Postgres major with a CloudNativePG image");
+    const redisVersion = r.release("redisVersion", "a tag of the official redis image");
+    // Every listed Airflow release is 2.x or 3.x (config/rules.ts checks the file as it loads).
+    const airflowRelease = r.release("airflowVersion", "an Apache Airflow release");
+    const airflowVersion = airflowRelease && isAirflowRelease(airflowRelease) ? airflowRelease : undefined;
+    const mlflowVersion = r.release("mlflowVersion", "an MLflow release");
     // The reference app (appContext "app") is written for Airflow 3 (airflow.sdk, DeadlineAlert) and ships MLflow 3
     // clients; the seed's 2.x releases stay selectable for a pipeline checkout of your own that targets them.
     if (appContext === REFERENCE_APP) {
@@ -580,7 +622,7 @@ export function loadConfig(): StackConfig {
     }
 
     const fingptEnabled = r.bool("fingptEnabled");
-    const fingptMode = r.oneOf("fingptMode", ["model", "lexicon"] as const);
+    const fingptMode = r.oneOf("fingptMode");
     const hfRepo = "^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$";
     const baseModel = r.str("fingptBaseModel", { pattern: hfRepo, hint: "must be a Hugging Face id owner/name" });
     const adapter = r.str("fingptAdapter", { pattern: hfRepo, hint: "must be a Hugging Face id owner/name" });
@@ -600,7 +642,7 @@ export function loadConfig(): StackConfig {
     else r.unusedSecret("hfToken", "unless FinGPT runs in model mode (fingptEnabled true, fingptMode model)");
 
     const gpuEnabled = r.bool("gpuEnabled");
-    const gpuCount = r.int("gpuCount", 1, 8);
+    const gpuCount = r.int("gpuCount");
     let nodeSelector = parseNodeSelector(r, "gpuNodeSelector", r.strings("gpuNodeSelector") ?? []);
     const tolerations = parseTolerations(r, "gpuTolerations", r.strings("gpuTolerations") ?? []);
     const installDevicePlugin = r.bool("installDevicePlugin");
@@ -640,7 +682,7 @@ export function loadConfig(): StackConfig {
     const ingressClass = r.str("ingressClass", { pattern: DNS_SUBDOMAIN.source, hint: "must be an IngressClass name" });
     const ingressControllerNamespace = r.str("ingressControllerNamespace", { pattern: DNS_LABEL.source, hint: nsHint });
     const installCertManager = r.bool("installCertManager");
-    const tlsIssuer = r.oneOf("tlsIssuer", ["selfsigned", "acme"] as const);
+    const tlsIssuer = r.oneOf("tlsIssuer");
     const acmeEmail =
         r.str("acmeEmail", { pattern: "^$|^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", hint: "must be an e-mail address" }) ||
         undefined;
@@ -655,8 +697,8 @@ export function loadConfig(): StackConfig {
         for (const key of ["acmeEmail", "acmeServer"]) r.noEffect(key, "while tlsIssuer is selfsigned");
     }
 
-    const source = r.oneOf("dataSource", ["oanda", "sample"] as const);
-    const oandaEnvironment = r.oneOf("oandaEnvironment", ["practice", "live"] as const);
+    const source = r.oneOf("dataSource");
+    const oandaEnvironment = r.oneOf("oandaEnvironment");
     const oandaToken = r.secret("oandaToken");
     const oandaAccountId = r.secret("oandaAccountId");
     for (const key of ["oandaToken", "oandaAccountId"]) {
@@ -687,7 +729,7 @@ export function loadConfig(): StackConfig {
         pattern: "^[1-9][0-9]*(h|d|w|y)$",
         hint: "must be a duration such as 48h or 15d",
     });
-    const postgresInstances = r.int("postgresInstances", 1, 5);
+    const postgresInstances = r.int("postgresInstances");
     const backup = readBackup(r);
     const grafanaAdminUser = r.str("grafanaAdminUser", {
         pattern: "^[A-Za-z0-9._-]{1,64}$",
@@ -705,26 +747,17 @@ export function loadConfig(): StackConfig {
         prometheus: size("prometheusStorage") ?? "",
         retainOnDelete: r.bool("retainDataOnDelete") ?? true,
     };
-    const webserverReplicas = r.int("airflowWebserverReplicas", 1, 5);
-    const apiWorkers = r.int("airflowApiWorkers", 1, 8);
-    const workerReplicas = r.int("airflowWorkerReplicas", 1, 20);
+    const webserverReplicas = r.int("airflowWebserverReplicas");
+    const apiWorkers = r.int("airflowApiWorkers");
+    const workerReplicas = r.int("airflowWorkerReplicas");
     const workerAutoscaling = r.bool("airflowWorkerAutoscaling");
-    const workerMax = r.int("airflowWorkerMaxReplicas", 1, 20);
-    const queueTarget = r.int("airflowWorkerQueueTarget", 1, 1000);
+    const workerMax = r.int("airflowWorkerMaxReplicas");
+    const queueTarget = r.int("airflowWorkerQueueTarget");
     if (workerAutoscaling === false) {
         for (const key of ["airflowWorkerMaxReplicas", "airflowWorkerQueueTarget"])
             r.noEffect(key, "while airflowWorkerAutoscaling is false");
-    } else if (
-        workerAutoscaling &&
-        workerMax !== undefined &&
-        workerReplicas !== undefined &&
-        workerMax < workerReplicas
-    ) {
-        r.fail(
-            "airflowWorkerMaxReplicas",
-            workerMax,
-            `must be at least airflowWorkerReplicas (${workerReplicas}), the floor`,
-        );
+    } else if (workerAutoscaling) {
+        r.atLeastFloor("airflowWorkerMaxReplicas", workerMax, workerReplicas, ", the floor");
     }
 
     if (r.problems.length > 0) throw new ConfigValidationError(stack, r.problems);

@@ -22,13 +22,17 @@ export function selectorLabels(name: string, instance: string = PART_OF): Record
     return { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": instance };
 }
 
-/** Pod-level security that meets the `restricted` Pod Security Standard. */
-export function podSecurityContext(uid = 1000, gid = 0): k8s.types.input.core.v1.PodSecurityContext {
+/**
+ * Pod-level security that meets the `restricted` Pod Security Standard, for the image's user. The one place that
+ * decides fsGroup: the user's own group, so mounted volumes belong to the group the process writes as (the Airflow
+ * images' group 0 included, as the official Airflow chart sets it: their files are group-0 writable).
+ */
+export function podSecurityContext(user: { uid: number; gid: number }): k8s.types.input.core.v1.PodSecurityContext {
     return {
         runAsNonRoot: true,
-        runAsUser: uid,
-        runAsGroup: gid,
-        fsGroup: gid === 0 ? 1000 : gid,
+        runAsUser: user.uid,
+        runAsGroup: user.gid,
+        fsGroup: user.gid,
         seccompProfile: { type: "RuntimeDefault" },
     };
 }

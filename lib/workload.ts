@@ -79,7 +79,7 @@ export interface WorkloadArgs {
     terminationGracePeriodSeconds?: number;
     /** Job settings (kind Job only). */
     job?: { backoffLimit?: number; activeDeadlineSeconds?: number };
-    /** UID/GID the pod runs as (the images' non-root user). */
+    /** UID/GID the pod runs as (the image's non-root user; fsGroup follows the GID); default APP_USER. */
     runAs?: { uid: number; gid: number };
     /** Extra labels on the pod template (not used in selectors). */
     podLabels?: Record<string, string>;
@@ -188,7 +188,7 @@ export class Workload extends pulumi.ComponentResource {
         const podSpec: Input.PodSpec = {
             // None of the pipeline's processes talks to the Kubernetes API.
             automountServiceAccountToken: false,
-            securityContext: { ...podSecurityContext(runAs.uid, runAs.gid), fsGroup: runAs.gid },
+            securityContext: podSecurityContext(runAs),
             imagePullSecrets: args.imagePullSecretName ? [{ name: args.imagePullSecretName }] : undefined,
             nodeSelector:
                 args.nodeSelector && Object.keys(args.nodeSelector).length ? { ...args.nodeSelector } : undefined,

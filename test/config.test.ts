@@ -2,6 +2,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { CHARTS } from "../lib/charts";
+import { DECLARED } from "../config";
+import { descriptionProblems, isAirflowRelease, RANGES, SUPPORTED_VERSIONS } from "../config/rules";
 import { runStack, RunOptions, StackName } from "../tools/harness";
 
 /** Runs a stack expected to fail; returns the error message and what was declared before the failure. */
@@ -21,6 +23,13 @@ const PARTIAL_CHARTS = (() => {
     for (const ref of Object.values(CHARTS)) {
         if (ref.chart !== "grafana") fs.writeFileSync(path.join(dir, `${ref.chart}-${ref.version}.tgz`), "");
     }
+    return dir;
+})();
+
+/** A copy of the reference app without its .dockerignore. */
+const NO_DOCKERIGNORE = (() => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-context-"));
+    fs.writeFileSync(path.join(dir, "README.md"), "a build context without a .dockerignore\n");
     return dir;
 })();
 
@@ -71,6 +80,56 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         ["fastapiMaxReplicas", "3", "at least fastapiReplicas (4)"],
     ],
     ["gpu count out of range", "gpu", { config: { gpuCount: 9 } }, ["fx-ml-pipeline:gpuCount", "9", "8"]],
+    // Rules the components checked again on their own until #15 (fingpt, postgres, fastapi, redis, airflow, images).
+    ["no GPU for FinGPT's model", "gpu", { config: { gpuCount: 0 } }, ["fx-ml-pipeline:gpuCount", "0", "1"]],
+    [
+        "no Postgres instance",
+        "gpu",
+        { config: { postgresInstances: 0 } },
+        ["fx-ml-pipeline:postgresInstances", "0", "1"],
+    ],
+    [
+        "more Postgres instances than allowed",
+        "dev",
+        { config: { postgresInstances: 6 } },
+        ["postgresInstances", "6", "5"],
+    ],
+    [
+        "FastAPI ceiling above the range",
+        "dev",
+        { config: { fastapiMaxReplicas: 51 } },
+        ["fx-ml-pipeline:fastapiMaxReplicas", "51", "50"],
+    ],
+    [
+        "Postgres minor release instead of a major",
+        "gpu",
+        { config: { postgresVersion: "17.2" } },
+        ["fx-ml-pipeline:postgresVersion", '"17.2"', "14, 15, 16, 17, 18"],
+    ],
+    [
+        "Airflow major the components do not render",
+        "dev",
+        { config: { airflowVersion: "4.0.0", appContext: "test/fixtures/own-pipeline" } },
+        ["fx-ml-pipeline:airflowVersion", '"4.0.0"', "Apache Airflow release listed in config/versions.yaml", "2.7.0"],
+    ],
+    [
+        "Redis 8 tag",
+        "gpu",
+        { config: { redisVersion: "8.2.1" } },
+        ["fx-ml-pipeline:redisVersion", '"8.2.1"', "7.2.0", "7.4.8"],
+    ],
+    [
+        "build context that does not exist",
+        "dev",
+        { config: { appContext: "no-such-dir" } },
+        ["fx-ml-pipeline:appContext", '"no-such-dir"', "application checkout", "is not a folder"],
+    ],
+    [
+        "build context without a .dockerignore",
+        "dev",
+        { config: { appContext: NO_DOCKERIGNORE } },
+        ["fx-ml-pipeline:appContext", NO_DOCKERIGNORE, "needs a .dockerignore"],
+    ],
     [
         "unknown tls issuer",
         "gpu",
@@ -555,6 +614,16 @@ describe("declared defaults", () => {
         for (const key of secretKeys()) expect([key, key in projectConfig()]).toEqual([key, false]);
     });
 
+    test("the preview's secret environment (tools/engine.ts) names every secret key, and maps both ways", () => {
+        const { secretKeys } = require("../tools/harness");
+        const { SECRET_ENV, secretsFromEnv, secretsToEnv } = require("../tools/engine");
+        expect(Object.keys(SECRET_ENV).sort()).toEqual([...secretKeys()].sort());
+        const secrets = { oandaToken: "t", hfToken: "h" };
+        expect(secretsToEnv(secrets)).toEqual({ FX_OANDA_TOKEN: "t", FX_HF_TOKEN: "h" });
+        expect(secretsFromEnv({ ...secretsToEnv(secrets), PATH: "/bin" })).toEqual(secrets);
+        expect(() => secretsToEnv({ oandaTokn: "t" })).toThrow(/oandaTokn is not a secret config key/);
+    });
+
     test("each version default is a release config/versions.yaml lists", () => {
         const { projectConfig } = require("../tools/harness");
         const { SUPPORTED_VERSIONS } = require("../config");
@@ -603,5 +672,126 @@ describe("chartRepository", () => {
         const run = await runStack("dev", { config: { chartRepository: "oci://registry.internal/charts/" } });
         const redis = run.ofType("kubernetes:helm.sh/v3:Release").find((r) => r.inputs.chart.endsWith("/redis"))!;
         expect(redis.inputs).toMatchObject({ chart: "oci://registry.internal/charts/redis", version: "1.3.8" });
+    });
+});
+
+describe("each range and allowed set is stated once (config/rules.ts)", () => {
+    test("Pulumi.yaml's descriptions state the ranges and allowed sets config enforces", () => {
+        expect(descriptionProblems(DECLARED)).toEqual([]);
+    });
+
+    /** Pulumi.yaml's declarations with one description replaced. */
+    const withDescription = (key: string, description: string) => ({
+        ...DECLARED,
+        [key]: { ...DECLARED[key], description },
+    });
+
+    test.each([
+        [
+            "a range that differs",
+            "fastapiReplicas",
+            "Minimum FastAPI replicas, 1 to 10.",
+            'Pulumi.yaml fastapiReplicas: the description says "1 to 10", but config/rules.ts enforces 1 to 20',
+        ],
+        [
+            "no range at all",
+            "gpuCount",
+            "nvidia.com/gpu limit of the FinGPT pod.",
+            "Pulumi.yaml gpuCount: the description says no range, but config/rules.ts enforces 1 to 8",
+        ],
+        [
+            "a cross-key floor left out",
+            "airflowWorkerMaxReplicas",
+            "Most Celery workers KEDA scales to, 1 to 20.",
+            "Pulumi.yaml airflowWorkerMaxReplicas: the description says nothing of the floor airflowWorkerReplicas, but config/rules.ts enforces 1 to 20 and at least airflowWorkerReplicas",
+        ],
+        [
+            "an allowed word left out",
+            "tlsIssuer",
+            "selfsigned (a private CA) or vault.",
+            "Pulumi.yaml tlsIssuer: the description says nothing of acme, but config/rules.ts enforces one of selfsigned, acme",
+        ],
+        [
+            "a version range that differs from config/versions.yaml",
+            "postgresVersion",
+            "Postgres major version, one listed in config/versions.yaml (14 to 17).",
+            'Pulumi.yaml postgresVersion: the description says "14 to 17", but config/rules.ts enforces the releases config/versions.yaml lists for postgres, 14 to 18',
+        ],
+        [
+            "an oldest release that is not the oldest listed",
+            "airflowVersion",
+            "Apache Airflow release, one listed in config/versions.yaml (2.6.0 or later).",
+            'Pulumi.yaml airflowVersion: the description says "2.6.0 or later", but config/rules.ts enforces the releases config/versions.yaml lists for airflow, 2.7.0 to',
+        ],
+        [
+            "a series with no release listed",
+            "redisVersion",
+            "Tag of the official redis image, a 7.4.x or 8.2.x release listed in config/versions.yaml.",
+            'Pulumi.yaml redisVersion: the description says "8.2.x"',
+        ],
+        [
+            "a range on a key config gives none",
+            "namespace",
+            "Namespace of the pipeline, 1 to 63 characters.",
+            'Pulumi.yaml namespace: the description says "1 to 63", but config/rules.ts enforces no range for this key',
+        ],
+    ])("%s fails the check, naming the key, the description and the rule", (_what, key, description, message) => {
+        const problems = descriptionProblems(withDescription(key, description));
+        expect(problems).toHaveLength(1);
+        expect(problems[0]).toContain(message);
+    });
+
+    test("an integer key without a rule, and a rule for a key Pulumi.yaml lacks, are named", () => {
+        const { gpuCount, ...rest } = DECLARED;
+        expect(descriptionProblems({ ...rest, cacheTtl: { type: "integer", description: "Seconds." } })).toEqual([
+            "config/rules.ts has a rule for gpuCount, which Pulumi.yaml does not declare",
+            "Pulumi.yaml cacheTtl: an integer key without a range in config/rules.ts RANGES",
+        ]);
+        expect(gpuCount.type).toBe("integer");
+    });
+
+    test("every integer key is refused one above its maximum and one below its minimum, in one run each", async () => {
+        // Written down, not read from RANGES: the table is what this test checks loadConfig against.
+        expect(RANGES).toEqual({
+            fastapiReplicas: { min: 1, max: 20 },
+            fastapiMaxReplicas: { min: 1, max: 50, atLeast: "fastapiReplicas" },
+            fastapiWorkers: { min: 1, max: 8 },
+            airflowWorkerReplicas: { min: 1, max: 20 },
+            airflowWebserverReplicas: { min: 1, max: 5 },
+            airflowApiWorkers: { min: 1, max: 8 },
+            airflowWorkerMaxReplicas: { min: 1, max: 20, atLeast: "airflowWorkerReplicas" },
+            airflowWorkerQueueTarget: { min: 1, max: 1000 },
+            postgresInstances: { min: 1, max: 5 },
+            gpuCount: { min: 1, max: 8 },
+        });
+        const keys = Object.keys(RANGES) as (keyof typeof RANGES)[];
+        for (const edge of ["above", "below"] as const) {
+            const config: Record<string, unknown> = { airflowWorkerAutoscaling: true };
+            for (const k of keys) config[k] = edge === "above" ? RANGES[k].max + 1 : RANGES[k].min - 1;
+            const { message } = await failure("gpu", { config });
+            for (const k of keys) expect(message).toContain(`'fx-ml-pipeline:${k}' value`);
+            for (const k of keys) expect(message).toContain(String(config[k]));
+        }
+        // The largest values allowed are accepted (each maximum at least its floor's).
+        const max = Object.fromEntries(keys.map((k) => [k, RANGES[k].max]));
+        const run = await runStack("gpu", { config: { ...max, airflowWorkerAutoscaling: true } });
+        const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "fastapi").inputs.spec;
+        expect([hpa.minReplicas, hpa.maxReplicas]).toEqual([20, 50]);
+    });
+});
+
+describe("config/versions.yaml", () => {
+    test("the Postgres releases are the majors that have a pinned image", () => {
+        expect(SUPPORTED_VERSIONS.postgres.releases).toEqual(["14", "15", "16", "17", "18"]);
+        for (const [major, image] of Object.entries(SUPPORTED_VERSIONS.postgres.images!)) {
+            expect(image).toMatch(
+                new RegExp(`^ghcr\\.io/cloudnative-pg/postgresql:${major}\\.[0-9]+-standard-trixie$`),
+            );
+        }
+    });
+
+    test("every Airflow release is a 2.x or 3.x release, the majors the Airflow component renders", () => {
+        expect(SUPPORTED_VERSIONS.airflow.releases.filter((v) => !isAirflowRelease(v))).toEqual([]);
+        expect(["2.7.0", "3.3.2", "4.0.0", "3.1"].map(isAirflowRelease)).toEqual([true, true, false, false]);
     });
 });

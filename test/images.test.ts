@@ -206,25 +206,7 @@ describe("content tags", () => {
     });
 });
 
-describe("build context errors", () => {
-    test("a context without .dockerignore is refused, naming appContext", async () => {
-        const dir = copyOfApp();
-        fs.rmSync(path.join(dir, ".dockerignore"));
-        try {
-            await expect(runStack("dev", { config: { appContext: dir } })).rejects.toThrow(
-                new RegExp(`build context '${dir}' \\(config appContext\\) has no \\.dockerignore`),
-            );
-        } finally {
-            fs.rmSync(dir, { recursive: true, force: true });
-        }
-    });
-
-    test("a context that does not exist is refused, naming appContext", async () => {
-        await expect(runStack("dev", { config: { appContext: "no-such-dir" } })).rejects.toThrow(
-            /build context 'no-such-dir' \(config appContext\) is not a directory/,
-        );
-    });
-
+describe("build context", () => {
     test("another checkout as the context is passed to every image as given", async () => {
         const dir = copyOfApp();
         try {

@@ -141,23 +141,6 @@ describe("postgres scrape job", () => {
             action: "keep",
         });
     });
-
-    test.each([
-        ["instances", { instances: 0 }, /instances must be a whole number of at least 1, got 0/],
-        ["version", { version: "17.2" }, /supported major version \(14, 15, 16, 17, 18\), got "17.2"/],
-    ])("a bad %s is refused with the value", async (_what, override, message) => {
-        await expect(
-            runStack("dev", {
-                program: () => {
-                    const { Postgres } = require("../components/data/postgres");
-                    new Postgres("t", {
-                        ...PG_ARGS,
-                        ...override,
-                    });
-                },
-            }),
-        ).rejects.toThrow(message);
-    });
 });
 
 describe("Postgres backups through the Barman Cloud plugin", () => {

@@ -104,24 +104,4 @@ describe("redis URLs for consumers", () => {
         expect(run.outputs.feast.value).toBe("redis://:pw@fx-redis.fx-ml.svc.cluster.local:6379/0");
         expect(run.outputs.feast.secret).toBe(true);
     });
-
-    test("a Redis 8 tag is refused with the value", async () => {
-        await expect(
-            runStack("dev", {
-                program: () => {
-                    const { Redis } = require("../components/data/redis");
-                    new Redis("t", {
-                        charts: { kind: "public" },
-                        namespace: "fx-ml",
-                        monitoringNamespace: "fx-ml-monitoring",
-                        password: { name: "redis-auth", key: "password" },
-                        configSecretName: "redis-config",
-                        version: "8.2.1",
-                        storage: { size: "1Gi" },
-                        retainOnDelete: false,
-                    });
-                },
-            }),
-        ).rejects.toThrow(/7\.x\.y tag of the official image, got "8\.2\.1"/);
-    });
 });

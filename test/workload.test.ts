@@ -28,7 +28,14 @@ describe("workload helper", () => {
     test("pods meet the restricted profile: non-root, no escalation, no capabilities, seccomp, read-only root", async () => {
         const run = await runProgram(program());
         const pod = run.one("kubernetes:apps/v1:Deployment", "demo").inputs.spec.template.spec;
-        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+        expect(pod.securityContext).toEqual({
+            runAsNonRoot: true,
+            runAsUser: 1000,
+            runAsGroup: 1000,
+            // Volumes belong to the user's own group (lib/k8s.ts podSecurityContext decides, nothing overrides it).
+            fsGroup: 1000,
+            seccompProfile: { type: "RuntimeDefault" },
+        });
         expect(pod.automountServiceAccountToken).toBe(false);
         const c = pod.containers[0];
         expect(c.securityContext).toEqual({

@@ -69,7 +69,19 @@ export async function prepareStack(opts: PrepareOptions): Promise<Stack> {
     return stack;
 }
 
-/** Secrets named in SECRET_ENV whose environment variable is set. */
+/** The environment that carries `secrets` (secret config key -> value), as the PR workflow sets it: SECRET_ENV's names. */
+export function secretsToEnv(secrets: Readonly<Record<string, string>>): Record<string, string> {
+    return Object.fromEntries(
+        Object.entries(secrets).map(([key, value]) => {
+            const variable = SECRET_ENV[key];
+            if (!variable)
+                throw new Error(`${key} is not a secret config key of SECRET_ENV (${Object.keys(SECRET_ENV)})`);
+            return [variable, value];
+        }),
+    );
+}
+
+/** Secrets named in SECRET_ENV whose environment variable is set (the inverse of secretsToEnv). */
 export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
     const out: Record<string, string> = {};
     for (const [key, variable] of Object.entries(SECRET_ENV)) {

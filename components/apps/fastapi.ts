@@ -16,7 +16,7 @@ export interface FastapiArgs {
     /** Digest-pinned fx-fastapi image. */
     image: pulumi.Input<string>;
     resources: ResourceSpec;
-    /** HorizontalPodAutoscaler floor and ceiling. */
+    /** HorizontalPodAutoscaler floor and ceiling (config fastapiReplicas and fastapiMaxReplicas, validated there). */
     replicas: { min: number; max: number };
     /** Uvicorn worker processes per pod; each holds its own model and costs about 250 MiB (bench/results/predict.md). */
     workers: number;
@@ -39,9 +39,6 @@ export class Fastapi extends pulumi.ComponentResource {
     constructor(name: string, args: FastapiArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:app:Fastapi", name, {}, opts);
         const { min, max } = args.replicas;
-        if (!Number.isInteger(min) || min < 1 || max < min) {
-            throw new Error(`Fastapi '${name}': replicas must satisfy 1 <= min <= max, got min=${min} max=${max}`);
-        }
         this.workload = new Workload(
             FASTAPI_NAME,
             {

@@ -18,7 +18,7 @@ export interface FingptArgs {
     mode: "model" | "lexicon";
     baseModel: string;
     adapter: string;
-    /** The GPU pool (model mode only). */
+    /** The GPU pool (model mode only); `count` GPUs per pod (config gpuCount, validated there). */
     gpu: { count: number; nodeSelector: Readonly<Record<string, string>>; tolerations: readonly Toleration[] };
     resources: ResourceSpec;
     /** Hugging Face model cache (model mode only). */
@@ -29,9 +29,9 @@ export interface FingptArgs {
 }
 
 /**
- * FinGPT news sentiment on port 8001. In model mode: one GPU from the GPU pool (node selector + tolerations),
- * the Hugging Face cache on a PVC, /dev/shm in memory, a startup probe that waits out the model load, and Recreate
- * (one RWO volume, one GPU). In lexicon mode: a plain CPU pod.
+ * FinGPT news sentiment on port 8001. In model mode: `gpu.count` GPUs from the GPU pool (node selector +
+ * tolerations), the Hugging Face cache on a PVC, /dev/shm in memory, a startup probe that waits out the model load,
+ * and Recreate (one RWO volume, GPUs held by the old pod). In lexicon mode: a plain CPU pod.
  */
 export class Fingpt extends pulumi.ComponentResource {
     public readonly serviceName: pulumi.Output<string>;
@@ -40,11 +40,6 @@ export class Fingpt extends pulumi.ComponentResource {
     constructor(name: string, args: FingptArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:app:Fingpt", name, {}, opts);
         const model = args.mode === "model";
-        if (model && (!Number.isInteger(args.gpu.count) || args.gpu.count < 1)) {
-            throw new Error(
-                `Fingpt '${name}': gpu.count must be a whole number >= 1 in model mode, got ${args.gpu.count}`,
-            );
-        }
 
         const env: k8s.types.input.core.v1.EnvVar[] = [
             { name: "FINGPT_MODE", value: args.mode },
@@ -99,7 +94,7 @@ export class Fingpt extends pulumi.ComponentResource {
                 imagePullSecretName: args.imagePullSecretName,
                 nodeSelector: model ? args.gpu.nodeSelector : undefined,
                 tolerations: model ? args.gpu.tolerations : undefined,
-                // One RWO cache volume and one GPU: the old pod must go before the new one can start.
+                // One RWO cache volume and the GPUs it holds: the old pod must go before the new one can start.
                 strategy: { type: "Recreate" },
                 await: { timeout: model ? "20m" : "10m" },
             },

@@ -15,8 +15,9 @@ export type MlflowArtifactStore =
     /** A PersistentVolumeClaim mounted into the server (the default: works on any cluster). */
     | { kind: "pvc"; size: string; storageClass?: string; retainOnDelete: boolean }
     /**
-     * Object storage (`s3://bucket/prefix`, `gs://...`); credentials come from a Secret whose keys become env vars
-     * (for example AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, MLFLOW_S3_ENDPOINT_URL).
+     * Object storage, `s3://bucket[/prefix]` on AWS S3 or any S3-compatible store (config mlflowArtifactDestination);
+     * credentials come from a Secret whose keys become env vars (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), or from
+     * the pod's workload identity when no Secret is named.
      */
     | {
           kind: "objectStore";

@@ -4,7 +4,7 @@ import { CHARTS } from "../../lib/charts";
 import { podSecurityLabels } from "../platform/namespaces";
 import { APP, allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
 import { DB_ROLES, DbRole } from "../platform/secrets";
-import { BackupConfig, ChartOrigin, ResourceSpec } from "../../config";
+import { BackupConfig, ChartOrigin, ResourceSpec, SUPPORTED_VERSIONS } from "../../config";
 import { labels, resources, serviceHost } from "../../lib/k8s";
 import { chartSource, chartValues } from "../../lib/chart-values";
 
@@ -16,18 +16,10 @@ export const POSTGRES_METRICS_PORT = 9187;
 /** The instance manager's status endpoint, polled by the operator. */
 export const POSTGRES_STATUS_PORT = 8000;
 /**
- * The exact Postgres image of each supported major version. The cluster chart would otherwise run
- * `ghcr.io/cloudnative-pg/postgresql:<major>`, a tag that moves to every new minor release (and so changes the
- * database server under a running stack at the next pod restart). These are CloudNativePG's `standard` images on
- * Debian trixie (its image catalog's flavour with locales and the common extensions); bump them deliberately.
+ * The exact Postgres image of each supported major version, from config/versions.yaml: its majors are the releases
+ * postgresVersion accepts, so every version config lets through has its image (see the file for why they are pinned).
  */
-export const POSTGRES_IMAGES: Readonly<Record<string, string>> = {
-    "14": "ghcr.io/cloudnative-pg/postgresql:14.23-standard-trixie",
-    "15": "ghcr.io/cloudnative-pg/postgresql:15.18-standard-trixie",
-    "16": "ghcr.io/cloudnative-pg/postgresql:16.14-standard-trixie",
-    "17": "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie",
-    "18": "ghcr.io/cloudnative-pg/postgresql:18.4-standard-trixie",
-};
+export const POSTGRES_IMAGES: Readonly<Record<string, string>> = SUPPORTED_VERSIONS.postgres.images!;
 
 /** Namespace of the CloudNativePG operator (cluster-wide: it watches every namespace). */
 export const CNPG_NAMESPACE = "cnpg-system";
@@ -68,9 +60,9 @@ export interface PostgresArgs {
     monitoringNamespace: pulumi.Input<string>;
     /** The basic-auth Secret (`username`, `password`) of each role (Secrets.dbRoles); each role owns its database. */
     roleSecrets: Readonly<Record<DbRole, pulumi.Input<string>>>;
-    /** Instances (1 primary + replicas). */
+    /** Instances, 1 primary + replicas (config postgresInstances, validated there). */
     instances: number;
-    /** Postgres major version, such as "17" (image ghcr.io/cloudnative-pg/postgresql:<major>). */
+    /** Postgres major version, such as "17": a key of POSTGRES_IMAGES (config postgresVersion). */
     version: string;
     storage: { size: string; storageClass?: string };
     /** CPU and memory of each instance (memory request = limit). */
@@ -181,14 +173,6 @@ export class Postgres extends pulumi.ComponentResource {
 
     constructor(name: string, args: PostgresArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:data:Postgres", name, {}, opts);
-        if (!Number.isInteger(args.instances) || args.instances < 1) {
-            throw new Error(`Postgres instances must be a whole number of at least 1, got ${args.instances}`);
-        }
-        if (!(args.version in POSTGRES_IMAGES)) {
-            throw new Error(
-                `Postgres version must be a supported major version (${Object.keys(POSTGRES_IMAGES).join(", ")}), got ${JSON.stringify(args.version)}`,
-            );
-        }
 
         const operatorNs = new k8s.core.v1.Namespace(
             `${name}-cnpg-system`,

@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "../../lib/charts";
 import { ChartOrigin } from "../../config";
 import { APP, allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
-import { SecretKeyRef } from "../platform/secrets";
+import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { serviceHost } from "../../lib/k8s";
 import { chartSource, chartValues } from "../../lib/chart-values";
 
@@ -35,7 +35,7 @@ export interface RedisArgs {
     password: SecretKeyRef;
     /** The Secret whose only file is `requirepass <password>` (Secrets.redisConfigSecretName). */
     configSecretName: pulumi.Input<string>;
-    /** Tag of the official redis image, a 7.x release. */
+    /** Tag of the official redis image, one of the 7.x releases config/versions.yaml lists. */
     version: string;
     storage: { size: string; storageClass?: string };
     /** Protect the release and keep its data volume when the stack is destroyed: see docs/data.md. */
@@ -60,15 +60,6 @@ export class Redis extends pulumi.ComponentResource {
 
     constructor(name: string, args: RedisArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:data:Redis", name, {}, opts);
-        if (!/^7\.[0-9]+\.[0-9]+$/.test(args.version)) {
-            throw new Error(
-                `Redis version must be a 7.x.y tag of the official image, got ${JSON.stringify(args.version)}`,
-            );
-        }
-        const passwordFromSecret = (envName: string) => ({
-            name: envName,
-            valueFrom: { secretKeyRef: { name: args.password.name, key: args.password.key } },
-        });
 
         this.release = new k8s.helm.v3.Release(
             `${name}-redis`,
@@ -82,8 +73,8 @@ export class Redis extends pulumi.ComponentResource {
                     // Files of this Secret are appended to redis.conf: `requirepass`.
                     extraSecretRedisConfigs: args.configSecretName,
                     // redis-cli (probes) authenticates with REDISCLI_AUTH.
-                    env: [passwordFromSecret("REDISCLI_AUTH")],
-                    metrics: { exporter: { env: [passwordFromSecret("REDIS_PASSWORD")] } },
+                    env: [secretEnv("REDISCLI_AUTH", args.password)],
+                    metrics: { exporter: { env: [secretEnv("REDIS_PASSWORD", args.password)] } },
                     storage: {
                         requestedSize: args.storage.size,
                         className: args.storage.storageClass,
@@ -129,6 +120,7 @@ export class Redis extends pulumi.ComponentResource {
      * Celery broker URL: `brokerUrl(secrets.redisPasswordValue)`). Never export it or put it in an env literal.
      */
     url(password: pulumi.Input<string>, db: number = CELERY_BROKER_DB): pulumi.Output<string> {
+        // Not a config value: a caller's database number, and Redis has 16 (`databases 16`, the chart's default).
         if (!Number.isInteger(db) || db < 0 || db > 15) {
             throw new Error(`Redis logical database must be 0 to 15, got ${db}`);
         }

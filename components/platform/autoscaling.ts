@@ -26,6 +26,7 @@ export interface WorkerAutoscalerArgs {
     namespace: pulumi.Input<string>;
     /** The worker StatefulSet to scale. */
     target: { kind: "StatefulSet" | "Deployment"; name: string };
+    /** Floor and ceiling (config airflowWorkerReplicas and airflowWorkerMaxReplicas, validated there). */
     min: number;
     max: number;
     /** Queued tasks per worker KEDA aims for (the trigger's listLength). */
@@ -57,11 +58,6 @@ export class WorkerAutoscaler extends pulumi.ComponentResource {
 
     constructor(name: string, args: WorkerAutoscalerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:app:WorkerAutoscaler", name, {}, opts);
-        if (!Number.isInteger(args.min) || args.min < 1 || args.max < args.min) {
-            throw new Error(
-                `WorkerAutoscaler '${name}': replicas must satisfy 1 <= min <= max, got min=${args.min} max=${args.max}`,
-            );
-        }
         this.release = new k8s.helm.v3.Release(
             `${name}-keda`,
             {

@@ -7,7 +7,10 @@ import { chartSource, chartValues } from "../../lib/chart-values";
 export interface GpuDevicePluginArgs {
     /** Where the Helm charts come from (stack config `chartRepository`). */
     charts: ChartOrigin;
-    /** Node labels of the GPU pool; the DaemonSet is pinned to them. */
+    /**
+     * Node labels of the GPU pool; the DaemonSet is pinned to them. Never empty from config: gpuNodeSelector, or with
+     * the plugin installed and none given, the label its node-feature-discovery sets (NFD_NVIDIA_GPU_LABEL).
+     */
     nodeSelector: Readonly<Record<string, string>>;
     /** Taints of the GPU pool. */
     tolerations: readonly Toleration[];
@@ -46,11 +49,6 @@ export class GpuDevicePlugin extends pulumi.ComponentResource {
 
     constructor(name: string, args: GpuDevicePluginArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:gpu:DevicePlugin", name, {}, opts);
-        if (Object.keys(args.nodeSelector).length === 0) {
-            throw new Error(
-                `GpuDevicePlugin '${name}': nodeSelector is empty; give the GPU pool's node labels (gpuNodeSelector)`,
-            );
-        }
         const release = new k8s.helm.v3.Release(
             name,
             {

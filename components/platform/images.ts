@@ -145,19 +145,8 @@ export class Images extends pulumi.ComponentResource {
     constructor(name: string, args: ImagesArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:images:Images", name, {}, opts);
 
+        // A folder with a .dockerignore: config (appContext) checks both before anything is declared.
         const contextDir = path.resolve(args.context);
-        if (!fs.existsSync(contextDir) || !fs.statSync(contextDir).isDirectory()) {
-            throw new pulumi.ResourceError(
-                `Images: build context '${args.context}' (config appContext) is not a directory: point appContext at the application checkout (default: app)`,
-                this,
-            );
-        }
-        if (!fs.existsSync(path.join(contextDir, ".dockerignore"))) {
-            throw new pulumi.ResourceError(
-                `Images: build context '${args.context}' (config appContext) has no .dockerignore: add one so caches, virtualenvs and local secrets stay out of the images and out of their content tags`,
-                this,
-            );
-        }
         const dockerfilesDir = args.dockerfilesDir ?? "dockerfiles";
         const contextHash = contextDigest(contextDir);
 

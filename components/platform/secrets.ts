@@ -37,7 +37,8 @@ export interface SecretsArgs {
 
 /**
  * Every credential of the stack, generated with @pulumi/random or read from secret config, each kept in a
- * Kubernetes Secret with documented keys (see docs/secrets.md). Consumers get Secret names and keys, never values.
+ * Kubernetes Secret with the keys documented on each field below (the README's "Secrets" section says which stack
+ * needs which secret config). Consumers get Secret names and keys, never values.
  */
 export class Secrets extends pulumi.ComponentResource {
     /** Airflow: `fernet-key`, `webserver-secret-key` (also the Airflow 3 API secret key), `jwt-secret`. */
@@ -46,9 +47,9 @@ export class Secrets extends pulumi.ComponentResource {
     public readonly airflowJwtSecret: SecretKeyRef;
     /** Airflow admin user: `username`, `password`. */
     public readonly airflowAdmin: { username: SecretKeyRef; password: SecretKeyRef };
-    /** One `kubernetes.io/basic-auth` Secret per database role (`username`, `password`), as CloudNativePG expects. */
     /** The basic-auth Secret's name per role, as the Postgres cluster's role definitions take them. */
     public readonly dbRoleSecretNames: Readonly<Record<DbRole, pulumi.Output<string>>>;
+    /** One `kubernetes.io/basic-auth` Secret per database role (`username`, `password`), as CloudNativePG expects. */
     public readonly dbRoles: Readonly<
         Record<DbRole, { secretName: pulumi.Output<string>; username: SecretKeyRef; password: SecretKeyRef }>
     >;

@@ -13,7 +13,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { ApiServer, startApiServer, TOOLS_BIN } from "../../tools/apiserver";
-import { SECRET_ENV, StackName, urnName, urnType } from "../../tools/engine";
+import { SECRET_ENV, secretsToEnv, StackName, urnName, urnType } from "../../tools/engine";
 import { installPlugins, InstalledPlugin, policyPackLauncher } from "../../tools/plugins";
 import { ROOT, runStack } from "../../tools/harness";
 
@@ -78,12 +78,11 @@ function runPreview(
         ...Object.entries(config).flatMap(([k, v]) => ["--config", `${k}=${v}`]),
         ...(extra.program ? ["--program", extra.program] : []),
     ];
-    const secretEnv = Object.fromEntries(Object.entries(extra.secrets ?? {}).map(([k, v]) => [SECRET_ENV[k], v]));
     const r = spawnSync(process.execPath, args, {
         cwd: dir,
         env: {
             ...env,
-            ...secretEnv,
+            ...secretsToEnv(extra.secrets ?? {}),
             PULUMI_BACKEND_URL: `file://${fs.mkdtempSync(path.join(home, "state-"))}`,
             TS_NODE_PROJECT: path.join(ROOT, "tsconfig.json"),
         },

@@ -12,8 +12,8 @@
  *   https://charts.jetstack.io unless `helmOptions` says otherwise, values = `helmOptions.values` with the typed args
  *   merged over them; so the real Kubernetes provider previews the real chart.
  *
- * Run as `node -r ts-node/register/transpile-only provider.ts <package> <engine address>` by the wrapper scripts in
- * tools/standins/bin/ (scripts/engine-plugins.sh installs them with `pulumi plugin install --file`).
+ * Run as `node -r ts-node/register/transpile-only provider.ts <package> <engine address>` by the wrapper scripts
+ * tools/plugins.ts writes (`pulumi-resource-<package>`) and installs with `pulumi plugin install --file`.
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
