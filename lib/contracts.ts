@@ -160,12 +160,18 @@ export const CHART_PODS = {
     statsdExporter: { "app.kubernetes.io/instance": RELEASES.statsdExporter },
     alertmanager: { "app.kubernetes.io/name": "alertmanager" },
     kubeStateMetrics: { "app.kubernetes.io/name": "kube-state-metrics" },
-    certManagerWebhook: { "app.kubernetes.io/instance": RELEASES.certManager, "app.kubernetes.io/component": "webhook" },
+    certManagerWebhook: {
+        "app.kubernetes.io/instance": RELEASES.certManager,
+        "app.kubernetes.io/component": "webhook",
+    },
     cnpgOperator: { "app.kubernetes.io/name": "cloudnative-pg" },
     /** The CloudNativePG cluster's instances. */
     postgres: { "cnpg.io/cluster": RELEASES.postgresCluster },
     /** The Barman Cloud plugin's pod (its chart's selector labels). */
-    barmanCloud: { "app.kubernetes.io/name": "plugin-barman-cloud", "app.kubernetes.io/instance": RELEASES.barmanCloud },
+    barmanCloud: {
+        "app.kubernetes.io/name": "plugin-barman-cloud",
+        "app.kubernetes.io/instance": RELEASES.barmanCloud,
+    },
     redis: { "app.kubernetes.io/instance": RELEASES.redis },
     /** cert-manager's temporary HTTP-01 solver pods, created in the Ingress's namespace. */
     acmeSolver: { "acme.cert-manager.io/http01-solver": "true" },

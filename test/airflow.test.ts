@@ -167,7 +167,9 @@ describe("airflow", () => {
         // Airflow 3's scheduler parses no DAG file; the workers import them to run tasks.
         expect(envOf(main(v3.one("kubernetes:apps/v1:Deployment", "airflow-scheduler"))).INSTRUMENTS).toBeUndefined();
         for (const run of [v2, v3]) {
-            expect(envOf(main(run.one("kubernetes:apps/v1:StatefulSet", "airflow-worker"))).INSTRUMENTS).toBe("USD_SGD");
+            expect(envOf(main(run.one("kubernetes:apps/v1:StatefulSet", "airflow-worker"))).INSTRUMENTS).toBe(
+                "USD_SGD",
+            );
         }
     });
 

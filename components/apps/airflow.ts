@@ -7,7 +7,7 @@ import { execProbe, httpProbe, labels, tcpProbe } from "../../lib/k8s";
 import { AIRFLOW_USER, ContainerSpec, ScratchVolume, Workload, WorkloadArgs } from "../../lib/workload";
 import { APP, DATABASES, ENV, IMAGE_PATHS, MODEL, PORT_NAMES, PORTS, SECRETS } from "../../lib/contracts";
 
-const AIRFLOW_HOME = IMAGE_PATHS.airflowHome;
+const airflowHome = IMAGE_PATHS.airflowHome;
 /** Celery app of the celery provider (Airflow >= 2.7), for `celery inspect ping`. */
 const CELERY_APP = "airflow.providers.celery.executors.celery_executor.app";
 /** How long init containers wait for `airflow db migrate` to finish. */
@@ -90,10 +90,10 @@ export class Airflow extends pulumi.ComponentResource {
 
         // Non-secret settings, shared by every Airflow pod.
         const settings: Record<string, pulumi.Input<string>> = {
-            [ENV.airflowHome]: AIRFLOW_HOME,
+            [ENV.airflowHome]: airflowHome,
             AIRFLOW__CORE__EXECUTOR: "CeleryExecutor",
             AIRFLOW__CORE__LOAD_EXAMPLES: "False",
-            AIRFLOW__CORE__DAGS_FOLDER: `${AIRFLOW_HOME}/dags`,
+            AIRFLOW__CORE__DAGS_FOLDER: `${airflowHome}/dags`,
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False",
             // Workers record their FQDN (<pod>.airflow-worker.<ns>.svc.cluster.local) with each task; the webserver
             // fetches the task's log from that name on the log-server port.
@@ -161,10 +161,10 @@ export class Airflow extends pulumi.ComponentResource {
                 : []),
         ];
         const envFrom = [{ configMapRef: { name: configMap.metadata.name } }];
-        // Airflow writes into AIRFLOW_HOME (airflow.cfg on first start, webserver_config.py, logs), as in the official
+        // Airflow writes into its home folder (airflow.cfg on first start, webserver_config.py, logs), as in the official
         // chart: the root filesystem stays writable, logs and /tmp are scratch volumes.
         const scratch: Record<string, ScratchVolume> = {
-            logs: { mountPath: `${AIRFLOW_HOME}/logs` },
+            logs: { mountPath: `${airflowHome}/logs` },
             tmp: { mountPath: "/tmp" },
         };
 
@@ -190,7 +190,7 @@ export class Airflow extends pulumi.ComponentResource {
             namespace: args.namespace,
             scratch,
             writableRootReason:
-                "Airflow writes airflow.cfg and webserver_config.py into AIRFLOW_HOME on start, as in the official chart",
+                "Airflow writes airflow.cfg and webserver_config.py into its home folder on start, as in the official chart",
             runAs: AIRFLOW_USER,
             imagePullSecretName: args.imagePullSecretName,
         };
@@ -392,7 +392,11 @@ export class Airflow extends pulumi.ComponentResource {
                 }),
                 service: {
                     ports: [
-                        { name: PORT_NAMES.workerLogs, port: PORTS.airflowWorkerLogs, targetPort: PORT_NAMES.workerLogs },
+                        {
+                            name: PORT_NAMES.workerLogs,
+                            port: PORTS.airflowWorkerLogs,
+                            targetPort: PORT_NAMES.workerLogs,
+                        },
                     ],
                 },
                 // Warm shutdown: a task may take up to its execution_timeout (20 min in the DAGs) to finish.

@@ -8,7 +8,7 @@ import { APP, ENV, IMAGE_PATHS, PORT_NAMES, PORTS } from "../../lib/contracts";
 
 const FINGPT_NAME = APP.fingpt;
 /** The fx-fingpt image's Hugging Face home (dockerfiles/Dockerfile.fingpt); the model cache PVC is mounted here. */
-const HF_HOME = IMAGE_PATHS.fingptHfHome;
+const hfHome = IMAGE_PATHS.fingptHfHome;
 
 export interface FingptArgs {
     namespace: pulumi.Input<string>;
@@ -51,7 +51,7 @@ export class Fingpt extends pulumi.ComponentResource {
             { name: ENV.fingpt.baseModel, value: args.baseModel },
             { name: ENV.fingpt.adapter, value: args.adapter },
             { name: ENV.fingpt.loadIn8bit, value: "true" },
-            { name: ENV.fingpt.hfHome, value: HF_HOME },
+            { name: ENV.fingpt.hfHome, value: hfHome },
             // torch, triton and bitsandbytes keep caches under the home folder; the root filesystem is read-only.
             { name: ENV.process.home, value: "/tmp" },
         ];
@@ -69,7 +69,7 @@ export class Fingpt extends pulumi.ComponentResource {
                 this,
             );
             volumes.push({ name: "model-cache", persistentVolumeClaim: { claimName: cache.metadata.name } });
-            volumeMounts.push({ name: "model-cache", mountPath: HF_HOME });
+            volumeMounts.push({ name: "model-cache", mountPath: hfHome });
         }
 
         const container: ContainerSpec = {
@@ -79,7 +79,11 @@ export class Fingpt extends pulumi.ComponentResource {
             env,
             ports: [{ name: PORT_NAMES.http, containerPort: PORTS.fingpt }],
             // Downloading and loading the 8-bit base model takes minutes: up to 60 x 10 s before liveness applies.
-            startupProbe: httpProbe("/ready", PORT_NAMES.http, model ? { periodSeconds: 10, failureThreshold: 60 } : {}),
+            startupProbe: httpProbe(
+                "/ready",
+                PORT_NAMES.http,
+                model ? { periodSeconds: 10, failureThreshold: 60 } : {},
+            ),
             readinessProbe: httpProbe("/ready", PORT_NAMES.http),
             livenessProbe: httpProbe("/health", PORT_NAMES.http, { periodSeconds: 20 }),
             resources: args.resources,

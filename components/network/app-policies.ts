@@ -148,9 +148,13 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
         allow("kube-state-metrics", args.monitoring, podsLabelled(CHART_PODS.kubeStateMetrics), "kube-state-metrics", [
             { why: "Prometheus scrape", from: [prometheus], ports: [PORTS.kubeStateMetrics] },
         ]);
-        allow("statsd-exporter-metrics", args.monitoring, podsLabelled(CHART_PODS.statsdExporter), RELEASES.statsdExporter, [
-            { why: "Prometheus scrape", from: [prometheus], ports: [PORTS.statsdMetrics] },
-        ]);
+        allow(
+            "statsd-exporter-metrics",
+            args.monitoring,
+            podsLabelled(CHART_PODS.statsdExporter),
+            RELEASES.statsdExporter,
+            [{ why: "Prometheus scrape", from: [prometheus], ports: [PORTS.statsdMetrics] }],
+        );
         // allowFrom() writes TCP ports; StatsD is UDP, so this one policy spells its port out.
         new k8s.networking.v1.NetworkPolicy(
             "statsd-exporter-udp",
