@@ -273,6 +273,25 @@ describe("the env contract: what each container gets, its Python service reads",
         },
     );
 
+    test("docs/contracts.md names only env names of the contract or of a service's settings", () => {
+        const docs = fs.readFileSync(path.join(ROOT, "docs", "contracts.md"), "utf8");
+        const section = docs.split("## Environment variables")[1].split("\n## ")[0];
+        const documented = new Set(
+            section
+                .split("\n")
+                .filter((l) => l.startsWith("| `"))
+                // The first cell's names; parentheses hold example values (`USD_SGD`).
+                .map((l) => l.split("|")[1].replace(/\([^)]*\)/g, ""))
+                .flatMap((cell) => (cell.match(/`([A-Z][A-Z0-9_]+)`/g) ?? []).map((m) => m.slice(1, -1))),
+        );
+        const known = new Set([
+            ...envNames(),
+            ...Object.values(py.settings).flatMap((s) => Object.values(s.names).flat()),
+        ]);
+        expect(documented.size).toBeGreaterThan(20);
+        expect([...documented].filter((n) => !known.has(n))).toEqual([]);
+    });
+
     test("every ENV_READERS entry is a container one of the stacks runs", async () => {
         const keys = new Set<string>();
         for (const stack of STACKS) for (const c of containersOf(await runStack(stack))) keys.add(c.key);
