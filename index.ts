@@ -2,26 +2,22 @@
 import * as pulumi from "@pulumi/pulumi";
 import { clusterOptions, clusterProvider } from "./components/platform/cluster";
 import { loadConfig } from "./config";
-import {
-    CERT_MANAGER_NAMESPACE,
-    DEVICE_PLUGIN_NAMESPACE,
-    KEDA_NAMESPACE,
-    Namespaces,
-} from "./components/platform/namespaces";
+import { Namespaces } from "./components/platform/namespaces";
+import { APP, NAMESPACES, PORTS } from "./lib/contracts";
 import { WorkerAutoscaler } from "./components/platform/autoscaling";
 import { Edge, installCertManager } from "./components/network/edge";
 import { AppNetworkPolicies } from "./components/network/app-policies";
 import { IMAGE_KEYS, Images } from "./components/platform/images";
 import { Monitoring } from "./components/monitoring/monitoring";
-import { CNPG_NAMESPACE, Postgres } from "./components/data/postgres";
+import { Postgres } from "./components/data/postgres";
 import { Redis } from "./components/data/redis";
 import { Secrets } from "./components/platform/secrets";
-import { AIRFLOW_WEBSERVER_PORT, Airflow } from "./components/apps/airflow";
-import { FASTAPI_PORT, Fastapi } from "./components/apps/fastapi";
+import { Airflow } from "./components/apps/airflow";
+import { Fastapi } from "./components/apps/fastapi";
 import { Feast, feastConnectionOf } from "./components/data/feast";
 import { Fingpt } from "./components/apps/fingpt";
 import { GpuDevicePlugin } from "./components/platform/gpu";
-import { MLFLOW_PORT, Mlflow } from "./components/apps/mlflow";
+import { Mlflow } from "./components/apps/mlflow";
 
 const config = loadConfig();
 for (const warning of config.warnings) pulumi.log.warn(warning);
@@ -35,9 +31,9 @@ const namespaces = new Namespaces(
     {
         app: config.namespace,
         monitoring: config.monitoringNamespace,
-        certManager: config.edge.installCertManager ? CERT_MANAGER_NAMESPACE : undefined,
-        devicePlugin: config.gpu.installDevicePlugin ? DEVICE_PLUGIN_NAMESPACE : undefined,
-        keda: config.replicas.airflowWorkerAutoscaling ? KEDA_NAMESPACE : undefined,
+        certManager: config.edge.installCertManager ? NAMESPACES.certManager : undefined,
+        devicePlugin: config.gpu.installDevicePlugin ? NAMESPACES.devicePlugin : undefined,
+        keda: config.replicas.airflowWorkerAutoscaling ? NAMESPACES.keda : undefined,
     },
     onCluster,
 );
@@ -57,7 +53,7 @@ const images = new Images("fx", {
 
 // cert-manager first: the Barman Cloud plugin of the Postgres backups needs it, as do the edge's issuers.
 const certManager = config.edge.installCertManager
-    ? installCertManager("fx", config.charts, namespaces.certManager ?? CERT_MANAGER_NAMESPACE, onCluster)
+    ? installCertManager("fx", config.charts, namespaces.certManager ?? NAMESPACES.certManager, onCluster)
     : undefined;
 
 const postgres = new Postgres(
@@ -229,7 +225,7 @@ if (workerScaling && namespaces.keda) {
             charts: config.charts,
             kedaNamespace: namespaces.keda,
             namespace: namespaces.app,
-            target: { kind: "StatefulSet", name: "airflow-worker" },
+            target: { kind: "StatefulSet", name: APP.airflowWorker },
             min: config.replicas.airflowWorker,
             max: workerScaling.max,
             queueTarget: workerScaling.queueTarget,
@@ -287,12 +283,12 @@ const edge = new Edge(
         charts: config.charts,
         edge: config.edge,
         certManager,
-        certManagerNamespace: namespaces.certManager ?? CERT_MANAGER_NAMESPACE,
+        certManagerNamespace: namespaces.certManager ?? NAMESPACES.certManager,
         backends: {
-            airflow: { namespace: namespaces.app, service: airflow.webserverServiceName, port: AIRFLOW_WEBSERVER_PORT },
-            mlflow: { namespace: namespaces.app, service: mlflow.serviceName, port: MLFLOW_PORT },
+            airflow: { namespace: namespaces.app, service: airflow.webserverServiceName, port: PORTS.airflowWebserver },
+            mlflow: { namespace: namespaces.app, service: mlflow.serviceName, port: PORTS.mlflow },
             grafana: { namespace: namespaces.monitoring, ...monitoring.grafanaService },
-            api: { namespace: namespaces.app, service: fastapi.serviceName, port: FASTAPI_PORT },
+            api: { namespace: namespaces.app, service: fastapi.serviceName, port: PORTS.fastapi },
         },
     },
     onCluster,
@@ -304,7 +300,7 @@ new AppNetworkPolicies(
         app: namespaces.app,
         monitoring: namespaces.monitoring,
         certManager: namespaces.certManager,
-        cnpgOperator: { namespace: CNPG_NAMESPACE, after: postgres.operator },
+        cnpgOperator: { namespace: NAMESPACES.cnpg, after: postgres.operator },
         devicePlugin: namespaces.devicePlugin,
         keda: namespaces.keda,
         ingressControllerNamespace: config.edge.ingressControllerNamespace,

@@ -8,24 +8,8 @@ import { labels } from "./k8s";
  * paths and closes everything else to those pods. Policies are additive, so a default-deny policy and
  * application-level policies compose with these without ordering.
  *
- * Pod names (`app.kubernetes.io/name`) are the ones in docs/contracts.md.
+ * Pod names (`app.kubernetes.io/name`) are APP of lib/contracts.ts.
  */
-
-/** The `app.kubernetes.io/name` of each workload, from docs/contracts.md. */
-export const APP = {
-    airflowScheduler: "airflow-scheduler",
-    airflowWebserver: "airflow-webserver",
-    airflowWorker: "airflow-worker",
-    airflowTriggerer: "airflow-triggerer",
-    airflowDagProcessor: "airflow-dag-processor",
-    airflowMigrate: "airflow-migrate",
-    airflowCreateUser: "airflow-create-user",
-    feastApply: "feast-apply",
-    mlflow: "mlflow",
-    fastapi: "fastapi",
-    fingpt: "fingpt",
-    prometheus: "prometheus",
-} as const;
 
 /** The namespace label every namespace carries (set by the API server since Kubernetes 1.22). */
 export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";

@@ -2,7 +2,9 @@
 # Build one virtualenv per image from app/requirements/ and run each service's pytest suite.
 # Venvs live in .venvs/<name> and are re-created only when their inputs' hash changes.
 # A redis-server on a free loopback port serves the suites that need it; it is stopped on exit.
-# Usage: scripts/test-python.sh [suite ...]   (suites: pipeline fastapi fingpt mlflow; default all)
+# Usage: scripts/test-python.sh [--venvs-only] [suite ...]   (suites: pipeline fastapi fingpt mlflow; default all)
+#   --venvs-only: build (or confirm up to date) the venvs and stop; the jest env-contract test (test/contracts.test.ts)
+#   introspects the services' settings with them, so scripts/test.sh runs this before jest.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -108,12 +110,15 @@ start_redis() {
 }
 
 main() {
+  local venvs_only=0
+  if [[ "${1:-}" == "--venvs-only" ]]; then venvs_only=1; shift; fi
   local suites=("$@") s rc failed=() t0=$SECONDS start
   [[ ${#suites[@]} -gt 0 ]] || suites=(pipeline fastapi fingpt mlflow)
   check_pins
   ensure_uv
   mkdir -p "$VENVS"
   for s in "${suites[@]}"; do setup_venv "$s"; done
+  if [[ $venvs_only -eq 1 ]]; then log "venvs ready in $VENVS: ${suites[*]} ($((SECONDS - t0))s)"; return; fi
   start_redis
   for s in "${suites[@]}"; do
     start=$SECONDS

@@ -49,7 +49,10 @@ actionlint
 step "Monitoring: promtool check/test rules, StatsD mapping"
 bash scripts/check-monitoring.sh
 
-step "Pulumi program under mocks (jest)"
+step "Python venvs for the env contract test (scripts/test-python.sh --venvs-only)"
+bash scripts/test-python.sh --venvs-only fastapi fingpt pipeline
+
+step "Pulumi program under mocks (jest; test/contracts.test.ts introspects the services' settings in the venvs)"
 npx jest --ci
 
 step "Real kube-apiserver: every object of both stacks dry-run, applied, pod templates admitted (npm run test:apiserver)"

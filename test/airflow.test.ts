@@ -158,6 +158,22 @@ describe("airflow", () => {
         expect(cm.AIRFLOW__API__WORKERS).toBeUndefined();
     });
 
+    test("the processes that parse the DAG files get the instruments the DAGs map over", async () => {
+        const v2 = await runProgram(program("2.10.5"));
+        expect(envOf(main(v2.one("kubernetes:apps/v1:Deployment", "airflow-scheduler"))).INSTRUMENTS).toBe("USD_SGD");
+        const v3 = await runProgram(program("3.3.2"));
+        expect(envOf(main(v3.one("kubernetes:apps/v1:Deployment", "airflow-dag-processor"))).INSTRUMENTS).toBe(
+            "USD_SGD",
+        );
+        // Airflow 3's scheduler parses no DAG file; the workers import them to run tasks.
+        expect(envOf(main(v3.one("kubernetes:apps/v1:Deployment", "airflow-scheduler"))).INSTRUMENTS).toBeUndefined();
+        for (const run of [v2, v3]) {
+            expect(envOf(main(run.one("kubernetes:apps/v1:StatefulSet", "airflow-worker"))).INSTRUMENTS).toBe(
+                "USD_SGD",
+            );
+        }
+    });
+
     test("scheduler and triggerer are probed with `airflow jobs check --local`, workers with celery inspect ping", async () => {
         const run = await runProgram(program("3.3.2"));
         const sch = main(run.one("kubernetes:apps/v1:Deployment", "airflow-scheduler"));

@@ -3,32 +3,26 @@ import * as path from "path";
 import { DockerfileParser, From } from "dockerfile-ast";
 import { checkDockerfile, copiedPaths, globalArgDefaults, RuleId } from "./dockerfile-rules";
 import { ROOT } from "../tools/harness";
+import { PORTS } from "../lib/contracts";
 
 const APP = path.join(ROOT, "app");
 const DOCKERFILES = path.join(ROOT, "dockerfiles");
 
-/** Image -> `app.kubernetes.io/name` of its workload in docs/contracts.md ("Kubernetes names"); base serves nothing. */
-const WORKLOAD: Record<string, string | undefined> = {
+/** Image -> the port its service listens on, from lib/contracts.ts (PORTS); base serves nothing. */
+const PORT_OF: Record<string, keyof typeof PORTS | undefined> = {
     base: undefined,
-    "airflow-scheduler": "airflow-scheduler",
-    "airflow-webserver": "airflow-webserver",
-    "airflow-worker": "airflow-worker",
+    "airflow-scheduler": "airflowWorkerLogs",
+    "airflow-webserver": "airflowWebserver",
+    "airflow-worker": "airflowWorkerLogs",
     fastapi: "fastapi",
     fingpt: "fingpt",
     mlflow: "mlflow",
 };
-const IMAGES = Object.keys(WORKLOAD);
+const IMAGES = Object.keys(PORT_OF);
 
-/** Ports of a workload, read from the contract's Kubernetes names table (`| workload | `name` | Service | port(s) |`). */
-function contractPorts(workload: string | undefined): number[] {
-    if (!workload) return [];
-    const contracts = fs.readFileSync(path.join(ROOT, "docs", "contracts.md"), "utf8");
-    const row = contracts
-        .split("\n")
-        .map((l) => l.split("|").map((c) => c.trim()))
-        .find((cells) => cells[2] === `\`${workload}\``);
-    if (!row) throw new Error(`docs/contracts.md has no Kubernetes names row for ${workload}`);
-    return (row[4].match(/\b\d{2,5}\b/g) ?? []).map(Number).slice(0, 1);
+function contractPorts(image: string): number[] {
+    const key = PORT_OF[image];
+    return key ? [PORTS[key]] : [];
 }
 
 function read(image: string): string {
@@ -58,13 +52,13 @@ describe("the seven Dockerfiles pass every rule", () => {
     test.each(IMAGES)("Dockerfile.%s has no violations", (image) => {
         const violations = checkDockerfile(read(image), {
             context: APP,
-            expectedPorts: contractPorts(WORKLOAD[image]),
+            expectedPorts: contractPorts(image),
         });
         expect(violations).toEqual([]);
     });
 
     test("the contract ports are the ones each service listens on", () => {
-        expect(Object.fromEntries(IMAGES.map((i) => [i, contractPorts(WORKLOAD[i])]))).toEqual({
+        expect(Object.fromEntries(IMAGES.map((i) => [i, contractPorts(i)]))).toEqual({
             base: [],
             "airflow-scheduler": [8793],
             "airflow-webserver": [8080],

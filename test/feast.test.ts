@@ -25,8 +25,9 @@ describe("feast", () => {
             FEAST_DB_NAME: "feast",
             FEAST_REDIS_DB: "0",
             REDIS_PORT: "6379",
-            FEAST_REPO_PATH: "/opt/airflow/feast_repo",
         });
+        // The CLI is pointed at the repository (--chdir); nothing in the Job reads FEAST_REPO_PATH.
+        expect(env).not.toHaveProperty("FEAST_REPO_PATH");
         expect(pod.securityContext).toMatchObject({ runAsUser: 50000, runAsNonRoot: true });
         expect(env.FEAST_DB_PASSWORD).toEqual({ secretKeyRef: { name: "pg-feast", key: "password" } });
         expect(env.REDIS_PASSWORD).toEqual({ secretKeyRef: { name: "redis-auth", key: "password" } });

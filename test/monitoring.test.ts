@@ -244,7 +244,7 @@ describe.each(["dev", "gpu"] as const)("monitoring on the %s stack", (stackName)
             expect.objectContaining({
                 uid: "prometheus",
                 type: "prometheus",
-                url: `http://prometheus-server.${run.config.monitoringNamespace}.svc.cluster.local`,
+                url: `http://prometheus-server.${run.config.monitoringNamespace}.svc.cluster.local:80`,
                 isDefault: true,
             }),
         ]);

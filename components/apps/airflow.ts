@@ -1,15 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { AirflowRelease, ResourceSpec } from "../../config";
-import { FEAST_REPO_PATHS, FeastConnection, feastEnv } from "../data/feast";
-import { MODEL } from "./fastapi";
+import { FeastConnection, feastEnv } from "../data/feast";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { execProbe, httpProbe, labels, tcpProbe } from "../../lib/k8s";
 import { AIRFLOW_USER, ContainerSpec, ScratchVolume, Workload, WorkloadArgs } from "../../lib/workload";
+import { APP, DATABASES, ENV, IMAGE_PATHS, MODEL, PORT_NAMES, PORTS, SECRETS } from "../../lib/contracts";
 
-export const AIRFLOW_WEBSERVER_PORT = 8080;
-export const AIRFLOW_WORKER_LOG_PORT = 8793;
-const AIRFLOW_HOME = "/opt/airflow";
+const airflowHome = IMAGE_PATHS.airflowHome;
 /** Celery app of the celery provider (Airflow >= 2.7), for `celery inspect ping`. */
 const CELERY_APP = "airflow.providers.celery.executors.celery_executor.app";
 /** How long init containers wait for `airflow db migrate` to finish. */
@@ -73,7 +71,7 @@ const airflowArgs = (command: string) => ["bash", "-c", `exec airflow ${command}
  * Apache Airflow with the CeleryExecutor: Redis broker (its own logical db), Postgres metadata DB and result
  * backend. A migration Job and an admin-user Job run before the scheduler, webserver/api-server, Celery workers,
  * triggerer (and, on 3.x, dag-processor) start; every pod shares one ConfigMap and one Secret of settings, and waits
- * for migrations in an init container. Metrics go to the StatsD exporter; workers serve task logs on 8793 from a
+ * for migrations in an init container. Metrics go to the StatsD exporter; workers serve task logs from a
  * StatefulSet behind a headless Service, so the hostname each task records resolves from the webserver.
  */
 export class Airflow extends pulumi.ComponentResource {
@@ -88,20 +86,20 @@ export class Airflow extends pulumi.ComponentResource {
         const v3 = args.version.startsWith("3.");
         const ns = pulumi.output(args.namespace);
         const parent = { parent: this };
-        const webserverName = "airflow-webserver";
+        const webserverName = APP.airflowWebserver;
         const webserverHost = pulumi.interpolate`${webserverName}.${ns}.svc.cluster.local`;
 
         // Non-secret settings, shared by every Airflow pod.
         const settings: Record<string, pulumi.Input<string>> = {
-            AIRFLOW_HOME,
+            [ENV.airflowHome]: airflowHome,
             AIRFLOW__CORE__EXECUTOR: "CeleryExecutor",
             AIRFLOW__CORE__LOAD_EXAMPLES: "False",
-            AIRFLOW__CORE__DAGS_FOLDER: `${AIRFLOW_HOME}/dags`,
+            AIRFLOW__CORE__DAGS_FOLDER: `${airflowHome}/dags`,
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION: "False",
             // Workers record their FQDN (<pod>.airflow-worker.<ns>.svc.cluster.local) with each task; the webserver
             // fetches the task's log from that name on the log-server port.
             AIRFLOW__CORE__HOSTNAME_CALLABLE: "airflow.utils.net.getfqdn",
-            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT: String(AIRFLOW_WORKER_LOG_PORT),
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT: String(PORTS.airflowWorkerLogs),
             AIRFLOW__METRICS__STATSD_ON: "True",
             AIRFLOW__METRICS__STATSD_HOST: args.statsd.host,
             AIRFLOW__METRICS__STATSD_PORT: String(args.statsd.port),
@@ -114,7 +112,7 @@ export class Airflow extends pulumi.ComponentResource {
             // `airflow users create` (the admin Job) needs the FAB auth manager, which the official image ships.
             settings.AIRFLOW__CORE__AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager";
             // Task processes on the workers report to the api-server's Execution API.
-            settings.AIRFLOW__CORE__EXECUTION_API_SERVER_URL = pulumi.interpolate`http://${webserverHost}:${AIRFLOW_WEBSERVER_PORT}/execution/`;
+            settings.AIRFLOW__CORE__EXECUTION_API_SERVER_URL = pulumi.interpolate`http://${webserverHost}:${PORTS.airflowWebserver}/execution/`;
         }
         const configMap = new k8s.core.v1.ConfigMap(
             `${name}-config`,
@@ -127,21 +125,22 @@ export class Airflow extends pulumi.ComponentResource {
 
         // The connection URLs hold passwords: composed as secret outputs into a Secret, read by reference.
         const enc = (s: pulumi.Input<string>) => pulumi.output(s).apply(encodeURIComponent);
-        const db = pulumi.interpolate`airflow:${enc(args.dbPassword)}@${args.postgres.host}:${args.postgres.port}/airflow`;
+        const db = pulumi.interpolate`${DATABASES.airflow}:${enc(args.dbPassword)}@${args.postgres.host}:${args.postgres.port}/${DATABASES.airflow}`;
+        const ck = SECRETS.airflowConnections.keys;
         const connections = new k8s.core.v1.Secret(
             `${name}-connections`,
             {
                 metadata: {
-                    name: "airflow-connections",
+                    name: SECRETS.airflowConnections.name,
                     namespace: args.namespace,
                     labels: labels("airflow", "credentials"),
                 },
                 type: "Opaque",
                 stringData: pulumi.secret(
                     pulumi.output({
-                        "sql-alchemy-conn": pulumi.interpolate`postgresql+psycopg2://${db}`,
-                        "result-backend": pulumi.interpolate`db+postgresql://${db}`,
-                        "broker-url": args.brokerUrl,
+                        [ck.sqlAlchemyConn]: pulumi.interpolate`postgresql+psycopg2://${db}`,
+                        [ck.resultBackend]: pulumi.interpolate`db+postgresql://${db}`,
+                        [ck.brokerUrl]: args.brokerUrl,
                     }),
                 ),
             },
@@ -150,9 +149,9 @@ export class Airflow extends pulumi.ComponentResource {
         const conn = (key: string): SecretKeyRef => ({ name: connections.metadata.name, key });
 
         const commonEnv: k8s.types.input.core.v1.EnvVar[] = [
-            secretEnv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", conn("sql-alchemy-conn")),
-            secretEnv("AIRFLOW__CELERY__BROKER_URL", conn("broker-url")),
-            secretEnv("AIRFLOW__CELERY__RESULT_BACKEND", conn("result-backend")),
+            secretEnv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", conn(ck.sqlAlchemyConn)),
+            secretEnv("AIRFLOW__CELERY__BROKER_URL", conn(ck.brokerUrl)),
+            secretEnv("AIRFLOW__CELERY__RESULT_BACKEND", conn(ck.resultBackend)),
             secretEnv("AIRFLOW__CORE__FERNET_KEY", args.keys.fernet),
             secretEnv("AIRFLOW__WEBSERVER__SECRET_KEY", args.keys.webserverSecret),
             ...(v3
@@ -163,10 +162,10 @@ export class Airflow extends pulumi.ComponentResource {
                 : []),
         ];
         const envFrom = [{ configMapRef: { name: configMap.metadata.name } }];
-        // Airflow writes into AIRFLOW_HOME (airflow.cfg on first start, webserver_config.py, logs), as in the official
+        // Airflow writes into its home folder (airflow.cfg on first start, webserver_config.py, logs), as in the official
         // chart: the root filesystem stays writable, logs and /tmp are scratch volumes.
         const scratch: Record<string, ScratchVolume> = {
-            logs: { mountPath: `${AIRFLOW_HOME}/logs` },
+            logs: { mountPath: `${airflowHome}/logs` },
             tmp: { mountPath: "/tmp" },
         };
 
@@ -192,15 +191,19 @@ export class Airflow extends pulumi.ComponentResource {
             namespace: args.namespace,
             scratch,
             writableRootReason:
-                "Airflow writes airflow.cfg and webserver_config.py into AIRFLOW_HOME on start, as in the official chart",
+                "Airflow writes airflow.cfg and webserver_config.py into its home folder on start, as in the official chart",
             runAs: AIRFLOW_USER,
             imagePullSecretName: args.imagePullSecretName,
         };
         const wsOpts = { parent: this, dependsOn: [configMap, connections] };
+        const adminEnv = ENV.airflowAdminJob;
+        // The DAG files map their tasks over the instruments when they are parsed: the processes that parse them
+        // (the scheduler on Airflow 2, the dag-processor on 3, and each worker before it runs a task) get the list.
+        const instrumentsEnv = { name: ENV.instruments, value: args.tasks.instruments.join(",") };
 
         // --- Jobs: the provider waits for each to complete, so everything that dependsOn them starts after. -----
         this.migrateJob = new Workload(
-            "airflow-migrate",
+            APP.airflowMigrate,
             {
                 ...common,
                 component: "db-migration",
@@ -217,7 +220,7 @@ export class Airflow extends pulumi.ComponentResource {
             wsOpts,
         );
         this.createUserJob = new Workload(
-            "airflow-create-user",
+            APP.airflowCreateUser,
             {
                 ...common,
                 component: "create-user",
@@ -229,11 +232,11 @@ export class Airflow extends pulumi.ComponentResource {
                     args: [
                         "bash",
                         "-c",
-                        'exec airflow users create --role Admin --username "$ADMIN_USERNAME" --password "$ADMIN_PASSWORD" --email admin@example.invalid --firstname Airflow --lastname Admin',
+                        `exec airflow users create --role Admin --username "$${adminEnv.username}" --password "$${adminEnv.password}" --email admin@example.invalid --firstname Airflow --lastname Admin`,
                     ],
                     env: [
-                        secretEnv("ADMIN_USERNAME", args.admin.username),
-                        secretEnv("ADMIN_PASSWORD", args.admin.password),
+                        secretEnv(adminEnv.username, args.admin.username),
+                        secretEnv(adminEnv.password, args.admin.password),
                     ],
                     resources: args.resources.webserver,
                 }),
@@ -252,6 +255,7 @@ export class Airflow extends pulumi.ComponentResource {
             command: string,
             jobType: string,
             resources: ResourceSpec,
+            env: ContainerSpec["env"] = [],
         ) =>
             new Workload(
                 wlName,
@@ -263,6 +267,7 @@ export class Airflow extends pulumi.ComponentResource {
                         name: component,
                         image: args.images.scheduler,
                         args: airflowArgs(command),
+                        env,
                         startupProbe: execProbe(jobsCheck(jobType), {
                             periodSeconds: 10,
                             timeoutSeconds: 20,
@@ -280,15 +285,16 @@ export class Airflow extends pulumi.ComponentResource {
                 },
                 after,
             );
-        workloads["airflow-scheduler"] = schedulerLike(
-            "airflow-scheduler",
+        workloads[APP.airflowScheduler] = schedulerLike(
+            APP.airflowScheduler,
             "scheduler",
             "scheduler",
             "SchedulerJob",
             args.resources.scheduler,
+            v3 ? [] : [instrumentsEnv],
         );
-        workloads["airflow-triggerer"] = schedulerLike(
-            "airflow-triggerer",
+        workloads[APP.airflowTriggerer] = schedulerLike(
+            APP.airflowTriggerer,
             "triggerer",
             "triggerer",
             "TriggererJob",
@@ -296,12 +302,13 @@ export class Airflow extends pulumi.ComponentResource {
         );
         if (v3) {
             // Airflow 3 parses DAG files in a process of its own.
-            workloads["airflow-dag-processor"] = schedulerLike(
-                "airflow-dag-processor",
+            workloads[APP.airflowDagProcessor] = schedulerLike(
+                APP.airflowDagProcessor,
                 "dag-processor",
                 "dag-processor",
                 "DagProcessorJob",
                 args.resources.dagProcessor,
+                [instrumentsEnv],
             );
         }
 
@@ -318,14 +325,16 @@ export class Airflow extends pulumi.ComponentResource {
                 container: container({
                     name: "webserver",
                     image: args.images.webserver,
-                    args: airflowArgs(v3 ? `api-server --port ${AIRFLOW_WEBSERVER_PORT}` : "webserver"),
-                    ports: [{ name: "http", containerPort: AIRFLOW_WEBSERVER_PORT }],
-                    startupProbe: httpProbe(healthPath, "http", { periodSeconds: 10, failureThreshold: 12 }),
-                    readinessProbe: httpProbe(healthPath, "http", { periodSeconds: 10 }),
-                    livenessProbe: tcpProbe("http", { failureThreshold: 5 }),
+                    args: airflowArgs(v3 ? `api-server --port ${PORTS.airflowWebserver}` : "webserver"),
+                    ports: [{ name: PORT_NAMES.http, containerPort: PORTS.airflowWebserver }],
+                    startupProbe: httpProbe(healthPath, PORT_NAMES.http, { periodSeconds: 10, failureThreshold: 12 }),
+                    readinessProbe: httpProbe(healthPath, PORT_NAMES.http, { periodSeconds: 10 }),
+                    livenessProbe: tcpProbe(PORT_NAMES.http, { failureThreshold: 5 }),
                     resources: args.resources.webserver,
                 }),
-                service: { ports: [{ name: "http", port: AIRFLOW_WEBSERVER_PORT, targetPort: "http" }] },
+                service: {
+                    ports: [{ name: PORT_NAMES.http, port: PORTS.airflowWebserver, targetPort: PORT_NAMES.http }],
+                },
             },
             after,
         );
@@ -334,31 +343,33 @@ export class Airflow extends pulumi.ComponentResource {
 
         // Workers: the only pods that run tasks, so the only ones with OANDA credentials and the pipeline's env.
         const t = args.tasks;
+        const p = ENV.pipeline;
         const taskEnv: k8s.types.input.core.v1.EnvVar[] = [
-            { name: "FX_DATA_SOURCE", value: t.dataSource },
-            { name: "FX_DATA_DIR", value: "/data" },
-            { name: "INSTRUMENTS", value: t.instruments.join(",") },
-            { name: "OANDA_ENVIRONMENT", value: t.oandaEnvironment },
-            { name: "MLFLOW_TRACKING_URI", value: t.mlflowTrackingUri },
-            { name: "MODEL_NAME", value: MODEL.name },
-            { name: "MODEL_ALIAS", value: MODEL.alias },
-            ...feastEnv(t.feast, FEAST_REPO_PATHS.airflowWorker),
+            { name: p.dataSource, value: t.dataSource },
+            { name: p.dataDir, value: IMAGE_PATHS.workerData },
+            instrumentsEnv,
+            { name: p.oandaEnvironment, value: t.oandaEnvironment },
+            { name: ENV.model.trackingUri, value: t.mlflowTrackingUri },
+            { name: ENV.model.name, value: MODEL.name },
+            { name: ENV.model.alias, value: MODEL.alias },
+            ...feastEnv(t.feast),
+            { name: p.feastRepoPath, value: IMAGE_PATHS.feastRepoAirflowWorker },
             ...(t.oanda
-                ? [secretEnv("OANDA_API_TOKEN", t.oanda.token), secretEnv("OANDA_ACCOUNT_ID", t.oanda.accountId)]
+                ? [secretEnv(p.oandaApiToken, t.oanda.token), secretEnv(p.oandaAccountId, t.oanda.accountId)]
                 : []),
             // Only signal the main process so Celery's warm shutdown lets running tasks finish.
-            { name: "DUMB_INIT_SETSID", value: "0" },
+            { name: ENV.process.dumbInitSetsid, value: "0" },
         ];
         // Kept: not a config range but the wiring of two inputs (config's data source, the Secrets component's
         // OANDA Secret), which only the composition root can get wrong.
         if (t.dataSource === "oanda" && !t.oanda) {
             throw new Error(`Airflow '${name}': tasks.dataSource is "oanda" but no OANDA credentials were given`);
         }
-        workloads["airflow-worker"] = new Workload(
-            "airflow-worker",
+        workloads[APP.airflowWorker] = new Workload(
+            APP.airflowWorker,
             {
                 ...common,
-                scratch: { ...scratch, data: { mountPath: "/data" } },
+                scratch: { ...scratch, data: { mountPath: IMAGE_PATHS.workerData } },
                 component: "worker",
                 kind: "StatefulSet",
                 replicas: args.replicas.workerAutoscaled ? "autoscaled" : args.replicas.worker,
@@ -369,9 +380,9 @@ export class Airflow extends pulumi.ComponentResource {
                     image: args.images.worker,
                     args: airflowArgs("celery worker"),
                     env: taskEnv,
-                    ports: [{ name: "worker-logs", containerPort: AIRFLOW_WORKER_LOG_PORT }],
+                    ports: [{ name: PORT_NAMES.workerLogs, containerPort: PORTS.airflowWorkerLogs }],
                     // Ready once the task-log server listens (the headless Service then publishes the pod's name).
-                    readinessProbe: tcpProbe("worker-logs", { periodSeconds: 10 }),
+                    readinessProbe: tcpProbe(PORT_NAMES.workerLogs, { periodSeconds: 10 }),
                     livenessProbe: execProbe(
                         [
                             "sh",
@@ -383,7 +394,13 @@ export class Airflow extends pulumi.ComponentResource {
                     resources: args.resources.worker,
                 }),
                 service: {
-                    ports: [{ name: "worker-logs", port: AIRFLOW_WORKER_LOG_PORT, targetPort: "worker-logs" }],
+                    ports: [
+                        {
+                            name: PORT_NAMES.workerLogs,
+                            port: PORTS.airflowWorkerLogs,
+                            targetPort: PORT_NAMES.workerLogs,
+                        },
+                    ],
                 },
                 // Warm shutdown: a task may take up to its execution_timeout (20 min in the DAGs) to finish.
                 terminationGracePeriodSeconds: 600,

@@ -4,12 +4,9 @@ import { ResourceSpec } from "../../config";
 import { FeastConnection, feastOnlineEnv } from "../data/feast";
 import { httpProbe, labels } from "../../lib/k8s";
 import { Workload } from "../../lib/workload";
+import { APP, ENV, IMAGE_PATHS, MODEL, PORT_NAMES, PORTS } from "../../lib/contracts";
 
-export const FASTAPI_NAME = "fastapi";
-export const FASTAPI_PORT = 8000;
-
-/** Registered model the service loads (docs/contracts.md). */
-export const MODEL = { name: "fx-usdsgd-predictor", alias: "champion" } as const;
+const FASTAPI_NAME = APP.fastapi;
 
 export interface FastapiArgs {
     namespace: pulumi.Input<string>;
@@ -29,7 +26,7 @@ export interface FastapiArgs {
 }
 
 /**
- * The prediction API: gunicorn with uvicorn workers on 8000, autoscaled on CPU, a disruption budget, rolling updates
+ * The prediction API: gunicorn with uvicorn workers on PORTS.fastapi, autoscaled on CPU, a disruption budget, rolling updates
  * that never drop below the desired replicas, Prometheus metrics on /metrics.
  */
 export class Fastapi extends pulumi.ComponentResource {
@@ -55,26 +52,26 @@ export class Fastapi extends pulumi.ComponentResource {
                     env: [
                         // Features come from the online store only: no registry, so no Postgres credentials.
                         ...feastOnlineEnv(args.feast),
-                        { name: "MLFLOW_TRACKING_URI", value: args.mlflowTrackingUri },
-                        { name: "MODEL_NAME", value: MODEL.name },
-                        { name: "MODEL_ALIAS", value: MODEL.alias },
-                        { name: "INSTRUMENTS", value: args.instruments.join(",") },
-                        { name: "FEATURE_MAX_AGE_SECONDS", value: "7200" },
-                        { name: "MODEL_RELOAD_SECONDS", value: "60" },
-                        { name: "WEB_CONCURRENCY", value: String(args.workers) },
-                        { name: "PROMETHEUS_MULTIPROC_DIR", value: "/tmp/fx-prometheus" },
-                        { name: "HOME", value: "/tmp" },
+                        { name: ENV.model.trackingUri, value: args.mlflowTrackingUri },
+                        { name: ENV.model.name, value: MODEL.name },
+                        { name: ENV.model.alias, value: MODEL.alias },
+                        { name: ENV.instruments, value: args.instruments.join(",") },
+                        { name: ENV.fastapi.featureMaxAgeSeconds, value: "7200" },
+                        { name: ENV.fastapi.modelReloadSeconds, value: "60" },
+                        { name: ENV.fastapi.webConcurrency, value: String(args.workers) },
+                        { name: ENV.fastapi.prometheusMultiprocDir, value: IMAGE_PATHS.fastapiMetricsDir },
+                        { name: ENV.process.home, value: "/tmp" },
                     ],
-                    ports: [{ name: "http", containerPort: FASTAPI_PORT }],
+                    ports: [{ name: PORT_NAMES.http, containerPort: PORTS.fastapi }],
                     // /health is 503 until Redis answers and a model is loaded; /livez only says the process runs.
-                    readinessProbe: httpProbe("/health", "http", { periodSeconds: 10 }),
-                    livenessProbe: httpProbe("/livez", "http", { periodSeconds: 20 }),
-                    startupProbe: httpProbe("/livez", "http", { periodSeconds: 5, failureThreshold: 24 }),
+                    readinessProbe: httpProbe("/health", PORT_NAMES.http, { periodSeconds: 10 }),
+                    livenessProbe: httpProbe("/livez", PORT_NAMES.http, { periodSeconds: 20 }),
+                    startupProbe: httpProbe("/livez", PORT_NAMES.http, { periodSeconds: 5, failureThreshold: 24 }),
                     resources: args.resources,
                 },
                 scratch: { tmp: { mountPath: "/tmp" } },
-                service: { ports: [{ name: "http", port: FASTAPI_PORT, targetPort: "http" }] },
-                metrics: { port: FASTAPI_PORT, path: "/metrics" },
+                service: { ports: [{ name: PORT_NAMES.http, port: PORTS.fastapi, targetPort: PORT_NAMES.http }] },
+                metrics: { port: PORTS.fastapi, path: "/metrics" },
                 imagePullSecretName: args.imagePullSecretName,
                 // Ready only once the pipeline has trained and promoted a model, which happens after the deploy.
                 await: false,

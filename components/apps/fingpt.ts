@@ -4,11 +4,11 @@ import { ResourceSpec, Toleration } from "../../config";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { dataVolume, httpProbe } from "../../lib/k8s";
 import { ContainerSpec, ScratchVolume, Workload } from "../../lib/workload";
+import { APP, ENV, IMAGE_PATHS, PORT_NAMES, PORTS } from "../../lib/contracts";
 
-export const FINGPT_NAME = "fingpt";
-export const FINGPT_PORT = 8001;
-/** HF_HOME of the fx-fingpt image (dockerfiles/Dockerfile.fingpt); the model cache PVC is mounted here. */
-const HF_HOME = "/var/cache/huggingface";
+const FINGPT_NAME = APP.fingpt;
+/** The fx-fingpt image's Hugging Face home (dockerfiles/Dockerfile.fingpt); the model cache PVC is mounted here. */
+const hfHome = IMAGE_PATHS.fingptHfHome;
 
 export interface FingptArgs {
     namespace: pulumi.Input<string>;
@@ -29,7 +29,7 @@ export interface FingptArgs {
 }
 
 /**
- * FinGPT news sentiment on port 8001. In model mode: `gpu.count` GPUs from the GPU pool (node selector +
+ * FinGPT news sentiment on PORTS.fingpt. In model mode: `gpu.count` GPUs from the GPU pool (node selector +
  * tolerations), the Hugging Face cache on a PVC, /dev/shm in memory, a startup probe that waits out the model load,
  * and Recreate (one RWO volume, GPUs held by the old pod). In lexicon mode: a plain CPU pod.
  */
@@ -42,15 +42,15 @@ export class Fingpt extends pulumi.ComponentResource {
         const model = args.mode === "model";
 
         const env: k8s.types.input.core.v1.EnvVar[] = [
-            { name: "FINGPT_MODE", value: args.mode },
-            { name: "FINGPT_BASE_MODEL", value: args.baseModel },
-            { name: "FINGPT_ADAPTER", value: args.adapter },
-            { name: "FINGPT_LOAD_IN_8BIT", value: "true" },
-            { name: "HF_HOME", value: HF_HOME },
-            // torch, triton and bitsandbytes keep caches under HOME; the root filesystem is read-only.
-            { name: "HOME", value: "/tmp" },
+            { name: ENV.fingpt.mode, value: args.mode },
+            { name: ENV.fingpt.baseModel, value: args.baseModel },
+            { name: ENV.fingpt.adapter, value: args.adapter },
+            { name: ENV.fingpt.loadIn8bit, value: "true" },
+            { name: ENV.fingpt.hfHome, value: hfHome },
+            // torch, triton and bitsandbytes keep caches under the home folder; the root filesystem is read-only.
+            { name: ENV.process.home, value: "/tmp" },
         ];
-        if (args.hfToken) env.push(secretEnv("HF_TOKEN", args.hfToken));
+        if (args.hfToken) env.push(secretEnv(ENV.fingpt.hfToken, args.hfToken));
 
         const scratch: Record<string, ScratchVolume> = { tmp: { mountPath: "/tmp" } };
         const volumes: k8s.types.input.core.v1.Volume[] = [];
@@ -64,19 +64,23 @@ export class Fingpt extends pulumi.ComponentResource {
                 this,
             );
             volumes.push({ name: "model-cache", persistentVolumeClaim: { claimName: cache.metadata.name } });
-            volumeMounts.push({ name: "model-cache", mountPath: HF_HOME });
+            volumeMounts.push({ name: "model-cache", mountPath: hfHome });
         }
 
         const container: ContainerSpec = {
             name: "fingpt",
             image: args.image,
-            command: ["uvicorn", "fingpt_service.server:app", "--host", "0.0.0.0", "--port", String(FINGPT_PORT)],
+            command: ["uvicorn", "fingpt_service.server:app", "--host", "0.0.0.0", "--port", String(PORTS.fingpt)],
             env,
-            ports: [{ name: "http", containerPort: FINGPT_PORT }],
+            ports: [{ name: PORT_NAMES.http, containerPort: PORTS.fingpt }],
             // Downloading and loading the 8-bit base model takes minutes: up to 60 x 10 s before liveness applies.
-            startupProbe: httpProbe("/ready", "http", model ? { periodSeconds: 10, failureThreshold: 60 } : {}),
-            readinessProbe: httpProbe("/ready", "http"),
-            livenessProbe: httpProbe("/health", "http", { periodSeconds: 20 }),
+            startupProbe: httpProbe(
+                "/ready",
+                PORT_NAMES.http,
+                model ? { periodSeconds: 10, failureThreshold: 60 } : {},
+            ),
+            readinessProbe: httpProbe("/ready", PORT_NAMES.http),
+            livenessProbe: httpProbe("/health", PORT_NAMES.http, { periodSeconds: 20 }),
             resources: args.resources,
             extraLimits: model ? { "nvidia.com/gpu": String(args.gpu.count) } : undefined,
             volumeMounts,
@@ -89,8 +93,8 @@ export class Fingpt extends pulumi.ComponentResource {
                 container,
                 scratch,
                 volumes,
-                service: { ports: [{ name: "http", port: FINGPT_PORT, targetPort: "http" }] },
-                metrics: { port: FINGPT_PORT, path: "/metrics" },
+                service: { ports: [{ name: PORT_NAMES.http, port: PORTS.fingpt, targetPort: PORT_NAMES.http }] },
+                metrics: { port: PORTS.fingpt, path: "/metrics" },
                 imagePullSecretName: args.imagePullSecretName,
                 nodeSelector: model ? args.gpu.nodeSelector : undefined,
                 tolerations: model ? args.gpu.tolerations : undefined,

@@ -4,9 +4,10 @@ import { ResourceSpec } from "../../config";
 import { secretEnv } from "../platform/secrets";
 import { dataVolume, httpProbe, labels, tcpProbe } from "../../lib/k8s";
 import { Workload } from "../../lib/workload";
+import { APP, DATABASES, ENV, PORT_NAMES, PORTS, SECRETS } from "../../lib/contracts";
 
-export const MLFLOW_NAME = "mlflow";
-export const MLFLOW_PORT = 5000;
+const MLFLOW_NAME = APP.mlflow;
+const MLFLOW_PORT = PORTS.mlflow;
 const ARTIFACTS_PATH = "/mlflow/artifacts";
 const METRICS_DIR = "/tmp/mlflow-metrics";
 
@@ -22,7 +23,7 @@ export type MlflowArtifactStore =
     | {
           kind: "objectStore";
           destination: string;
-          /** An S3-compatible store's endpoint (MLFLOW_S3_ENDPOINT_URL); unset is AWS S3. */
+          /** An S3-compatible store's endpoint (ENV.mlflowServer.s3EndpointUrl); unset is AWS S3. */
           endpoint?: string;
           credentialsSecretName?: pulumi.Input<string>;
       };
@@ -60,10 +61,10 @@ export function mlflowAllowedHosts(namespace: string, domain: string): string[] 
 
 /**
  * The MLflow tracking server: Postgres backend store (URI in a Secret of its own), artifacts proxied by the server
- * (`--serve-artifacts`) to a PVC or object storage, Prometheus metrics on /metrics, Service `mlflow:5000`.
+ * (`--serve-artifacts`) to a PVC or object storage, Prometheus metrics on /metrics, Service `mlflow` on PORTS.mlflow.
  */
 export class Mlflow extends pulumi.ComponentResource {
-    /** `http://mlflow.<ns>.svc.cluster.local:5000`, for MLFLOW_TRACKING_URI. */
+    /** `http://mlflow.<ns>.svc.cluster.local:<port>`, for the services' tracking URI (ENV.model.trackingUri). */
     public readonly trackingUri: pulumi.Output<string>;
     public readonly serviceName: pulumi.Output<string>;
     public readonly workload: Workload;
@@ -74,22 +75,22 @@ export class Mlflow extends pulumi.ComponentResource {
         const ns = pulumi.output(args.namespace);
 
         // The backend URI holds the password: it lives in a Secret and reaches the server as an env var that
-        // `mlflow server` reads itself (MLFLOW_BACKEND_STORE_URI), never in args.
+        // `mlflow server` reads itself (ENV.mlflowServer.backendStoreUri), never in args.
         const uri = pulumi.secret(
-            pulumi.interpolate`postgresql://mlflow:${pulumi
+            pulumi.interpolate`postgresql://${DATABASES.mlflow}:${pulumi
                 .output(args.dbPassword)
-                .apply(encodeURIComponent)}@${args.postgres.host}:${args.postgres.port}/mlflow`,
+                .apply(encodeURIComponent)}@${args.postgres.host}:${args.postgres.port}/${DATABASES.mlflow}`,
         );
         const backend = new k8s.core.v1.Secret(
             `${name}-backend-store`,
             {
                 metadata: {
-                    name: "mlflow-backend-store",
+                    name: SECRETS.mlflowBackendStore.name,
                     namespace: args.namespace,
                     labels: labels(MLFLOW_NAME, "credentials"),
                 },
                 type: "Opaque",
-                stringData: pulumi.secret(pulumi.output({ uri })),
+                stringData: pulumi.secret(pulumi.output({ [SECRETS.mlflowBackendStore.keys.uri]: uri })),
             },
             parent,
         );
@@ -118,7 +119,7 @@ export class Mlflow extends pulumi.ComponentResource {
         } else {
             destination = args.artifacts.destination;
             if (args.artifacts.endpoint)
-                objectStoreEnv.push({ name: "MLFLOW_S3_ENDPOINT_URL", value: args.artifacts.endpoint });
+                objectStoreEnv.push({ name: ENV.mlflowServer.s3EndpointUrl, value: args.artifacts.endpoint });
             if (args.artifacts.credentialsSecretName) {
                 envFrom.push({ secretRef: { name: args.artifacts.credentialsSecretName } });
             }
@@ -143,26 +144,29 @@ export class Mlflow extends pulumi.ComponentResource {
                         `--expose-prometheus=${METRICS_DIR}`,
                     ],
                     env: [
-                        secretEnv("MLFLOW_BACKEND_STORE_URI", { name: backend.metadata.name, key: "uri" }),
+                        secretEnv(ENV.mlflowServer.backendStoreUri, {
+                            name: backend.metadata.name,
+                            key: SECRETS.mlflowBackendStore.keys.uri,
+                        }),
                         // MLflow >= 3.5 security middleware; older releases ignore the variable.
-                        { name: "MLFLOW_SERVER_ALLOWED_HOSTS", value: allowedHosts },
-                        { name: "HOME", value: "/tmp" },
+                        { name: ENV.mlflowServer.allowedHosts, value: allowedHosts },
+                        { name: ENV.process.home, value: "/tmp" },
                         // MLflow 3's server-side job runner (GenAI judges, trace roll-ups) starts seven huey
                         // consumers, about 1.2 GiB (bench/results/memory.md); the pipeline runs no server jobs.
-                        { name: "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value: "false" },
+                        { name: ENV.mlflowServer.enableJobExecution, value: "false" },
                         ...objectStoreEnv,
                     ],
                     envFrom,
-                    ports: [{ name: "http", containerPort: MLFLOW_PORT }],
-                    startupProbe: httpProbe("/health", "http", { periodSeconds: 5, failureThreshold: 36 }),
-                    readinessProbe: httpProbe("/health", "http"),
-                    livenessProbe: tcpProbe("http"),
+                    ports: [{ name: PORT_NAMES.http, containerPort: MLFLOW_PORT }],
+                    startupProbe: httpProbe("/health", PORT_NAMES.http, { periodSeconds: 5, failureThreshold: 36 }),
+                    readinessProbe: httpProbe("/health", PORT_NAMES.http),
+                    livenessProbe: tcpProbe(PORT_NAMES.http),
                     resources: args.resources,
                     volumeMounts,
                 },
                 scratch: { tmp: { mountPath: "/tmp" } },
                 volumes,
-                service: { ports: [{ name: "http", port: MLFLOW_PORT, targetPort: "http" }] },
+                service: { ports: [{ name: PORT_NAMES.http, port: MLFLOW_PORT, targetPort: PORT_NAMES.http }] },
                 metrics: { port: MLFLOW_PORT, path: "/metrics" },
                 imagePullSecretName: args.imagePullSecretName,
                 // A ReadWriteOnce volume cannot be attached to a second pod on another node during a rolling update.

@@ -3,9 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ResourceSpec } from "../../config";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { AIRFLOW_USER, Workload } from "../../lib/workload";
-
-/** Where the images that run Feast's CLI keep `feast_repo/` (dockerfiles/: the Airflow worker under AIRFLOW_HOME). */
-export const FEAST_REPO_PATHS = { airflowWorker: "/opt/airflow/feast_repo" } as const;
+import { APP, DATABASES, ENV, IMAGE_PATHS } from "../../lib/contracts";
 
 /** How Feast reaches its SQL registry (Postgres `feast` database) and its Redis online store. */
 export interface FeastConnection {
@@ -28,7 +26,7 @@ export function feastConnectionOf(
 ): FeastConnection {
     return {
         redis: { host: redis.host, port: redis.port, feastDb: redis.feastDb },
-        registry: { host: postgres.host, port: postgres.port, database: "feast" },
+        registry: { host: postgres.host, port: postgres.port, database: DATABASES.feast },
         ...credentials,
     };
 }
@@ -38,24 +36,28 @@ export function feastConnectionOf(
  * Postgres credentials.
  */
 export function feastOnlineEnv(c: Pick<FeastConnection, "redis" | "redisPassword">): k8s.types.input.core.v1.EnvVar[] {
+    const e = ENV.feastOnline;
     return [
-        { name: "REDIS_HOST", value: c.redis.host },
-        { name: "REDIS_PORT", value: String(c.redis.port) },
-        secretEnv("REDIS_PASSWORD", c.redisPassword),
-        { name: "FEAST_REDIS_DB", value: String(c.redis.feastDb) },
+        { name: e.redisHost, value: c.redis.host },
+        { name: e.redisPort, value: String(c.redis.port) },
+        secretEnv(e.redisPassword, c.redisPassword),
+        { name: e.redisDb, value: String(c.redis.feastDb) },
     ];
 }
 
-/** The Feast environment of docs/contracts.md; credentials by Secret reference only. */
-export function feastEnv(c: FeastConnection, repoPath: string): k8s.types.input.core.v1.EnvVar[] {
+/**
+ * What feature_store.yaml substitutes: the online store and the SQL registry, credentials by Secret reference only.
+ * Where `feast_repo/` is stays with the caller: the CLI is pointed at it, the pipeline's tasks read it from the env.
+ */
+export function feastEnv(c: FeastConnection): k8s.types.input.core.v1.EnvVar[] {
+    const e = ENV.feastRegistry;
     return [
         ...feastOnlineEnv(c),
-        { name: "FEAST_DB_HOST", value: c.registry.host },
-        { name: "FEAST_DB_PORT", value: String(c.registry.port) },
-        { name: "FEAST_DB_NAME", value: c.registry.database },
-        secretEnv("FEAST_DB_USER", c.registryUser),
-        secretEnv("FEAST_DB_PASSWORD", c.registryPassword),
-        { name: "FEAST_REPO_PATH", value: repoPath },
+        { name: e.host, value: c.registry.host },
+        { name: e.port, value: String(c.registry.port) },
+        { name: e.database, value: c.registry.database },
+        secretEnv(e.user, c.registryUser),
+        secretEnv(e.password, c.registryPassword),
     ];
 }
 
@@ -78,7 +80,7 @@ export class Feast extends pulumi.ComponentResource {
     constructor(name: string, args: FeastArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:app:Feast", name, {}, opts);
         this.applyJob = new Workload(
-            "feast-apply",
+            APP.feastApply,
             {
                 namespace: args.namespace,
                 component: "feature-store",
@@ -87,11 +89,11 @@ export class Feast extends pulumi.ComponentResource {
                     name: "feast-apply",
                     image: args.image,
                     // Overrides the Airflow image's entrypoint: this pod needs neither Airflow nor its database.
-                    command: ["feast", "--chdir", FEAST_REPO_PATHS.airflowWorker, "apply"],
+                    command: ["feast", "--chdir", IMAGE_PATHS.feastRepoAirflowWorker, "apply"],
                     env: [
-                        ...feastEnv(args.connection, FEAST_REPO_PATHS.airflowWorker),
-                        { name: "HOME", value: "/tmp" },
-                        { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
+                        ...feastEnv(args.connection),
+                        { name: ENV.process.home, value: "/tmp" },
+                        { name: ENV.process.pythonDontWriteBytecode, value: "1" },
                     ],
                     resources: args.resources,
                 },

@@ -2,41 +2,25 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "../../lib/charts";
 import { podSecurityLabels } from "../platform/namespaces";
-import { APP, allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
+import { allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
+import { APP, CHART_PODS, DATABASES, NAMESPACES, PORTS, RELEASES } from "../../lib/contracts";
 import { DB_ROLES, DbRole } from "../platform/secrets";
 import { BackupConfig, ChartOrigin, ResourceSpec, SUPPORTED_VERSIONS } from "../../config";
 import { labels, resources, serviceHost } from "../../lib/k8s";
 import { chartSource, chartValues } from "../../lib/chart-values";
 
-/** The CloudNativePG Cluster's name: its Services are `<name>-rw`, `-ro`, `-r`; its pods carry `cnpg.io/cluster`. */
-export const POSTGRES_CLUSTER = "fx-postgres";
-export const POSTGRES_PORT = 5432;
-/** The instance manager's metrics exporter, in the Postgres container. */
-export const POSTGRES_METRICS_PORT = 9187;
-/** The instance manager's status endpoint, polled by the operator. */
-export const POSTGRES_STATUS_PORT = 8000;
 /**
  * The exact Postgres image of each supported major version, from config/versions.yaml: its majors are the releases
  * postgresVersion accepts, so every version config lets through has its image (see the file for why they are pinned).
  */
 export const POSTGRES_IMAGES: Readonly<Record<string, string>> = SUPPORTED_VERSIONS.postgres.images!;
 
-/** Namespace of the CloudNativePG operator (cluster-wide: it watches every namespace). */
-export const CNPG_NAMESPACE = "cnpg-system";
-
 /** The Barman Cloud plugin's name, as a Cluster's `plugins` and a ScheduledBackup's `pluginConfiguration` take it. */
 export const BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io";
-/** The plugin's gRPC port (its chart's `service.port`), called by the operator with mutual TLS. */
-export const BARMAN_PLUGIN_PORT = 9090;
-/** Labels of the plugin's pod (its chart's selector labels; the release is named `barman-cloud`). */
-export const BARMAN_PLUGIN_PODS = {
-    "app.kubernetes.io/name": "plugin-barman-cloud",
-    "app.kubernetes.io/instance": "barman-cloud",
-} as const;
 /** The ObjectStore the cluster archives to (the cluster chart's `<cluster>-backups`). */
-export const BACKUP_OBJECT_STORE = `${POSTGRES_CLUSTER}-backups`;
+export const BACKUP_OBJECT_STORE = `${RELEASES.postgresCluster}-backups`;
 /** The ObjectStore a recovery reads from (the cluster chart's `<cluster>-recovery`). */
-export const RECOVERY_OBJECT_STORE = `${POSTGRES_CLUSTER}-recovery`;
+export const RECOVERY_OBJECT_STORE = `${RELEASES.postgresCluster}-recovery`;
 
 /** Pods that talk to Postgres (docs/contracts.md): every Airflow pod and Job, MLflow and the Feast apply Job. */
 export const POSTGRES_CLIENTS = [
@@ -137,8 +121,8 @@ export function backupValues(b: BackupConfig, secretName: pulumi.Input<string>):
             // Point in time; empty replays every archived WAL segment.
             pitrTarget: { time: b.recovery.targetTime ?? "" },
             // The database and owner initdb would have created; the roles and databases lists manage the rest.
-            database: "airflow",
-            owner: "airflow",
+            database: DATABASES.airflow,
+            owner: DATABASES.airflow,
             ...objectStoreValues(b, secretName),
         };
     }
@@ -154,8 +138,8 @@ export function backupValues(b: BackupConfig, secretName: pulumi.Input<string>):
 export class Postgres extends pulumi.ComponentResource {
     /** Read-write Service, `fx-postgres-rw.<ns>.svc.cluster.local`. */
     public readonly host: pulumi.Output<string>;
-    public readonly port: number = POSTGRES_PORT;
-    public readonly clusterName: string = POSTGRES_CLUSTER;
+    public readonly port: number = PORTS.postgres;
+    public readonly clusterName: string = RELEASES.postgresCluster;
     /** Databases, each owned by the role of the same name. */
     public readonly databases: readonly DbRole[] = DB_ROLES;
     /**
@@ -178,7 +162,7 @@ export class Postgres extends pulumi.ComponentResource {
             `${name}-cnpg-system`,
             {
                 metadata: {
-                    name: CNPG_NAMESPACE,
+                    name: NAMESPACES.cnpg,
                     labels: { ...labels("cloudnative-pg", "database-operator"), ...podSecurityLabels("restricted") },
                 },
             },
@@ -190,7 +174,7 @@ export class Postgres extends pulumi.ComponentResource {
         this.operator = new k8s.helm.v3.Release(
             `${name}-cnpg`,
             {
-                name: "cnpg",
+                name: RELEASES.cnpgOperator,
                 namespace: this.operatorNamespace,
                 ...chartSource(CHARTS.cnpgOperator, args.charts),
                 values: chartValues("cloudnative-pg"),
@@ -208,7 +192,7 @@ export class Postgres extends pulumi.ComponentResource {
             ? new k8s.helm.v3.Release(
                   `${name}-barman-cloud`,
                   {
-                      name: "barman-cloud",
+                      name: RELEASES.barmanCloud,
                       namespace: this.operatorNamespace,
                       ...chartSource(CHARTS.barmanCloud, args.charts),
                       values: chartValues("plugin-barman-cloud"),
@@ -239,12 +223,12 @@ export class Postgres extends pulumi.ComponentResource {
         this.cluster = new k8s.helm.v3.Release(
             `${name}-cluster`,
             {
-                name: POSTGRES_CLUSTER,
+                name: RELEASES.postgresCluster,
                 namespace: args.namespace,
                 ...chartSource(CHARTS.cnpgCluster, args.charts),
                 values: chartValues("cnpg-cluster", {
                     ...(backup ? backupValues(backup.config, backup.credentialsSecretName) : {}),
-                    fullnameOverride: POSTGRES_CLUSTER,
+                    fullnameOverride: RELEASES.postgresCluster,
                     version: { postgresql: args.version },
                     cluster: {
                         // Exact image instead of the chart's floating `postgresql:<major>`.
@@ -271,8 +255,8 @@ export class Postgres extends pulumi.ComponentResource {
                             ? {}
                             : {
                                   initdb: {
-                                      database: "airflow",
-                                      owner: "airflow",
+                                      database: DATABASES.airflow,
+                                      owner: DATABASES.airflow,
                                       secret: { name: args.roleSecrets.airflow },
                                   },
                               }),
@@ -299,40 +283,40 @@ export class Postgres extends pulumi.ComponentResource {
             },
         );
 
-        this.host = serviceHost(`${POSTGRES_CLUSTER}-rw`, args.namespace);
+        this.host = serviceHost(`${RELEASES.postgresCluster}-rw`, args.namespace);
 
-        const clusterPods = podsLabelled({ "cnpg.io/cluster": POSTGRES_CLUSTER });
+        const clusterPods = podsLabelled(CHART_PODS.postgres);
         allowFrom(
             `${name}-postgres-ingress`,
             {
                 namespace: args.namespace,
-                app: POSTGRES_CLUSTER,
+                app: RELEASES.postgresCluster,
                 podSelector: clusterPods,
                 rules: [
                     {
                         why: "services with a database of their own",
                         from: [peer({ pods: podsNamed(...POSTGRES_CLIENTS) })],
-                        ports: [POSTGRES_PORT],
+                        ports: [PORTS.postgres],
                     },
                     {
                         why: "streaming replication and joins between the cluster's instances",
                         from: [peer({ pods: clusterPods })],
-                        ports: [POSTGRES_PORT, POSTGRES_STATUS_PORT],
+                        ports: [PORTS.postgres, PORTS.postgresStatus],
                     },
                     {
                         why: "CloudNativePG operator status checks",
                         from: [
                             peer({
-                                namespace: CNPG_NAMESPACE,
-                                pods: podsLabelled({ "app.kubernetes.io/name": "cloudnative-pg" }),
+                                namespace: NAMESPACES.cnpg,
+                                pods: podsLabelled(CHART_PODS.cnpgOperator),
                             }),
                         ],
-                        ports: [POSTGRES_STATUS_PORT],
+                        ports: [PORTS.postgresStatus],
                     },
                     {
                         why: "Prometheus scrapes the instances' exporters",
                         from: [peer({ namespace: args.monitoringNamespace, pods: podsNamed(APP.prometheus) })],
-                        ports: [POSTGRES_METRICS_PORT],
+                        ports: [PORTS.postgresMetrics],
                     },
                 ],
             },
@@ -347,12 +331,12 @@ export class Postgres extends pulumi.ComponentResource {
                 {
                     namespace: this.operatorNamespace,
                     app: "plugin-barman-cloud",
-                    podSelector: podsLabelled(BARMAN_PLUGIN_PODS),
+                    podSelector: podsLabelled(CHART_PODS.barmanCloud),
                     rules: [
                         {
                             why: "CloudNativePG operator calls the Barman Cloud plugin",
-                            from: [peer({ pods: podsLabelled({ "app.kubernetes.io/name": "cloudnative-pg" }) })],
-                            ports: [BARMAN_PLUGIN_PORT],
+                            from: [peer({ pods: podsLabelled(CHART_PODS.cnpgOperator) })],
+                            ports: [PORTS.barmanCloudPlugin],
                         },
                     ],
                 },
@@ -370,7 +354,7 @@ export class Postgres extends pulumi.ComponentResource {
                             "__meta_kubernetes_pod_label_cnpg_io_cluster",
                             "__meta_kubernetes_pod_container_port_number",
                         ],
-                        regex: `${POSTGRES_CLUSTER};${POSTGRES_METRICS_PORT}`,
+                        regex: `${RELEASES.postgresCluster};${PORTS.postgresMetrics}`,
                         action: "keep",
                     },
                     { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },

@@ -2,18 +2,11 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "../../lib/charts";
 import { ChartOrigin } from "../../config";
-import { APP, allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
+import { allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
+import { APP, CHART_PODS, ENV, PORTS, REDIS_DBS, RELEASES } from "../../lib/contracts";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { serviceHost } from "../../lib/k8s";
 import { chartSource, chartValues } from "../../lib/chart-values";
-
-/** Release and fullname: the Service is `fx-redis`, pods carry `app.kubernetes.io/instance: fx-redis`. */
-export const REDIS_RELEASE = "fx-redis";
-export const REDIS_PORT = 6379;
-export const REDIS_EXPORTER_PORT = 9121;
-/** Logical databases (docs/contracts.md). */
-export const FEAST_REDIS_DB = 0;
-export const CELERY_BROKER_DB = 1;
 
 /** Pods that talk to Redis: FastAPI (online features), the Airflow pods (Celery broker) and the Feast apply Job. */
 export const REDIS_CLIENTS = [
@@ -49,14 +42,14 @@ export interface RedisArgs {
 export class Redis extends pulumi.ComponentResource {
     /** In-cluster host of the Service, `fx-redis.<ns>.svc.cluster.local`. */
     public readonly host: pulumi.Output<string>;
-    public readonly port: number = REDIS_PORT;
+    public readonly port: number = PORTS.redis;
     /** `host:port`, as Feast expects it. */
     public readonly address: pulumi.Output<string>;
-    public readonly feastDb: number = FEAST_REDIS_DB;
-    public readonly brokerDb: number = CELERY_BROKER_DB;
+    public readonly feastDb: number = REDIS_DBS.feastOnline;
+    public readonly brokerDb: number = REDIS_DBS.celeryBroker;
     public readonly release: k8s.helm.v3.Release;
     /** Labels of the Redis pod, for NetworkPolicies that admit a client of their own. */
-    public readonly pods: Record<string, string> = { "app.kubernetes.io/instance": REDIS_RELEASE };
+    public readonly pods: Record<string, string> = CHART_PODS.redis;
 
     constructor(name: string, args: RedisArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:data:Redis", name, {}, opts);
@@ -64,17 +57,17 @@ export class Redis extends pulumi.ComponentResource {
         this.release = new k8s.helm.v3.Release(
             `${name}-redis`,
             {
-                name: REDIS_RELEASE,
+                name: RELEASES.redis,
                 namespace: args.namespace,
                 ...chartSource(CHARTS.redis, args.charts),
                 values: chartValues("redis", {
-                    fullnameOverride: REDIS_RELEASE,
+                    fullnameOverride: RELEASES.redis,
                     image: { tag: args.version },
                     // Files of this Secret are appended to redis.conf: `requirepass`.
                     extraSecretRedisConfigs: args.configSecretName,
-                    // redis-cli (probes) authenticates with REDISCLI_AUTH.
-                    env: [secretEnv("REDISCLI_AUTH", args.password)],
-                    metrics: { exporter: { env: [secretEnv("REDIS_PASSWORD", args.password)] } },
+                    // redis-cli (the chart's probes) and the exporter read the password from their environment.
+                    env: [secretEnv(ENV.redisChart.cliAuth, args.password)],
+                    metrics: { exporter: { env: [secretEnv(ENV.redisChart.exporterPassword, args.password)] } },
                     storage: {
                         requestedSize: args.storage.size,
                         className: args.storage.storageClass,
@@ -87,25 +80,25 @@ export class Redis extends pulumi.ComponentResource {
             { parent: this, protect: args.retainOnDelete },
         );
 
-        this.host = serviceHost(REDIS_RELEASE, args.namespace);
-        this.address = pulumi.interpolate`${this.host}:${REDIS_PORT}`;
+        this.host = serviceHost(RELEASES.redis, args.namespace);
+        this.address = pulumi.interpolate`${this.host}:${PORTS.redis}`;
 
         allowFrom(
             `${name}-redis-ingress`,
             {
                 namespace: args.namespace,
-                app: REDIS_RELEASE,
+                app: RELEASES.redis,
                 podSelector: podsLabelled(this.pods),
                 rules: [
                     {
                         why: "online features, Celery broker and feast apply",
                         from: [peer({ pods: podsNamed(...REDIS_CLIENTS) })],
-                        ports: [REDIS_PORT],
+                        ports: [PORTS.redis],
                     },
                     {
                         why: "Prometheus scrapes the exporter sidecar",
                         from: [peer({ namespace: args.monitoringNamespace, pods: podsNamed(APP.prometheus) })],
-                        ports: [REDIS_EXPORTER_PORT],
+                        ports: [PORTS.redisExporter],
                     },
                 ],
             },
@@ -116,10 +109,10 @@ export class Redis extends pulumi.ComponentResource {
     }
 
     /**
-     * `redis://:<password>@host:6379/<db>` as a secret Output, for a consumer to put into a Secret of its own (the
+     * `redis://:<password>@host:port/<db>` as a secret Output, for a consumer to put into a Secret of its own (the
      * Celery broker URL: `brokerUrl(secrets.redisPasswordValue)`). Never export it or put it in an env literal.
      */
-    url(password: pulumi.Input<string>, db: number = CELERY_BROKER_DB): pulumi.Output<string> {
+    url(password: pulumi.Input<string>, db: number = REDIS_DBS.celeryBroker): pulumi.Output<string> {
         // Not a config value: a caller's database number, and Redis has 16 (`databases 16`, the chart's default).
         if (!Number.isInteger(db) || db < 0 || db > 15) {
             throw new Error(`Redis logical database must be 0 to 15, got ${db}`);
@@ -131,6 +124,6 @@ export class Redis extends pulumi.ComponentResource {
 
     /** The Celery broker URL (logical database 1), a secret Output. */
     brokerUrl(password: pulumi.Input<string>): pulumi.Output<string> {
-        return this.url(password, CELERY_BROKER_DB);
+        return this.url(password, REDIS_DBS.celeryBroker);
     }
 }

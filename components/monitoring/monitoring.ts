@@ -7,21 +7,13 @@ import { CHARTS } from "../../lib/charts";
 import { ChartOrigin, ResourceSpec } from "../../config";
 import { labels, resources, serviceHost } from "../../lib/k8s";
 import { chartSource, chartValues } from "../../lib/chart-values";
+import { PORTS, RELEASES, SERVICES } from "../../lib/contracts";
 
 /** The monitoring files: rules, dashboards, the StatsD mapping and the metrics catalogue. */
 export const MONITORING_DIR = path.resolve(__dirname, "..", "..", "monitoring");
 const RULES_DIR = path.join(MONITORING_DIR, "prometheus", "rules");
 const DASHBOARDS_DIR = path.join(MONITORING_DIR, "grafana", "dashboards");
 
-/** Names fixed by docs/contracts.md. */
-export const PROMETHEUS_RELEASE = "prometheus";
-export const PROMETHEUS_SERVICE = "prometheus-server";
-export const GRAFANA_RELEASE = "grafana";
-export const STATSD_RELEASE = "statsd-exporter";
-export const STATSD_SERVICE = "statsd-exporter";
-export const STATSD_PORT = 9125;
-export const STATSD_METRICS_PORT = 9102;
-export const KUBE_STATE_METRICS_SERVICE = "kube-state-metrics";
 /** uid of the provisioned Prometheus datasource; every dashboard panel refers to it. */
 export const PROMETHEUS_DATASOURCE_UID = "prometheus";
 
@@ -97,7 +89,7 @@ function podJob(jobName: string, namespace: string, keep: object[]): object {
 export function scrapeConfigs(appNamespace: string, monitoringNamespace: string): object[] {
     const owned = [appNamespace, monitoringNamespace].join("|");
     return [
-        { job_name: "prometheus", static_configs: [{ targets: ["localhost:9090"] }] },
+        { job_name: "prometheus", static_configs: [{ targets: [`localhost:${PORTS.prometheus}`] }] },
         // Our workloads and the Redis exporter: pods annotated prometheus.io/scrape, job = app.kubernetes.io/name.
         podJob("kubernetes-pods", appNamespace, [
             {
@@ -122,11 +114,15 @@ export function scrapeConfigs(appNamespace: string, monitoringNamespace: string)
         ]),
         {
             job_name: "statsd-exporter",
-            static_configs: [{ targets: [`${STATSD_SERVICE}.${monitoringNamespace}.svc:${STATSD_METRICS_PORT}`] }],
+            static_configs: [
+                { targets: [`${SERVICES.statsdExporter}.${monitoringNamespace}.svc:${PORTS.statsdMetrics}`] },
+            ],
         },
         {
             job_name: "kube-state-metrics",
-            static_configs: [{ targets: [`${KUBE_STATE_METRICS_SERVICE}.${monitoringNamespace}.svc:8080`] }],
+            static_configs: [
+                { targets: [`${SERVICES.kubeStateMetrics}.${monitoringNamespace}.svc:${PORTS.kubeStateMetrics}`] },
+            ],
         },
         {
             // kubelet /metrics through the API server proxy (the chart's ClusterRole grants nodes/proxy).
@@ -136,7 +132,7 @@ export function scrapeConfigs(appNamespace: string, monitoringNamespace: string)
             authorization: { credentials_file: `${SA_DIR}/token` },
             kubernetes_sd_configs: [{ role: "node" }],
             relabel_configs: [
-                { target_label: "__address__", replacement: "kubernetes.default.svc:443" },
+                { target_label: "__address__", replacement: `${SERVICES.kubernetesApi}:${PORTS.kubernetesApi}` },
                 {
                     source_labels: ["__meta_kubernetes_node_name"],
                     regex: "(.+)",
@@ -194,15 +190,16 @@ export class Monitoring extends pulumi.ComponentResource {
         const parent = { parent: this };
         const ns = pulumi.output(args.namespace);
 
-        this.prometheusUrl = pulumi.interpolate`http://${serviceHost(PROMETHEUS_SERVICE, ns)}`;
-        this.statsdHost = serviceHost(STATSD_SERVICE, ns);
-        this.statsdPort = STATSD_PORT;
-        this.grafanaService = { service: GRAFANA_RELEASE, port: 80 };
+        // The port written out, so the URL follows the contract rather than http's default.
+        this.prometheusUrl = pulumi.interpolate`http://${serviceHost(SERVICES.prometheus, ns)}:${PORTS.prometheusService}`;
+        this.statsdHost = serviceHost(SERVICES.statsdExporter, ns);
+        this.statsdPort = PORTS.statsd;
+        this.grafanaService = { service: SERVICES.grafana, port: PORTS.grafanaService };
 
         const statsd = new k8s.helm.v3.Release(
             `${name}-statsd-exporter`,
             {
-                name: STATSD_RELEASE,
+                name: RELEASES.statsdExporter,
                 namespace: ns,
                 ...chartSource(CHARTS.statsdExporter, args.charts),
                 values: chartValues("prometheus-statsd-exporter", {
@@ -218,7 +215,7 @@ export class Monitoring extends pulumi.ComponentResource {
         const prometheus = new k8s.helm.v3.Release(
             `${name}-prometheus`,
             {
-                name: PROMETHEUS_RELEASE,
+                name: RELEASES.prometheus,
                 namespace: ns,
                 ...chartSource(CHARTS.prometheus, args.charts),
                 values: pulumi
@@ -261,7 +258,7 @@ export class Monitoring extends pulumi.ComponentResource {
         new k8s.helm.v3.Release(
             `${name}-grafana`,
             {
-                name: GRAFANA_RELEASE,
+                name: RELEASES.grafana,
                 namespace: ns,
                 ...chartSource(CHARTS.grafana, args.charts),
                 values: chartValues("grafana", {

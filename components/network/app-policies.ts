@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { APP, allowFrom, IngressRule, peer, podsLabelled, podsNamed } from "../../lib/netpol";
+import { allowFrom, IngressRule, peer, podsLabelled, podsNamed } from "../../lib/netpol";
+import { APP, CHART_PODS, PORTS, RELEASES } from "../../lib/contracts";
 import { labels } from "../../lib/k8s";
 
 /**
@@ -11,37 +12,6 @@ import { labels } from "../../lib/k8s";
  * Hugging Face and OANDA without a list of external CIDRs that would rot. Every pod port listed below is the
  * container port (NetworkPolicies see pod IPs and ports, after the Service's port mapping).
  */
-
-/** Labels of pods the charts create (instance = Helm release name; docs/contracts.md). */
-export const CHART_PODS = {
-    grafana: { "app.kubernetes.io/name": "grafana" },
-    /** The statsd-exporter chart labels its pods with the chart name; the release name is ours. */
-    statsdExporter: { "app.kubernetes.io/instance": "statsd-exporter" },
-    alertmanager: { "app.kubernetes.io/name": "alertmanager" },
-    kubeStateMetrics: { "app.kubernetes.io/name": "kube-state-metrics" },
-    certManagerWebhook: { "app.kubernetes.io/instance": "cert-manager", "app.kubernetes.io/component": "webhook" },
-    cnpgOperator: { "app.kubernetes.io/name": "cloudnative-pg" },
-    /** cert-manager's temporary HTTP-01 solver pods, created in the Ingress's namespace. */
-    acmeSolver: { "acme.cert-manager.io/http01-solver": "true" },
-} as const;
-
-/** Container ports the policies open. */
-export const PORTS = {
-    airflowApi: 8080,
-    airflowLogs: 8793,
-    mlflow: 5000,
-    fastapi: 8000,
-    fingpt: 8001,
-    grafana: 3000,
-    prometheus: 9090,
-    statsd: 9125,
-    statsdMetrics: 9102,
-    alertmanager: 9093,
-    kubeStateMetrics: 8080,
-    certManagerWebhook: 10250,
-    cnpgWebhook: 9443,
-    acmeSolver: 8089,
-} as const;
 
 /** Every long-running Airflow pod: each sends StatsD. */
 const AIRFLOW = [
@@ -120,18 +90,18 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
 
         // --- pipeline namespace -------------------------------------------------------------------------------
         allow("airflow-webserver", args.app, podsNamed(APP.airflowWebserver), APP.airflowWebserver, [
-            { why: "UI through the ingress controller", from: [edge], ports: [PORTS.airflowApi] },
+            { why: "UI through the ingress controller", from: [edge], ports: [PORTS.airflowWebserver] },
             {
                 why: "Airflow 3 execution API from the scheduler, workers, triggerer and DAG processor",
                 from: [inApp(...EXECUTION_API_CLIENTS)],
-                ports: [PORTS.airflowApi],
+                ports: [PORTS.airflowWebserver],
             },
         ]);
         allow("airflow-task-logs", args.app, podsNamed(APP.airflowWorker), APP.airflowWorker, [
             {
                 why: "task logs the Celery workers serve to the webserver (the scheduler runs no tasks under CeleryExecutor)",
                 from: [inApp(APP.airflowWebserver)],
-                ports: [PORTS.airflowLogs],
+                ports: [PORTS.airflowWorkerLogs],
             },
         ]);
         allow("mlflow", args.app, podsNamed(APP.mlflow), APP.mlflow, [
@@ -152,7 +122,7 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
             { why: "Prometheus scrape", from: [prometheus], ports: [PORTS.fingpt] },
         ]);
         if (args.acmeHttp01) {
-            allow("acme-http01-solver", args.app, podsLabelled(CHART_PODS.acmeSolver), "cert-manager", [
+            allow("acme-http01-solver", args.app, podsLabelled(CHART_PODS.acmeSolver), RELEASES.certManager, [
                 {
                     why: "ACME HTTP-01 challenges through the ingress controller",
                     from: [edge],
@@ -162,7 +132,7 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
         }
 
         // --- monitoring namespace -----------------------------------------------------------------------------
-        allow("grafana", args.monitoring, podsLabelled(CHART_PODS.grafana), "grafana", [
+        allow("grafana", args.monitoring, podsLabelled(CHART_PODS.grafana), RELEASES.grafana, [
             { why: "UI through the ingress controller", from: [edge], ports: [PORTS.grafana] },
         ]);
         allow("prometheus", args.monitoring, podsNamed(APP.prometheus), APP.prometheus, [
@@ -178,9 +148,13 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
         allow("kube-state-metrics", args.monitoring, podsLabelled(CHART_PODS.kubeStateMetrics), "kube-state-metrics", [
             { why: "Prometheus scrape", from: [prometheus], ports: [PORTS.kubeStateMetrics] },
         ]);
-        allow("statsd-exporter-metrics", args.monitoring, podsLabelled(CHART_PODS.statsdExporter), "statsd-exporter", [
-            { why: "Prometheus scrape", from: [prometheus], ports: [PORTS.statsdMetrics] },
-        ]);
+        allow(
+            "statsd-exporter-metrics",
+            args.monitoring,
+            podsLabelled(CHART_PODS.statsdExporter),
+            RELEASES.statsdExporter,
+            [{ why: "Prometheus scrape", from: [prometheus], ports: [PORTS.statsdMetrics] }],
+        );
         // allowFrom() writes TCP ports; StatsD is UDP, so this one policy spells its port out.
         new k8s.networking.v1.NetworkPolicy(
             "statsd-exporter-udp",
@@ -188,7 +162,7 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
                 metadata: {
                     name: "statsd-exporter-udp",
                     namespace: args.monitoring,
-                    labels: labels("statsd-exporter", "network-policy"),
+                    labels: labels(RELEASES.statsdExporter, "network-policy"),
                     annotations: { "fx-ml-pipeline/allows": `StatsD from the Airflow pods (${PORTS.statsd}/UDP)` },
                 },
                 spec: {
@@ -207,7 +181,7 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
                 "cert-manager-webhook",
                 args.certManager,
                 podsLabelled(CHART_PODS.certManagerWebhook),
-                "cert-manager",
+                RELEASES.certManager,
                 [{ why: "admission calls from the API server", from: [], ports: [PORTS.certManagerWebhook] }],
             );
         }

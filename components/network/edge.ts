@@ -5,6 +5,7 @@ import { CHARTS } from "../../lib/charts";
 import { ChartOrigin, StackConfig } from "../../config";
 import { labels } from "../../lib/k8s";
 import { chartSource } from "../../lib/chart-values";
+import { RELEASES } from "../../lib/contracts";
 
 /** A Service an Ingress routes to: its namespace, name and port (the Service port, not the pod's). */
 export interface Backend {
@@ -183,7 +184,7 @@ export function installCertManager(
             // so the chart's own crds.enabled/keep pass through. keep: CRDs (and so every Certificate)
             // survive an uninstall of the release.
             helmOptions: {
-                name: "cert-manager",
+                name: RELEASES.certManager,
                 namespace,
                 ...certManagerChart(charts),
                 values: { crds: { enabled: true, keep: true } },

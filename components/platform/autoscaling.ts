@@ -6,17 +6,7 @@ import { allowFrom, peer, podsLabelled } from "../../lib/netpol";
 import { SecretKeyRef } from "./secrets";
 import { labels } from "../../lib/k8s";
 import { chartSource, chartValues } from "../../lib/chart-values";
-
-/** Labels of the KEDA chart's pods (`app.kubernetes.io/name` = the chart's component names). */
-export const KEDA_PODS = {
-    operator: { "app.kubernetes.io/name": "keda-operator" },
-    metricsApiServer: { "app.kubernetes.io/name": "keda-operator-metrics-apiserver" },
-    webhooks: { "app.kubernetes.io/name": "keda-admission-webhooks" },
-} as const;
-/** Container ports of the KEDA pods the policies open. */
-export const KEDA_PORTS = { metricsApiServer: 6443, webhooks: 9443, operatorGrpc: 9666 } as const;
-/** The Celery queue Airflow sends tasks to (`[operators] default_queue`): a Redis list of that name. */
-export const CELERY_QUEUE = "default";
+import { CELERY_QUEUE, CHART_PODS, PORTS, RELEASES } from "../../lib/contracts";
 
 export interface WorkerAutoscalerArgs {
     charts: ChartOrigin;
@@ -61,7 +51,7 @@ export class WorkerAutoscaler extends pulumi.ComponentResource {
         this.release = new k8s.helm.v3.Release(
             `${name}-keda`,
             {
-                name: "keda",
+                name: RELEASES.keda,
                 namespace: args.kedaNamespace,
                 ...chartSource(CHARTS.keda, args.charts),
                 values: chartValues("keda"),
@@ -130,7 +120,7 @@ export class WorkerAutoscaler extends pulumi.ComponentResource {
                 rules: [
                     {
                         why: "KEDA reads the Celery queue length",
-                        from: [peer({ namespace: args.kedaNamespace, pods: podsLabelled(KEDA_PODS.operator) })],
+                        from: [peer({ namespace: args.kedaNamespace, pods: podsLabelled(CHART_PODS.kedaOperator) })],
                         ports: [args.redis.port],
                     },
                 ],
@@ -144,12 +134,12 @@ export class WorkerAutoscaler extends pulumi.ComponentResource {
             {
                 namespace: args.kedaNamespace,
                 app: "keda",
-                podSelector: podsLabelled(KEDA_PODS.metricsApiServer),
+                podSelector: podsLabelled(CHART_PODS.kedaMetricsApiServer),
                 rules: [
                     {
                         why: "external metrics API calls from the API server",
                         from: [],
-                        ports: [KEDA_PORTS.metricsApiServer],
+                        ports: [PORTS.kedaMetricsApiServer],
                     },
                 ],
             },
@@ -160,8 +150,8 @@ export class WorkerAutoscaler extends pulumi.ComponentResource {
             {
                 namespace: args.kedaNamespace,
                 app: "keda",
-                podSelector: podsLabelled(KEDA_PODS.webhooks),
-                rules: [{ why: "admission calls from the API server", from: [], ports: [KEDA_PORTS.webhooks] }],
+                podSelector: podsLabelled(CHART_PODS.kedaWebhooks),
+                rules: [{ why: "admission calls from the API server", from: [], ports: [PORTS.kedaWebhooks] }],
             },
             parent,
         );
@@ -170,12 +160,12 @@ export class WorkerAutoscaler extends pulumi.ComponentResource {
             {
                 namespace: args.kedaNamespace,
                 app: "keda",
-                podSelector: podsLabelled(KEDA_PODS.operator),
+                podSelector: podsLabelled(CHART_PODS.kedaOperator),
                 rules: [
                     {
                         why: "metrics requests from the KEDA metrics API server",
-                        from: [peer({ pods: podsLabelled(KEDA_PODS.metricsApiServer) })],
-                        ports: [KEDA_PORTS.operatorGrpc],
+                        from: [peer({ pods: podsLabelled(CHART_PODS.kedaMetricsApiServer) })],
+                        ports: [PORTS.kedaOperatorGrpc],
                     },
                 ],
             },

@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "../../lib/charts";
 import { ChartOrigin, Toleration } from "../../config";
 import { chartSource, chartValues } from "../../lib/chart-values";
+import { RELEASES } from "../../lib/contracts";
 
 export interface GpuDevicePluginArgs {
     /** Where the Helm charts come from (stack config `chartRepository`). */
@@ -52,7 +53,7 @@ export class GpuDevicePlugin extends pulumi.ComponentResource {
         const release = new k8s.helm.v3.Release(
             name,
             {
-                name: "nvidia-device-plugin",
+                name: RELEASES.devicePlugin,
                 namespace: args.namespace,
                 ...chartSource(CHARTS.nvidiaDevicePlugin, args.charts),
                 // Helm replaces lists whole, so these terms and tolerations replace the chart's defaults.

@@ -2,13 +2,6 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { labels } from "../../lib/k8s";
 
-/** cert-manager's namespace: where it runs when the stack installs it, and where a cluster's existing one runs. */
-export const CERT_MANAGER_NAMESPACE = "cert-manager";
-/** KEDA's namespace (operator, metrics API server, admission webhooks). */
-export const KEDA_NAMESPACE = "keda";
-/** The NVIDIA device plugin's namespace (the only one below `restricted`). */
-export const DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin";
-
 /** Pod Security Standard levels (https://kubernetes.io/docs/concepts/security/pod-security-standards/). */
 export type PodSecurityLevel = "restricted" | "baseline" | "privileged";
 

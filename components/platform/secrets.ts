@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as random from "@pulumi/random";
 import { StackConfig } from "../../config";
 import { labels } from "../../lib/k8s";
+import { DATABASES, SECRETS } from "../../lib/contracts";
 
 /** A key of a Kubernetes Secret: what consumers get instead of the value. */
 export interface SecretKeyRef {
@@ -15,11 +16,8 @@ export function secretEnv(envName: string, ref: SecretKeyRef): k8s.types.input.c
     return { name: envName, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } };
 }
 
-/** Keys of the backup credentials Secret: the names the cluster chart's ObjectStore `s3Credentials` refer to. */
-export const BACKUP_SECRET_KEYS = { accessKeyId: "ACCESS_KEY_ID", secretAccessKey: "ACCESS_SECRET_KEY" } as const;
-
 /** Database roles of the pipeline; each owns the database of the same name. */
-export const DB_ROLES = ["airflow", "mlflow", "feast"] as const;
+export const DB_ROLES = [DATABASES.airflow, DATABASES.mlflow, DATABASES.feast] as const;
 export type DbRole = (typeof DB_ROLES)[number];
 
 /** Standard base64 to the URL-safe alphabet Fernet requires (padding kept: Fernet keys are 44 characters). */
@@ -104,21 +102,23 @@ export class Secrets extends pulumi.ComponentResource {
         // Fernet wants 32 random bytes in URL-safe base64; RandomBytes gives the standard alphabet.
         const fernetBytes = new random.RandomBytes(`${name}-airflow-fernet`, { length: 32 }, parent);
         const fernetKey = pulumi.secret(fernetBytes.base64.apply(toUrlSafeBase64));
-        const airflowKeys = secret("airflow-keys", args.namespace, {
-            "fernet-key": fernetKey,
-            "webserver-secret-key": password("airflow-webserver-secret-key", 48),
-            "jwt-secret": password("airflow-jwt-secret", 48),
+        const ak = SECRETS.airflowKeys;
+        const airflowKeys = secret(ak.name, args.namespace, {
+            [ak.keys.fernet]: fernetKey,
+            [ak.keys.webserverSecret]: password("airflow-webserver-secret-key", 48),
+            [ak.keys.jwtSecret]: password("airflow-jwt-secret", 48),
         });
         const keyRef = (s: k8s.core.v1.Secret, key: string): SecretKeyRef => ({ name: s.metadata.name, key });
-        this.airflowFernetKey = keyRef(airflowKeys, "fernet-key");
-        this.airflowWebserverSecretKey = keyRef(airflowKeys, "webserver-secret-key");
-        this.airflowJwtSecret = keyRef(airflowKeys, "jwt-secret");
+        this.airflowFernetKey = keyRef(airflowKeys, ak.keys.fernet);
+        this.airflowWebserverSecretKey = keyRef(airflowKeys, ak.keys.webserverSecret);
+        this.airflowJwtSecret = keyRef(airflowKeys, ak.keys.jwtSecret);
 
-        const admin = secret("airflow-admin", args.namespace, {
-            username: "admin",
-            password: password("airflow-admin"),
+        const aa = SECRETS.airflowAdmin;
+        const admin = secret(aa.name, args.namespace, {
+            [aa.keys.username]: "admin",
+            [aa.keys.password]: password("airflow-admin"),
         });
-        this.airflowAdmin = { username: keyRef(admin, "username"), password: keyRef(admin, "password") };
+        this.airflowAdmin = { username: keyRef(admin, aa.keys.username), password: keyRef(admin, aa.keys.password) };
 
         const roles = {} as Record<
             DbRole,
@@ -127,16 +127,17 @@ export class Secrets extends pulumi.ComponentResource {
         const dbPasswords = {} as Record<DbRole, pulumi.Output<string>>;
         for (const role of DB_ROLES) {
             dbPasswords[role] = password(`pg-${role}`);
+            const { namePrefix, keys } = SECRETS.dbRole;
             const s = secret(
-                `pg-${role}`,
+                `${namePrefix}${role}`,
                 args.namespace,
-                { username: role, password: dbPasswords[role] },
+                { [keys.username]: role, [keys.password]: dbPasswords[role] },
                 "kubernetes.io/basic-auth",
             );
             roles[role] = {
                 secretName: s.metadata.name,
-                username: keyRef(s, "username"),
-                password: keyRef(s, "password"),
+                username: keyRef(s, keys.username),
+                password: keyRef(s, keys.password),
             };
         }
         this.dbRoles = roles;
@@ -148,36 +149,41 @@ export class Secrets extends pulumi.ComponentResource {
         this.dbPasswords = dbPasswords;
 
         this.redisPasswordValue = password("redis");
-        const redis = secret("redis-auth", args.namespace, { password: this.redisPasswordValue });
-        this.redisPassword = keyRef(redis, "password");
-        const redisConfig = secret("redis-config", args.namespace, {
-            "requirepass.conf": pulumi.interpolate`requirepass ${this.redisPasswordValue}\n`,
+        const ra = SECRETS.redisAuth;
+        const redis = secret(ra.name, args.namespace, { [ra.keys.password]: this.redisPasswordValue });
+        this.redisPassword = keyRef(redis, ra.keys.password);
+        const redisConfig = secret(SECRETS.redisConfig.name, args.namespace, {
+            [SECRETS.redisConfig.keys.requirepass]: pulumi.interpolate`requirepass ${this.redisPasswordValue}\n`,
         });
         this.redisConfigSecretName = redisConfig.metadata.name;
 
-        const grafana = secret("grafana-admin", args.monitoringNamespace, {
-            "admin-user": config.grafanaAdminUser,
-            "admin-password": password("grafana-admin"),
+        const ga = SECRETS.grafanaAdmin;
+        const grafana = secret(ga.name, args.monitoringNamespace, {
+            [ga.keys.user]: config.grafanaAdminUser,
+            [ga.keys.password]: password("grafana-admin"),
         });
         this.grafanaAdminSecretName = grafana.metadata.name;
 
         if (config.data.oandaToken && config.data.oandaAccountId) {
-            const oanda = secret("oanda", args.namespace, {
-                token: config.data.oandaToken,
-                "account-id": config.data.oandaAccountId,
+            const { name: oandaName, keys } = SECRETS.oanda;
+            const oanda = secret(oandaName, args.namespace, {
+                [keys.token]: config.data.oandaToken,
+                [keys.accountId]: config.data.oandaAccountId,
             });
-            this.oanda = { token: keyRef(oanda, "token"), accountId: keyRef(oanda, "account-id") };
+            this.oanda = { token: keyRef(oanda, keys.token), accountId: keyRef(oanda, keys.accountId) };
         }
 
         if (config.fingpt.hfToken) {
-            const hf = secret("huggingface", args.namespace, { token: config.fingpt.hfToken });
-            this.huggingFaceToken = keyRef(hf, "token");
+            const { name: hfName, keys } = SECRETS.huggingface;
+            const hf = secret(hfName, args.namespace, { [keys.token]: config.fingpt.hfToken });
+            this.huggingFaceToken = keyRef(hf, keys.token);
         }
 
         if (config.backup) {
-            const creds = secret("postgres-backup-s3", args.namespace, {
-                [BACKUP_SECRET_KEYS.accessKeyId]: config.backup.accessKeyId,
-                [BACKUP_SECRET_KEYS.secretAccessKey]: config.backup.secretAccessKey,
+            const { name: backupName, keys } = SECRETS.postgresBackup;
+            const creds = secret(backupName, args.namespace, {
+                [keys.accessKeyId]: config.backup.accessKeyId,
+                [keys.secretAccessKey]: config.backup.secretAccessKey,
             });
             this.backupCredentialsSecretName = creds.metadata.name;
         }
@@ -191,9 +197,9 @@ export class Secrets extends pulumi.ComponentResource {
                 }),
             );
             const pull = secret(
-                "registry-pull",
+                SECRETS.registryPull.name,
                 args.namespace,
-                { ".dockerconfigjson": dockerConfig },
+                { [SECRETS.registryPull.keys.dockerConfig]: dockerConfig },
                 "kubernetes.io/dockerconfigjson",
             );
             this.imagePullSecretName = pull.metadata.name;
