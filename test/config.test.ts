@@ -5,6 +5,7 @@ import { CHARTS } from "../lib/charts";
 import { DECLARED } from "../config";
 import { descriptionProblems, isAirflowRelease, RANGES, SUPPORTED_VERSIONS } from "../config/rules";
 import { runStack, RunOptions, StackName } from "../tools/harness";
+import { SHARED_DATA } from "../tools/stacks";
 
 /** Runs a stack expected to fail; returns the error message and what was declared before the failure. */
 async function failure(stack: StackName, options: RunOptions): Promise<{ message: string; registered: unknown[] }> {
@@ -645,7 +646,7 @@ describe("declared defaults", () => {
 
 describe("chartRepository", () => {
     test("a folder of the pinned archives: every release, cert-manager's included, installs from it", async () => {
-        const folder = path.resolve(__dirname, "..", "..", "shared", "charts");
+        const folder = SHARED_DATA.charts;
         const run = await runStack("gpu", { config: { chartRepository: folder } });
         const charts = run.ofType("kubernetes:helm.sh/v3:Release").map((r) => r.inputs.chart);
         expect(charts.sort()).toEqual(

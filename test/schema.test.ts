@@ -11,18 +11,11 @@ import {
 import * as fs from "fs";
 import * as path from "path";
 import { parseAllDocuments } from "yaml";
-import { ROOT } from "../tools/stacks";
+import { SHARED_DATA } from "../tools/stacks";
 import { validateObjects } from "../tools/manifest-validation";
 
-/** Test data beside the project (never copied in): cert-manager's CRDs of the pinned chart version. */
-const CERTIFICATE_CRD = path.resolve(
-    ROOT,
-    "..",
-    "shared",
-    "crds",
-    "cert-manager-v1.19.1",
-    "cert-manager.io_certificates.yaml",
-);
+/** cert-manager's Certificate CRD at the version the stacks install (test data beside the project). */
+const CERTIFICATE_CRD = path.join(SHARED_DATA.certManagerCrds, "cert-manager.io_certificates.yaml");
 
 const STACKS: StackName[] = ["dev", "gpu"];
 

@@ -12,13 +12,14 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parseAllDocuments, stringify, Tags } from "yaml";
-import { ROOT, runStack, StackName } from "./harness";
+import { runStack, StackName } from "./harness";
+import { SHARED_DATA } from "./stacks";
 import { HelmRelease, K8sObject, REDACTED, render, Rendered } from "./render-lib";
 import { TARGET_KUBERNETES } from "./manifest-validation";
 import { TOOLS_BIN } from "./apiserver";
 
 /** Where the pinned chart archives live (test data shared by the team, never copied into the project). */
-export const CHART_DIR = path.resolve(ROOT, "..", "shared", "charts");
+export const CHART_DIR = SHARED_DATA.charts;
 
 /** Helm binary: $HELM, else the one scripts/tools.sh builds. */
 export function helmBinary(): string {

@@ -4,18 +4,11 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { ROOT } from "../../tools/harness";
+import { SHARED_DATA } from "../../tools/stacks";
 import { ApiServer, startApiServer } from "../../tools/apiserver";
 import { admitPodTemplate, Discovery, parseObjects, serverSideApply, waitForCrds } from "../../tools/kube-apply";
 
-const CERTIFICATE_CRD = path.resolve(
-    ROOT,
-    "..",
-    "shared",
-    "crds",
-    "cert-manager-v1.19.1",
-    "cert-manager.io_certificates.yaml",
-);
+const CERTIFICATE_CRD = path.join(SHARED_DATA.certManagerCrds, "cert-manager.io_certificates.yaml");
 const apply = { dryRun: true, fieldManager: "fx-test-negative" };
 
 let server: ApiServer;

@@ -16,8 +16,8 @@ import { ApiServer, startApiServer, TOOLS_BIN } from "../../tools/apiserver";
 import { SECRET_ENV, secretsToEnv, StackName, urnName, urnType } from "../../tools/engine";
 import { installPlugins, InstalledPlugin, policyPackLauncher } from "../../tools/plugins";
 import { ROOT, runStack } from "../../tools/harness";
+import { SHARED_DATA } from "../../tools/stacks";
 
-const SHARED_CHARTS = path.resolve(ROOT, "..", "shared", "charts");
 const RESULTS = path.join(ROOT, "out", "engine");
 
 /** Test values for gpu's secrets, given as the PR workflow gives them (environment -> `pulumi config set --secret`). */
@@ -62,7 +62,7 @@ function runPreview(
     const config = {
         kubeconfig: server.kubeconfig,
         kubeContext: server.context,
-        chartRepository: SHARED_CHARTS,
+        chartRepository: SHARED_DATA.charts,
         ...extra.config,
     };
     const args = [
