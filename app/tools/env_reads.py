@@ -21,14 +21,12 @@ import ast
 import glob
 import importlib
 import json
-import re
 import sys
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent
 # The service packages that are not installed into the venvs: the images put them on the path (WORKDIR /app).
 SOURCE_ROOTS = [APP / "fastapi_service", APP / "fingpt_service", APP / "src"]
-VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _alias_names(alias) -> list[str]:
@@ -95,19 +93,11 @@ def _python_reads(path: Path) -> set[str]:
 
 
 def _yaml_reads(path: Path) -> set[str]:
+    # The pipeline's own reader of feature_store.yaml's ${VAR}s (runs in the pipeline venv, which has it and PyYAML).
     import yaml
+    from fx_pipeline.feast_store import env_references
 
-    def strings(node):
-        if isinstance(node, dict):
-            for v in node.values():
-                yield from strings(v)
-        elif isinstance(node, list):
-            for v in node:
-                yield from strings(v)
-        elif isinstance(node, str):
-            yield node
-
-    return {m for s in strings(yaml.safe_load(path.read_text())) for m in VAR.findall(s)}
+    return env_references(yaml.safe_load(path.read_text()))
 
 
 def file_reads(pattern: str) -> dict:

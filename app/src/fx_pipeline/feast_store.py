@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 # Variables whose absence should not leave a literal "${VAR}" in the config.
 ENV_DEFAULTS = {"REDIS_PASSWORD": "", "FEAST_REDIS_DB": "0", "REDIS_PORT": "6379", "FEAST_DB_PORT": "5432"}
 REQUIRED_ENV = ["REDIS_HOST"]
+# A ${VAR} reference in feature_store.yaml (Feast's own CLI substitutes them from the environment too).
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def render_config(repo_path: str | os.PathLike, registry_path: str | None = None) -> dict:
@@ -33,11 +36,15 @@ def render_config(repo_path: str | os.PathLike, registry_path: str | None = None
     raw = yaml.safe_load(text)
     if registry_path:
         raw["registry"] = {"registry_type": "sql", "path": registry_path, "cache_ttl_seconds": 60}
-    unresolved = sorted({w for w in _walk(raw) if "${" in w})
+    unresolved = sorted(env_references(raw))
     if unresolved:
-        names = sorted({w.split("${", 1)[1].split("}", 1)[0] for w in unresolved})
-        raise RuntimeError(f"feature_store.yaml still references unset env {names}")
+        raise RuntimeError(f"feature_store.yaml still references unset env {unresolved}")
     return raw
+
+
+def env_references(node) -> set[str]:
+    """The names of the ${VAR}s in every string of a parsed YAML document."""
+    return {name for text in _walk(node) for name in ENV_REFERENCE.findall(text)}
 
 
 def _walk(node):
