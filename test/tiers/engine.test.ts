@@ -13,7 +13,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { ApiServer, startApiServer, TOOLS_BIN } from "../../tools/apiserver";
-import { SECRET_ENV, secretsToEnv, StackName, urnName, urnType } from "../../tools/engine";
+import { offlineEngineEnv, secretsToEnv, StackName, urnName, urnType } from "../../tools/engine";
 import { installPlugins, InstalledPlugin, policyPackLauncher } from "../../tools/plugins";
 import { ROOT, runStack } from "../../tools/harness";
 import { SHARED_DATA } from "../../tools/stacks";
@@ -103,18 +103,7 @@ beforeAll(async () => {
     const pulumiHome = path.join(home, "pulumi-home");
     plugins = installPlugins(pulumiHome, path.join(home, "plugins"));
     // The CLI and every plugin get only this environment: no FX_* secret leaks in from the caller's.
-    env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !Object.values(SECRET_ENV).includes(k)));
-    Object.assign(env, {
-        PULUMI_HOME: pulumiHome,
-        PULUMI_CONFIG_PASSPHRASE: "engine-tier",
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-        // Nothing may leave the machine: plugin and chart downloads would go to a closed port.
-        HTTP_PROXY: "http://127.0.0.1:9",
-        HTTPS_PROXY: "http://127.0.0.1:9",
-        NO_PROXY: "127.0.0.1,localhost",
-        PATH: [TOOLS_BIN, process.env.PATH].join(path.delimiter),
-    });
+    env = offlineEngineEnv(pulumiHome, "engine-tier", TOOLS_BIN);
 }, 600_000);
 
 afterAll(async () => {
