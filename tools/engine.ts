@@ -16,8 +16,9 @@ import {
     Stack,
     UpResult,
 } from "@pulumi/pulumi/automation";
+import * as fs from "fs";
 import * as path from "path";
-import { PROJECT, StackName } from "./stacks";
+import { PROJECT, ROOT, StackName } from "./stacks";
 
 export { PROJECT, ROOT, STACKS } from "./stacks";
 export type { StackName } from "./stacks";
@@ -173,6 +174,17 @@ export function offlineEngineEnv(pulumiHome: string, passphrase: string, toolsBi
         NO_PROXY: "127.0.0.1,localhost",
         PATH: [toolsBin, process.env.PATH].join(path.delimiter),
     };
+}
+
+/** A project folder laid out as a user's checkout, made in `parent`: its own copies of the stack files, the rest linked. */
+export function projectCopy(parent: string): string {
+    const dir = fs.mkdtempSync(path.join(parent, "project-"));
+    for (const entry of fs.readdirSync(ROOT)) {
+        if (entry === ".git" || entry === "out") continue;
+        if (/^Pulumi(\.[a-z]+)?\.yaml$/.test(entry)) fs.copyFileSync(path.join(ROOT, entry), path.join(dir, entry));
+        else fs.symlinkSync(path.join(ROOT, entry), path.join(dir, entry));
+    }
+    return dir;
 }
 
 /** The type token of a URN (`urn:pulumi:stack::project::parent$type::name` -> type). */
