@@ -1,4 +1,4 @@
-/** Type-checking runs once in `tsc --noEmit` (scripts/test.sh); jest only transpiles, which is 2-3x faster here. */
+/** Type-checking runs once in `tsc --noEmit` (scripts/test.sh); jest only transpiles (swc: the cold transform cache costs little). */
 module.exports = {
     testEnvironment: "node",
     roots: ["<rootDir>/test"],
@@ -6,9 +6,15 @@ module.exports = {
     // The real-engine tiers (test/tiers/) start servers and run apart: npm run test:apiserver / test:engine.
     testPathIgnorePatterns: ["/node_modules/", "/test/tiers/"],
     transform: {
-        "^.+\\.ts$": "ts-jest",
+        "^.+\\.ts$": [
+            "@swc/jest",
+            { jsc: { parser: { syntax: "typescript" }, target: "es2022" }, module: { type: "commonjs" } },
+        ],
         // The ES-module-only schema packages (see test/jest-esm-resolver.js), transpiled to CommonJS.
-        "/node_modules/.+\\.js$": ["ts-jest", { tsconfig: { allowJs: true } }],
+        "/node_modules/.+\\.js$": [
+            "@swc/jest",
+            { jsc: { parser: { syntax: "ecmascript" }, target: "es2022" }, module: { type: "commonjs" } },
+        ],
     },
     transformIgnorePatterns: ["/node_modules/(?!(kubernetes-models|@kubernetes-models|is-cidr|cidr-regex|ip-regex)/)"],
     resolver: "<rootDir>/test/jest-esm-resolver.js",
