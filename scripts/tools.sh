@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the real engines the test tiers run (kube-apiserver, etcd, kubectl, helm, the Pulumi CLI, the Pulumi Kubernetes
-# provider, actionlint) from the Go module proxy into $HOME/.cache/fx-ml-tools/<tool>-<version>/ and links each into
-# $HOME/.cache/fx-ml-tools/bin (printed at the end; put it first on PATH). A tool whose folder exists is not rebuilt,
-# so a warm run takes seconds. Versions and the reasons for them: docs/decisions.md ("Real engines from Go modules").
+# Builds the real engines the test tiers run (kube-apiserver, kube-controller-manager, etcd, kubectl, helm, the Pulumi
+# CLI, the Pulumi Kubernetes provider, actionlint) from the Go module proxy into
+# $HOME/.cache/fx-ml-tools/<tool>-<version>/ and links each into $HOME/.cache/fx-ml-tools/bin (printed at the end; put
+# it first on PATH). A tool whose folder exists is not rebuilt, so a warm run takes seconds. Versions and the reasons
+# for them: docs/decisions.md ("Real engines from Go modules").
 #
 #   scripts/tools.sh            build what is missing, print the bin folder
 #   scripts/tools.sh --print    print the bin folder only (exit 1 when a tool is missing)
@@ -23,7 +24,9 @@ ACTIONLINT_VERSION=v1.7.12
 
 CACHE="${FX_TOOLS_CACHE:-$HOME/.cache/fx-ml-tools}"
 BIN="$CACHE/bin"
-TOOLS=(kube-apiserver kubectl etcd helm pulumi pulumi-resource-kubernetes actionlint)
+TOOLS=(kube-apiserver kube-controller-manager kubectl etcd helm pulumi pulumi-resource-kubernetes actionlint)
+# The commands built from k8s.io/kubernetes; their list is part of that build folder's name, so adding one rebuilds it.
+KUBERNETES_CMDS=(kube-apiserver kube-controller-manager kubectl)
 
 if [[ "${1:-}" == "--print" ]]; then
     for t in "${TOOLS[@]}"; do [[ -x "$BIN/$t" ]] || { echo "missing tool $t: run scripts/tools.sh" >&2; exit 1; }; done
@@ -72,7 +75,7 @@ build_kubernetes() {
         go mod edit -require "k8s.io/kubernetes@$KUBERNETES_VERSION"
         go build -trimpath -o "$dir/bin/" \
             -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${staging#v0.}" \
-            k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+            "${KUBERNETES_CMDS[@]/#/k8s.io/kubernetes/cmd/}"
     )
 }
 
@@ -129,7 +132,7 @@ build_actionlint() {
     GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 }
 
-build "$CACHE/kubernetes-$KUBERNETES_VERSION" build_kubernetes
+build "$CACHE/kubernetes-$KUBERNETES_VERSION-$(printf '%s\n' "${KUBERNETES_CMDS[@]}" | cksum | cut -c1-8)" build_kubernetes
 build "$CACHE/etcd-$ETCD_VERSION" build_etcd
 build "$CACHE/helm-$HELM_VERSION" build_helm
 build "$CACHE/actionlint-$ACTIONLINT_VERSION" build_actionlint

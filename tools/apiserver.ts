@@ -1,8 +1,9 @@
 /**
  * A real Kubernetes API server for the test tiers: etcd and kube-apiserver (built by scripts/tools.sh) on 127.0.0.1
  * with free ports, a throwaway CA and serving certificate, a service-account key pair, a static admin token and the
- * default admission plugins (Pod Security among them). No controller manager, scheduler or kubelet runs: objects are
- * stored and admitted, never reconciled. `stop()` ends both processes by PID; a process exit does too.
+ * default admission plugins (Pod Security among them). No scheduler or kubelet runs: objects are stored and admitted,
+ * never reconciled; only the kube-controller-manager controllers a caller names run (`controllers`), e.g. those that
+ * finish deletions. `stop()` ends every process by PID; a process exit does too.
  */
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as crypto from "crypto";
@@ -37,7 +38,7 @@ export interface ApiServer {
     /** The folder holding certificates, data and the two processes' logs. */
     dir: string;
     request(method: string, urlPath: string, body?: unknown, contentType?: string): Promise<ApiResponse>;
-    /** The last lines of etcd's and kube-apiserver's own output, for failure messages. */
+    /** The last lines of etcd's, kube-apiserver's (and kube-controller-manager's) own output, for failure messages. */
     logs(lines?: number): string;
     stop(): Promise<void>;
 }
@@ -45,6 +46,17 @@ export interface ApiServer {
 export interface StartOptions {
     /** Seconds to wait for /readyz; generous by default, for a busy 2-core machine. */
     readyTimeoutSeconds?: number;
+    /**
+     * kube-controller-manager controllers to run once the server is ready (its `--controllers`, e.g.
+     * `namespace-controller`); none by default, and then no controller manager starts.
+     */
+    controllers?: string[];
+    /**
+     * Reach admission webhooks (and aggregated APIs) through their Service's endpoints rather than its ClusterIP
+     * (`--enable-aggregator-routing`): with no kubelet nothing serves a webhook, and a Service without endpoints fails
+     * at once, never dialling a cluster address off this machine.
+     */
+    endpointRouting?: boolean;
 }
 
 function tool(name: string): string {
@@ -199,6 +211,7 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
             "--service-cluster-ip-range=10.96.0.0/16",
             // The default plugin set (PodSecurity, NamespaceLifecycle, ServiceAccount, ... ) is left as shipped.
             "--v=0",
+            ...(options.endpointRouting ? ["--enable-aggregator-routing=true"] : []),
         ],
         apiLog,
     );
@@ -232,8 +245,11 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
         { mode: 0o600 },
     );
 
+    const kcmLog = path.join(dir, "kube-controller-manager.log");
+    let controllerManager: ChildProcess | undefined;
     const logs = (lines = 40) =>
-        `--- etcd (${etcdLog}) ---\n${tail(etcdLog, lines)}\n--- kube-apiserver (${apiLog}) ---\n${tail(apiLog, lines)}`;
+        `--- etcd (${etcdLog}) ---\n${tail(etcdLog, lines)}\n--- kube-apiserver (${apiLog}) ---\n${tail(apiLog, lines)}` +
+        (controllerManager ? `\n--- kube-controller-manager (${kcmLog}) ---\n${tail(kcmLog, lines)}` : "");
 
     const request = (method: string, urlPath: string, body?: unknown, contentType = "application/json") =>
         new Promise<ApiResponse>((resolve, reject) => {
@@ -281,6 +297,7 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
         request,
         logs,
         stop: async () => {
+            if (controllerManager) await stopProcess(controllerManager);
             await stopProcess(apiserver);
             await stopProcess(etcd);
         },
@@ -300,7 +317,7 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
         }
         try {
             const r = await request("GET", "/readyz");
-            if (r.status === 200) return server;
+            if (r.status === 200) break;
             last = `/readyz ${r.status}: ${typeof r.body === "string" ? r.body : JSON.stringify(r.body)}`;
         } catch (e) {
             last = (e as Error).message;
@@ -311,4 +328,27 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
         }
         await new Promise((r) => setTimeout(r, 500));
     }
+    if (options.controllers?.length) {
+        // The admin kubeconfig, no serving port, no leader election: one throwaway instance beside one server.
+        controllerManager = startProcess(
+            tool("kube-controller-manager"),
+            [
+                `--kubeconfig=${kubeconfig}`,
+                `--controllers=${options.controllers.join(",")}`,
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--use-service-account-credentials=false",
+                "--v=1",
+            ],
+            kcmLog,
+        );
+        // Its controllers start once it has reached the server; a flag it refuses ends it at once.
+        await new Promise((r) => setTimeout(r, 2000));
+        if (controllerManager.exitCode !== null) {
+            const code = controllerManager.exitCode;
+            await server.stop();
+            throw new Error(`kube-controller-manager exited with code ${code}\n${logs()}`);
+        }
+    }
+    return server;
 }

@@ -1,10 +1,11 @@
 /**
- * Creates and configures a stack with the Automation API exactly as the README tells a user, then previews it. Shared
- * by `npm run preview -- <stack>` (a local program: the Pulumi CLI and its Node.js language host, as in the PR
- * workflow and on a laptop) and the engine tier (test/tiers/engine.test.ts: an inline program, because no registry
- * here serves the language host), so both run the same steps.
+ * Creates and configures a stack with the Automation API exactly as the README tells a user, then previews it (or
+ * runs `up` and `destroy`). Shared by `npm run preview -- <stack>` (a local program: the Pulumi CLI and its Node.js
+ * language host, as in the PR workflow and on a laptop) and the engine tier (test/tiers/engine.test.ts and
+ * engine-up.test.ts: an inline program, because no registry here serves the language host), so all run the same steps.
  */
 import {
+    DestroyResult,
     EngineEvent,
     InlineProgramArgs,
     LocalProgramArgs,
@@ -13,8 +14,11 @@ import {
     PreviewResult,
     PulumiCommand,
     Stack,
+    UpResult,
 } from "@pulumi/pulumi/automation";
-import { PROJECT, StackName } from "./stacks";
+import * as fs from "fs";
+import * as path from "path";
+import { PROJECT, ROOT, StackName } from "./stacks";
 
 export { PROJECT, ROOT, STACKS } from "./stacks";
 export type { StackName } from "./stacks";
@@ -115,6 +119,72 @@ export async function preview(
         policyPackConfigs: opts.policyPackConfigs,
     });
     return { result, steps };
+}
+
+/** What `up` or `destroy` did: the engine's result and every event it sent, in its own order (`sequence`). */
+export interface UpdateRun<R> {
+    result: R;
+    events: EngineEvent[];
+}
+
+/** `pulumi up` (the Automation API runs it `--yes --skip-preview`), recording every engine event; output goes to `onOutput`. */
+export async function up(stack: Stack, opts: { onOutput?: (s: string) => void } = {}): Promise<UpdateRun<UpResult>> {
+    const events: EngineEvent[] = [];
+    const result = await stack.up({
+        color: "never",
+        onOutput: opts.onOutput,
+        onEvent: (e) => events.push(e),
+    });
+    return { result, events };
+}
+
+/** `pulumi destroy`, recording every engine event; output goes to `onOutput`. */
+export async function destroy(
+    stack: Stack,
+    opts: { onOutput?: (s: string) => void } = {},
+): Promise<UpdateRun<DestroyResult>> {
+    const events: EngineEvent[] = [];
+    const result = await stack.destroy({
+        color: "never",
+        onOutput: opts.onOutput,
+        onEvent: (e) => events.push(e),
+    });
+    return { result, events };
+}
+
+/**
+ * The environment the engine tiers give the CLI and its plugins: the caller's, less every FX_* secret variable, with
+ * its own PULUMI_HOME and passphrase, no plugin download and no way off the machine (plugin and chart downloads would
+ * go to a closed port), the built tools first on PATH.
+ */
+export function offlineEngineEnv(pulumiHome: string, passphrase: string, toolsBin: string): Record<string, string> {
+    const env = Object.fromEntries(
+        Object.entries(process.env).filter(
+            (e): e is [string, string] => e[1] !== undefined && !Object.values(SECRET_ENV).includes(e[0]),
+        ),
+    );
+    return {
+        ...env,
+        PULUMI_HOME: pulumiHome,
+        PULUMI_CONFIG_PASSPHRASE: passphrase,
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+        HTTP_PROXY: "http://127.0.0.1:9",
+        HTTPS_PROXY: "http://127.0.0.1:9",
+        NO_PROXY: "127.0.0.1,localhost",
+        PATH: [toolsBin, process.env.PATH].join(path.delimiter),
+    };
+}
+
+/** A project folder laid out as a user's checkout, made in `parent`: its own copies of the stack files, the rest linked. */
+export function projectCopy(parent: string): string {
+    const dir = fs.mkdtempSync(path.join(parent, "project-"));
+    for (const entry of fs.readdirSync(ROOT)) {
+        if (entry === ".git" || entry === "out") continue;
+        if (/^Pulumi(\.[a-z]+)?\.yaml$/.test(entry)) fs.copyFileSync(path.join(ROOT, entry), path.join(dir, entry));
+        else fs.symlinkSync(path.join(ROOT, entry), path.join(dir, entry));
+    }
+    return dir;
 }
 
 /** The type token of a URN (`urn:pulumi:stack::project::parent$type::name` -> type). */

@@ -166,3 +166,31 @@ export function parseObjects(text: string): KubeObject[] {
         .map((d) => d.toJS())
         .filter((o): o is KubeObject => !!o && typeof o === "object" && !!o.kind);
 }
+
+/**
+ * Every object the server stores, of every resource it can list, each at its group's preferred version (a resource
+ * served at several versions is listed once), with `apiVersion` and `kind` filled in as a list's items lack them.
+ */
+export async function listAll(server: ApiServer): Promise<KubeObject[]> {
+    const groupVersions = ["v1"];
+    const apis = await server.request("GET", "/apis");
+    for (const g of apis.body.groups ?? []) groupVersions.push(g.preferredVersion.groupVersion);
+    const out: KubeObject[] = [];
+    for (const gv of groupVersions) {
+        const base = gv === "v1" ? "/api/v1" : `/apis/${gv}`;
+        const r = await server.request("GET", base);
+        for (const res of r.body?.resources ?? []) {
+            if (res.name.includes("/") || !(res.verbs ?? []).includes("list")) continue;
+            let list = await server.request("GET", `${base}/${res.name}`);
+            // A CRD's storage answers 429 for a moment after it is created: wait as the server asks, a minute at most.
+            for (let i = 0; list.status === 429 && i < 60; i++) {
+                await new Promise((r) => setTimeout(r, 1000 * (list.body?.details?.retryAfterSeconds ?? 1)));
+                list = await server.request("GET", `${base}/${res.name}`);
+            }
+            if (list.status !== 200)
+                throw new Error(`GET ${base}/${res.name}: ${list.status} ${JSON.stringify(list.body)}`);
+            for (const item of list.body.items ?? []) out.push({ ...item, apiVersion: gv, kind: res.kind });
+        }
+    }
+    return out;
+}

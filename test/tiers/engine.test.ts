@@ -13,7 +13,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { ApiServer, startApiServer, TOOLS_BIN } from "../../tools/apiserver";
-import { SECRET_ENV, secretsToEnv, StackName, urnName, urnType } from "../../tools/engine";
+import { offlineEngineEnv, projectCopy, secretsToEnv, StackName, urnName, urnType } from "../../tools/engine";
 import { installPlugins, InstalledPlugin, policyPackLauncher } from "../../tools/plugins";
 import { ROOT, runStack } from "../../tools/harness";
 import { SHARED_DATA } from "../../tools/stacks";
@@ -41,23 +41,12 @@ interface PreviewRun {
     steps: Map<string, string>;
 }
 
-/** A project folder laid out as a user's checkout: its own copies of the stack files, the rest linked. */
-function projectDir(): string {
-    const dir = fs.mkdtempSync(path.join(home, "project-"));
-    for (const entry of fs.readdirSync(ROOT)) {
-        if (entry === ".git" || entry === "out") continue;
-        if (/^Pulumi(\.[a-z]+)?\.yaml$/.test(entry)) fs.copyFileSync(path.join(ROOT, entry), path.join(dir, entry));
-        else fs.symlinkSync(path.join(ROOT, entry), path.join(dir, entry));
-    }
-    return dir;
-}
-
 /** `npm run preview -- <stack> --inline ...` in a fresh project folder with a throwaway backend of its own. */
 function runPreview(
     stack: StackName,
     extra: { config?: Record<string, string>; secrets?: Record<string, string>; program?: string } = {},
 ): PreviewRun {
-    const dir = projectDir();
+    const dir = projectCopy(home);
     const summaryFile = path.join(dir, "preview-summary.json");
     const config = {
         kubeconfig: server.kubeconfig,
@@ -103,18 +92,7 @@ beforeAll(async () => {
     const pulumiHome = path.join(home, "pulumi-home");
     plugins = installPlugins(pulumiHome, path.join(home, "plugins"));
     // The CLI and every plugin get only this environment: no FX_* secret leaks in from the caller's.
-    env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !Object.values(SECRET_ENV).includes(k)));
-    Object.assign(env, {
-        PULUMI_HOME: pulumiHome,
-        PULUMI_CONFIG_PASSPHRASE: "engine-tier",
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-        // Nothing may leave the machine: plugin and chart downloads would go to a closed port.
-        HTTP_PROXY: "http://127.0.0.1:9",
-        HTTPS_PROXY: "http://127.0.0.1:9",
-        NO_PROXY: "127.0.0.1,localhost",
-        PATH: [TOOLS_BIN, process.env.PATH].join(path.delimiter),
-    });
+    env = offlineEngineEnv(pulumiHome, "engine-tier", TOOLS_BIN);
 }, 600_000);
 
 afterAll(async () => {

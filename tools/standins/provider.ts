@@ -6,7 +6,8 @@
  *
  * - random (stand-in for 4.21.2): check/diff/create; create generates values with node:crypto, as the real one would.
  * - docker (stand-in for 5.2.0): check/diff/create; it never builds or pushes an image: in a preview the image's
- *   digest is unknown, exactly as the real provider leaves it with `buildOnPreview: false`.
+ *   digest is unknown, exactly as the real provider leaves it with `buildOnPreview: false`; in an up (the engine
+ *   tier's engine-up.test.ts) `repoDigest` is the image's tag reference, never a digest, as nothing was built.
  * - kubernetes-cert-manager (stand-in for 0.2.0): construct builds the same child the real component builds (pulumi
  *   -go-helmbase): a `kubernetes:helm.sh/v3:Release` named `<name>-helm`, chart `cert-manager` from
  *   https://charts.jetstack.io unless `helmOptions` says otherwise, values = `helmOptions.values` with the typed args
@@ -18,9 +19,6 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as provider from "@pulumi/pulumi/provider";
-
-/** The wire value the engine reads as "unknown until the resource exists". */
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 const VERSIONS = { random: "4.21.2", docker: "5.2.0", "kubernetes-cert-manager": "0.2.0" } as const;
 type Package = keyof typeof VERSIONS;
@@ -91,15 +89,18 @@ const docker: provider.Provider = {
     create: async (urn, inputs) => {
         const type = typeOf(urn);
         if (type !== "docker:index/image:Image") throw new Error(`docker stand-in: ${type} is not stood in for`);
-        // No image is built or pushed: what the build would produce stays unknown.
+        // No image is built or pushed. The engine calls create only in an up (test/tiers/engine-up.test.ts); there
+        // the stand-in answers with what is known without a build: `repoDigest` is the image's own tag reference, with
+        // no @sha256 digest, so nothing claims an image exists, and the id says it was not built.
+        const imageName = String(inputs.imageName);
         return {
-            id: UNKNOWN,
+            id: `stand-in-not-built:${imageName}`,
             outs: {
                 ...inputs,
-                baseImageName: inputs.imageName,
-                repoDigest: UNKNOWN,
-                context: UNKNOWN,
-                dockerfile: UNKNOWN,
+                baseImageName: imageName,
+                repoDigest: imageName,
+                context: inputs.build?.context ?? "",
+                dockerfile: inputs.build?.dockerfile ?? "",
             },
         };
     },
