@@ -1,7 +1,8 @@
 /**
  * lib/contracts.ts is the one definition of the names, ports and env names the parts share. These tests hold the rest
  * of the repository to it:
- *   - no port number or env name of the contract is written anywhere else in the TypeScript sources;
+ *   - no port number or env name of the contract is written anywhere else in the TypeScript sources, and no Secret
+ *     name or key, model name or image path of it is a string literal anywhere else;
  *   - every env name each container of both stacks gets is read by the Python service it runs (introspected in the
  *     service's venv by app/tools/env_reads.py) or by a third party the contract names, and every setting the service
  *     requires is set;
@@ -12,9 +13,21 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import * as ts from "typescript";
 import { parse } from "yaml";
 import { reveal, ROOT, runStack, STACKS, StackName, StackRun } from "../tools/harness";
-import { ENV, ENV_READERS, ENV_THIRD_PARTY, EnvReaders, PORTS, SettingsReader, ThirdParty } from "../lib/contracts";
+import {
+    ENV,
+    ENV_READERS,
+    ENV_THIRD_PARTY,
+    EnvReaders,
+    IMAGE_PATHS,
+    MODEL,
+    PORTS,
+    SECRETS,
+    SettingsReader,
+    ThirdParty,
+} from "../lib/contracts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // One definition: no contract port or env name outside lib/contracts.ts
@@ -76,6 +89,57 @@ describe("lib/contracts.ts is the one definition", () => {
             expect(occurrences(new RegExp(`(?<![\\w])${name}(?![\\w])`), files)).toEqual([]);
         },
     );
+});
+
+/** Every string in a nested contract object. */
+const strings = (node: unknown): string[] =>
+    typeof node === "string" ? [node] : typeof node === "object" && node ? Object.values(node).flatMap(strings) : [];
+
+/** The string literals (template pieces included, comments not) of a TypeScript file, by the compiler's parser. */
+function stringLiterals(rel: string): { text: string; at: string }[] {
+    const file = ts.createSourceFile(rel, fs.readFileSync(path.join(ROOT, rel), "utf8"), ts.ScriptTarget.ES2022, true);
+    const out: { text: string; at: string }[] = [];
+    const visit = (node: ts.Node) => {
+        if (
+            ts.isStringLiteralLike(node) ||
+            ts.isTemplateHead(node) ||
+            ts.isTemplateMiddle(node) ||
+            ts.isTemplateTail(node)
+        ) {
+            const line = file.getLineAndCharacterOfPosition(node.getStart()).line + 1;
+            out.push({ text: node.text, at: `${rel}:${line}` });
+        }
+        ts.forEachChild(node, visit);
+    };
+    visit(file);
+    return out;
+}
+
+describe("lib/contracts.ts is the one definition of the Secrets, the model and the image paths", () => {
+    // Names that cannot be mistaken for another word: a single word such as "password" or "token" is also a KEDA
+    // parameter, a data source or a chart name, and the names with a separator are the ones that only the contract
+    // may spell.
+    const distinctive = [...new Set(strings({ SECRETS, MODEL, IMAGE_PATHS }))].filter((s) => /[-._/]/.test(s)).sort();
+    const literals = sourceFiles()
+        .filter((f) => f !== CONTRACTS)
+        .flatMap(stringLiterals);
+
+    test("the names checked include every Secret name with a separator, its keys, the model and the paths", () => {
+        expect(distinctive).toEqual(
+            expect.arrayContaining(["airflow-keys", "fernet-key", "pg-", "requirepass.conf", "fx-usdsgd-predictor"]),
+        );
+        expect(distinctive).toContain(IMAGE_PATHS.fingptHfHome);
+    });
+
+    test.each(distinctive)("%s is a string literal nowhere else in the program's sources", (name) => {
+        expect(literals.filter((l) => l.text === name).map((l) => l.at)).toEqual([]);
+    });
+
+    test("the scan sees string literals and template pieces, not comments", () => {
+        const found = stringLiterals("components/platform/secrets.ts");
+        expect(found.map((l) => l.text)).toContain("kubernetes.io/basic-auth");
+        expect(found.map((l) => l.text)).not.toContain("fernet-key");
+    });
 });
 
 // ---------------------------------------------------------------------------------------------------------------

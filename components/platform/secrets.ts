@@ -116,7 +116,7 @@ export class Secrets extends pulumi.ComponentResource {
         const aa = SECRETS.airflowAdmin;
         const admin = secret(aa.name, args.namespace, {
             [aa.keys.username]: "admin",
-            [aa.keys.password]: password("airflow-admin"),
+            [aa.keys.password]: password(aa.name),
         });
         this.airflowAdmin = { username: keyRef(admin, aa.keys.username), password: keyRef(admin, aa.keys.password) };
 
@@ -126,8 +126,8 @@ export class Secrets extends pulumi.ComponentResource {
         >;
         const dbPasswords = {} as Record<DbRole, pulumi.Output<string>>;
         for (const role of DB_ROLES) {
-            dbPasswords[role] = password(`pg-${role}`);
             const { namePrefix, keys } = SECRETS.dbRole;
+            dbPasswords[role] = password(`${namePrefix}${role}`);
             const s = secret(
                 `${namePrefix}${role}`,
                 args.namespace,
@@ -160,7 +160,7 @@ export class Secrets extends pulumi.ComponentResource {
         const ga = SECRETS.grafanaAdmin;
         const grafana = secret(ga.name, args.monitoringNamespace, {
             [ga.keys.user]: config.grafanaAdminUser,
-            [ga.keys.password]: password("grafana-admin"),
+            [ga.keys.password]: password(ga.name),
         });
         this.grafanaAdminSecretName = grafana.metadata.name;
 
