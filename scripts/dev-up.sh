@@ -29,13 +29,14 @@ if [ -z "$cluster" ]; then
     elif command -v minikube >/dev/null 2>&1; then
         cluster=minikube
     else
-        cluster=kind
+        cluster=none
         missing+=("neither kind nor minikube is installed: install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) or minikube (https://minikube.sigs.k8s.io/docs/start/)")
     fi
 fi
 case "$cluster" in
     kind) need kind "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation" ;;
     minikube) need minikube "install minikube: https://minikube.sigs.k8s.io/docs/start/" ;;
+    none) ;; # already named above, with both install hints
     *) missing+=("DEV_CLUSTER is '${cluster}': use kind or minikube") ;;
 esac
 

@@ -153,6 +153,8 @@ describe("scripts/dev-up.sh (the quick start's main job)", () => {
         ]) {
             expect(message.split("\n")).toContain(line);
         }
+        // Neither cluster tool is said once, not again as a missing kind.
+        expect(message).not.toContain("  - kind is not installed");
         // Nothing but the daemon probe ran.
         expect(s.calls()).toEqual(["docker info"]);
     });
