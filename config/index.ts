@@ -830,6 +830,9 @@ export function loadConfig(): StackConfig {
 
 /** An S3 bucket name (3 to 63 lower-case letters, digits, '.' and '-'), then an optional path of plain segments. */
 const S3_DESTINATION = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/[A-Za-z0-9._-]+)*$/;
+/** What S3_DESTINATION allows, in words, for the errors of every key that takes it. */
+const S3_DESTINATION_FORM =
+    "s3://<bucket>[/<path>]: a bucket of 3 to 63 lower-case letters, digits, '.' or '-', then path segments of letters, digits, '.', '_' or '-'";
 /** An object store's endpoint: https://host[/path]. */
 const HTTPS_ENDPOINT = /^https:\/\/[^\s/]+(\/\S*)?$/;
 /** One field of a cron expression (robfig/cron, which CloudNativePG uses): numbers, names, `*`, `?`, `/`, `,`, `-`. */
@@ -841,7 +844,7 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
 function readMlflowObjectStore(r: Reader): StackConfig["storage"]["mlflowObjectStore"] {
     const destination = r.str("mlflowArtifactDestination", {
         pattern: `^$|${S3_DESTINATION.source}`,
-        hint: "must be empty (a PVC) or s3://<bucket>[/<path>]: a bucket of 3 to 63 lower-case letters, digits, '.' or '-', then path segments of letters, digits, '.', '_' or '-'",
+        hint: `must be empty (a PVC) or ${S3_DESTINATION_FORM}`,
     });
     const endpoint = r.str("mlflowArtifactEndpoint", {
         pattern: `^$|${HTTPS_ENDPOINT.source}`,
@@ -870,7 +873,7 @@ function readBackup(r: Reader): BackupConfig | undefined {
     const enabled = r.bool("postgresBackups");
     const destination = r.str("backupDestination", {
         pattern: `^$|${S3_DESTINATION.source}`,
-        hint: "must be s3://<bucket>[/<path>]: a bucket of 3 to 63 lower-case letters, digits, '.' or '-', then path segments of letters, digits, '.', '_' or '-' (Google Cloud Storage and other S3-compatible stores take the s3:// form with their backupEndpoint)",
+        hint: `must be ${S3_DESTINATION_FORM} (Google Cloud Storage and other S3-compatible stores take the s3:// form with their backupEndpoint)`,
     });
     const endpoint = r.str("backupEndpoint", {
         pattern: `^$|${HTTPS_ENDPOINT.source}`,
