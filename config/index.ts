@@ -718,11 +718,14 @@ export function loadConfig(): StackConfig {
         }
     }
 
+    // Read once each: a key read twice would report its problem twice.
+    const backupsOn = r.bool("postgresBackups");
+    const workerAutoscaling = r.bool("airflowWorkerAutoscaling");
     const charts = chartOrigin(r, r.str("chartRepository"), {
         gpu: installDevicePlugin === true,
         certManager: installCertManager === true,
-        backups: r.bool("postgresBackups") === true,
-        keda: r.bool("airflowWorkerAutoscaling") === true,
+        backups: backupsOn === true,
+        keda: workerAutoscaling === true,
     });
 
     const retention = r.str("prometheusRetention", {
@@ -730,7 +733,7 @@ export function loadConfig(): StackConfig {
         hint: "must be a duration such as 48h or 15d",
     });
     const postgresInstances = r.int("postgresInstances");
-    const backup = readBackup(r);
+    const backup = readBackup(r, backupsOn);
     const grafanaAdminUser = r.str("grafanaAdminUser", {
         pattern: "^[A-Za-z0-9._-]{1,64}$",
         hint: "letters, digits, '.', '_' or '-'",
@@ -750,7 +753,6 @@ export function loadConfig(): StackConfig {
     const webserverReplicas = r.int("airflowWebserverReplicas");
     const apiWorkers = r.int("airflowApiWorkers");
     const workerReplicas = r.int("airflowWorkerReplicas");
-    const workerAutoscaling = r.bool("airflowWorkerAutoscaling");
     const workerMax = r.int("airflowWorkerMaxReplicas");
     const queueTarget = r.int("airflowWorkerQueueTarget");
     if (workerAutoscaling === false) {
@@ -869,8 +871,7 @@ function readMlflowObjectStore(r: Reader): StackConfig["storage"]["mlflowObjectS
 }
 
 /** `postgresBackups` and the keys that go with it; every bad or missing one is a problem before anything exists. */
-function readBackup(r: Reader): BackupConfig | undefined {
-    const enabled = r.bool("postgresBackups");
+function readBackup(r: Reader, enabled: boolean | undefined): BackupConfig | undefined {
     const destination = r.str("backupDestination", {
         pattern: `^$|${S3_DESTINATION.source}`,
         hint: `must be ${S3_DESTINATION_FORM} (Google Cloud Storage and other S3-compatible stores take the s3:// form with their backupEndpoint)`,

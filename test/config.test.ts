@@ -507,6 +507,15 @@ describe("bad configuration fails before any resource is declared", () => {
         expect(registered).toEqual([]);
     });
 
+    test("each problem is reported once, also for keys several settings depend on", async () => {
+        const { message } = await failure("gpu", {
+            config: { postgresBackups: "maybe", airflowWorkerAutoscaling: "perhaps" },
+        });
+        expect(message).toMatch(/2 problems/);
+        expect(message.split("fx-ml-pipeline:postgresBackups").length - 1).toBe(1);
+        expect(message.split("fx-ml-pipeline:airflowWorkerAutoscaling").length - 1).toBe(1);
+    });
+
     test("every problem is reported at once", async () => {
         const { message } = await failure("dev", { config: { namespace: "Bad", gpuCount: 0, tlsIssuer: "x" } });
         expect(message).toMatch(/3 problems/);
