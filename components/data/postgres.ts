@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "../../lib/charts";
 import { podSecurityLabels } from "../platform/namespaces";
 import { allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
-import { APP, CHART_PODS, DATABASES, NAMESPACES, PORTS, RELEASES } from "../../lib/contracts";
+import { APP, CHART_PODS, DATABASES, NAMESPACES, PORTS, RELEASES, SERVICES } from "../../lib/contracts";
 import { DB_ROLES, DbRole } from "../platform/secrets";
 import { BackupConfig, ChartOrigin, ResourceSpec, SUPPORTED_VERSIONS } from "../../config";
 import { labels, resources, serviceHost } from "../../lib/k8s";
@@ -17,10 +17,6 @@ export const POSTGRES_IMAGES: Readonly<Record<string, string>> = SUPPORTED_VERSI
 
 /** The Barman Cloud plugin's name, as a Cluster's `plugins` and a ScheduledBackup's `pluginConfiguration` take it. */
 export const BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io";
-/** The ObjectStore the cluster archives to (the cluster chart's `<cluster>-backups`). */
-export const BACKUP_OBJECT_STORE = `${RELEASES.postgresCluster}-backups`;
-/** The ObjectStore a recovery reads from (the cluster chart's `<cluster>-recovery`). */
-export const RECOVERY_OBJECT_STORE = `${RELEASES.postgresCluster}-recovery`;
 
 /** Pods that talk to Postgres (docs/contracts.md): every Airflow pod and Job, MLflow and the Feast apply Job. */
 export const POSTGRES_CLIENTS = [
@@ -283,7 +279,7 @@ export class Postgres extends pulumi.ComponentResource {
             },
         );
 
-        this.host = serviceHost(`${RELEASES.postgresCluster}-rw`, args.namespace);
+        this.host = serviceHost(SERVICES.postgresRw, args.namespace);
 
         const clusterPods = podsLabelled(CHART_PODS.postgres);
         allowFrom(

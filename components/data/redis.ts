@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "../../lib/charts";
 import { ChartOrigin } from "../../config";
 import { allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
-import { APP, CHART_PODS, ENV, PORTS, REDIS_DBS, RELEASES } from "../../lib/contracts";
+import { APP, CHART_PODS, ENV, PORTS, REDIS_DBS, RELEASES, SERVICES } from "../../lib/contracts";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { serviceHost } from "../../lib/k8s";
 import { chartSource, chartValues } from "../../lib/chart-values";
@@ -80,7 +80,7 @@ export class Redis extends pulumi.ComponentResource {
             { parent: this, protect: args.retainOnDelete },
         );
 
-        this.host = serviceHost(RELEASES.redis, args.namespace);
+        this.host = serviceHost(SERVICES.redis, args.namespace);
         this.address = pulumi.interpolate`${this.host}:${PORTS.redis}`;
 
         allowFrom(

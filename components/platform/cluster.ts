@@ -37,12 +37,3 @@ export function clusterProvider(target: ClusterTarget, opts?: pulumi.CustomResou
 export function clusterOptions(provider: k8s.Provider): pulumi.ComponentResourceOptions {
     return { providers: { kubernetes: provider } };
 }
-
-/**
- * The Kubernetes provider a component was given (through `clusterOptions`), as the `providers` option of a remote
- * component it creates: a remote component's registration carries only the providers passed to it, not its parent's.
- */
-export function clusterProviders(component: pulumi.ComponentResource): Record<string, pulumi.ProviderResource> {
-    const provider = component.getProvider("kubernetes::");
-    return provider ? { kubernetes: provider } : {};
-}

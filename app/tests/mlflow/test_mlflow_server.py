@@ -1,7 +1,6 @@
 """The fx-mlflow image's server: starts with the pinned MLflow, answers /health, exposes Prometheus metrics,
 and serves the model registry our pipeline uses (alias lookups over HTTP)."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -9,12 +8,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from liveserver import free_port
 
 
 @pytest.fixture(scope="module")

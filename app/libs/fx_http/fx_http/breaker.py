@@ -27,12 +27,7 @@ class Breaker:
         self._probe, self._errors = probe, errors
         self.open_since: float | None = None
         self.last_error: str | None = None
-        self.trips = 0
         self._task: asyncio.Task | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.open_since is not None
 
     def _unavailable(self) -> DependencyUnavailable:
         down = time.monotonic() - (self.open_since or time.monotonic())
@@ -45,7 +40,6 @@ class Breaker:
         self.last_error = why
         if self.open_since is None:
             self.open_since = time.monotonic()
-            self.trips += 1
             log.warning("%s unavailable (%s): failing fast until a probe answers", self.label, why)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._probe_until_back())
