@@ -49,11 +49,9 @@ function sourceFiles(): string[] {
     return SOURCE_ROOTS.flatMap(walk).sort();
 }
 
-/** Every env name of the contract: the ENV groups' values. */
-function envNames(node: unknown = ENV): string[] {
-    if (typeof node === "string") return [node];
-    return Object.values(node as object).flatMap((v) => envNames(v));
-}
+/** Every string in a nested contract object. */
+const strings = (node: unknown): string[] =>
+    typeof node === "string" ? [node] : typeof node === "object" && node ? Object.values(node).flatMap(strings) : [];
 
 /** `file:line: text` of each line of a source file where `pattern` matches (comments included: they drift too). */
 function occurrences(pattern: RegExp, files: string[]): string[] {
@@ -83,17 +81,13 @@ describe("lib/contracts.ts is the one definition", () => {
         },
     );
 
-    test.each([...new Set(envNames())].sort())(
+    test.each([...new Set(strings(ENV))].sort())(
         "env name %s is written nowhere else in the TypeScript sources",
         (name) => {
             expect(occurrences(new RegExp(`(?<![\\w])${name}(?![\\w])`), files)).toEqual([]);
         },
     );
 });
-
-/** Every string in a nested contract object. */
-const strings = (node: unknown): string[] =>
-    typeof node === "string" ? [node] : typeof node === "object" && node ? Object.values(node).flatMap(strings) : [];
 
 /** The string literals (template pieces included, comments not) of a TypeScript file, by the compiler's parser. */
 function stringLiterals(rel: string): { text: string; at: string }[] {
@@ -349,7 +343,7 @@ describe("the env contract: what each container gets, its Python service reads",
                 .flatMap((cell) => (cell.match(/`([A-Z][A-Z0-9_]+)`/g) ?? []).map((m) => m.slice(1, -1))),
         );
         const known = new Set([
-            ...envNames(),
+            ...strings(ENV),
             ...Object.values(py.settings).flatMap((s) => Object.values(s.names).flat()),
         ]);
         expect(documented.size).toBeGreaterThan(20);

@@ -12,15 +12,7 @@ import * as https from "https";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-
-/** The server's release (scripts/tools.sh KUBERNETES_VERSION); helm renders for it (`--kube-version`). */
-export const KUBERNETES_VERSION = "1.34.4";
-
-/** Where scripts/tools.sh links the tools it builds ($FX_TOOLS_CACHE/bin, as there). */
-export const TOOLS_BIN = path.join(
-    process.env.FX_TOOLS_CACHE ?? path.join(os.homedir(), ".cache", "fx-ml-tools"),
-    "bin",
-);
+import { TOOLS_BIN } from "./stacks";
 
 /** What a request to the API server answered: HTTP status, parsed body, and the server's Warning headers. */
 export interface ApiResponse {

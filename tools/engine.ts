@@ -18,7 +18,7 @@ import {
 } from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as path from "path";
-import { PROJECT, ROOT, StackName } from "./stacks";
+import { PROJECT, ROOT, StackName, TOOLS_BIN } from "./stacks";
 
 export { PROJECT, ROOT, STACKS } from "./stacks";
 export type { StackName } from "./stacks";
@@ -127,29 +127,29 @@ export interface UpdateRun<R> {
     events: EngineEvent[];
 }
 
-/** `pulumi up` (the Automation API runs it `--yes --skip-preview`), recording every engine event; output goes to `onOutput`. */
-export async function up(stack: Stack, opts: { onOutput?: (s: string) => void } = {}): Promise<UpdateRun<UpResult>> {
+type UpdateOptions = { color: "never"; onOutput?: (s: string) => void; onEvent: (e: EngineEvent) => void };
+
+/** Runs an update with every engine event recorded; output goes to `onOutput`. */
+async function recorded<R>(
+    update: (o: UpdateOptions) => Promise<R>,
+    onOutput?: (s: string) => void,
+): Promise<UpdateRun<R>> {
     const events: EngineEvent[] = [];
-    const result = await stack.up({
-        color: "never",
-        onOutput: opts.onOutput,
-        onEvent: (e) => events.push(e),
-    });
+    const result = await update({ color: "never", onOutput, onEvent: (e) => events.push(e) });
     return { result, events };
 }
 
-/** `pulumi destroy`, recording every engine event; output goes to `onOutput`. */
-export async function destroy(
+/** `pulumi up` (the Automation API runs it `--yes --skip-preview`), recording every engine event. */
+export function up(stack: Stack, opts: { onOutput?: (s: string) => void } = {}): Promise<UpdateRun<UpResult>> {
+    return recorded((o) => stack.up(o), opts.onOutput);
+}
+
+/** `pulumi destroy`, recording every engine event. */
+export function destroy(
     stack: Stack,
     opts: { onOutput?: (s: string) => void } = {},
 ): Promise<UpdateRun<DestroyResult>> {
-    const events: EngineEvent[] = [];
-    const result = await stack.destroy({
-        color: "never",
-        onOutput: opts.onOutput,
-        onEvent: (e) => events.push(e),
-    });
-    return { result, events };
+    return recorded((o) => stack.destroy(o), opts.onOutput);
 }
 
 /**
@@ -157,7 +157,7 @@ export async function destroy(
  * its own PULUMI_HOME and passphrase, no plugin download and no way off the machine (plugin and chart downloads would
  * go to a closed port), the built tools first on PATH.
  */
-export function offlineEngineEnv(pulumiHome: string, passphrase: string, toolsBin: string): Record<string, string> {
+export function offlineEngineEnv(pulumiHome: string, passphrase: string): Record<string, string> {
     const env = Object.fromEntries(
         Object.entries(process.env).filter(
             (e): e is [string, string] => e[1] !== undefined && !Object.values(SECRET_ENV).includes(e[0]),
@@ -172,7 +172,7 @@ export function offlineEngineEnv(pulumiHome: string, passphrase: string, toolsBi
         HTTP_PROXY: "http://127.0.0.1:9",
         HTTPS_PROXY: "http://127.0.0.1:9",
         NO_PROXY: "127.0.0.1,localhost",
-        PATH: [toolsBin, process.env.PATH].join(path.delimiter),
+        PATH: [TOOLS_BIN, process.env.PATH].join(path.delimiter),
     };
 }
 

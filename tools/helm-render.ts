@@ -13,10 +13,9 @@ import * as os from "os";
 import * as path from "path";
 import { parseAllDocuments, stringify, Tags } from "yaml";
 import { runStack, StackName } from "./harness";
-import { SHARED_DATA } from "./stacks";
+import { SHARED_DATA, TOOLS_BIN } from "./stacks";
 import { HelmRelease, K8sObject, REDACTED, render, Rendered } from "./render-lib";
 import { TARGET_KUBERNETES } from "./manifest-validation";
-import { TOOLS_BIN } from "./apiserver";
 
 /** Where the pinned chart archives live (test data shared by the team, never copied into the project). */
 export const CHART_DIR = SHARED_DATA.charts;

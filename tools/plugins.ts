@@ -6,8 +6,7 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { TOOLS_BIN } from "./apiserver";
-import { ROOT } from "./stacks";
+import { ROOT, TOOLS_BIN } from "./stacks";
 
 function sdkPluginVersion(pkg: string): string {
     const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8"));
@@ -59,7 +58,7 @@ export function installPlugins(pulumiHome: string, scratch: string): InstalledPl
             `# STAND-IN for pulumi-resource-${name} v${version}: tools/standins/provider.ts (engine tier only).`,
             `export TS_NODE_PROJECT='${path.join(ROOT, "tsconfig.json")}'`,
             `exec node -r '${path.join(ROOT, "node_modules", "ts-node", "register", "transpile-only")}' \\`,
-            `    '${path.join(ROOT, "tools", "standins", "provider.ts")}' ${name} "$@"`,
+            `    '${path.join(ROOT, "tools", "standins", "provider.ts")}' ${name} ${version} "$@"`,
             "",
         ].join("\n");
         fs.writeFileSync(path.join(dir, `pulumi-resource-${name}`), script, { mode: 0o755 });

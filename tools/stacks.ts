@@ -1,4 +1,5 @@
 /** The project's name, its stacks and its root folder: one definition for the tools, scripts and the test harness. */
+import * as os from "os";
 import * as path from "path";
 import { CHARTS } from "../lib/charts";
 
@@ -16,3 +17,9 @@ export const SHARED_DATA = {
     /** cert-manager's CRDs at the version the stacks install. */
     certManagerCrds: path.resolve(ROOT, "..", "shared", "crds", `cert-manager-${CHARTS.certManager.version}`),
 } as const;
+
+/** Where scripts/tools.sh links the tools it builds ($FX_TOOLS_CACHE/bin, as there). */
+export const TOOLS_BIN = path.join(
+    process.env.FX_TOOLS_CACHE ?? path.join(os.homedir(), ".cache", "fx-ml-tools"),
+    "bin",
+);

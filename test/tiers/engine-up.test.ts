@@ -29,7 +29,7 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { DestroyResult, EngineEvent, Stack, UpResult } from "@pulumi/pulumi/automation";
-import { ApiServer, startApiServer, TOOLS_BIN } from "../../tools/apiserver";
+import { ApiServer, startApiServer } from "../../tools/apiserver";
 import { destroy, offlineEngineEnv, prepareStack, projectCopy, up, UpdateRun, urnName } from "../../tools/engine";
 import { KubeObject, listAll } from "../../tools/kube-apply";
 import { installPlugins, InstalledPlugin } from "../../tools/plugins";
@@ -260,7 +260,7 @@ describe("up and destroy of dev against a real API server", () => {
             const pulumiHome = path.join(home, "pulumi-home");
             plugins = installPlugins(pulumiHome, path.join(home, "plugins"));
             const env = {
-                ...offlineEngineEnv(pulumiHome, "engine-up", TOOLS_BIN),
+                ...offlineEngineEnv(pulumiHome, "engine-up"),
                 PULUMI_BACKEND_URL: `file://${fs.mkdtempSync(path.join(home, "state-"))}`,
             };
             const postRenderer = writeWebhookPostRenderer(home);

@@ -12,7 +12,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ApiServer, startApiServer, TOOLS_BIN } from "../../tools/apiserver";
+import { ApiServer, startApiServer } from "../../tools/apiserver";
 import { offlineEngineEnv, projectCopy, secretsToEnv, StackName, urnName, urnType } from "../../tools/engine";
 import { installPlugins, InstalledPlugin, policyPackLauncher } from "../../tools/plugins";
 import { ROOT, runStack } from "../../tools/harness";
@@ -92,7 +92,7 @@ beforeAll(async () => {
     const pulumiHome = path.join(home, "pulumi-home");
     plugins = installPlugins(pulumiHome, path.join(home, "plugins"));
     // The CLI and every plugin get only this environment: no FX_* secret leaks in from the caller's.
-    env = offlineEngineEnv(pulumiHome, "engine-tier", TOOLS_BIN);
+    env = offlineEngineEnv(pulumiHome, "engine-tier");
 }, 600_000);
 
 afterAll(async () => {

@@ -4,11 +4,11 @@
  * by no registry these machines reach. Each does only what `pulumi preview` needs from its real counterpart, at the
  * exact version the npm SDK asks for, and says so in every resource it answers for:
  *
- * - random (stand-in for 4.21.2): check/diff/create; create generates values with node:crypto, as the real one would.
- * - docker (stand-in for 5.2.0): check/diff/create; it never builds or pushes an image: in a preview the image's
+ * - random: check/diff/create; create generates values with node:crypto, as the real one would.
+ * - docker: check/diff/create; it never builds or pushes an image: in a preview the image's
  *   digest is unknown, exactly as the real provider leaves it with `buildOnPreview: false`; in an up (the engine
  *   tier's engine-up.test.ts) `repoDigest` is the image's tag reference, never a digest, as nothing was built.
- * - kubernetes-cert-manager (stand-in for 0.2.0): construct builds the same child the real component builds (pulumi
+ * - kubernetes-cert-manager: construct builds the same child the real component builds (pulumi
  *   -go-helmbase): a `kubernetes:helm.sh/v3:Release` named `<name>-helm`, chart `cert-manager` from
  *   https://charts.jetstack.io unless `helmOptions` says otherwise, values = `helmOptions.values` with the typed args
  *   merged over them; so the real Kubernetes provider previews the real chart.
@@ -20,8 +20,8 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as provider from "@pulumi/pulumi/provider";
 
-const VERSIONS = { random: "4.21.2", docker: "5.2.0", "kubernetes-cert-manager": "0.2.0" } as const;
-type Package = keyof typeof VERSIONS;
+/** A stand-in reports the version it is installed as: the one the package's SDK asks for (tools/plugins.ts). */
+type StandIn = Omit<provider.Provider, "version">;
 
 function typeOf(urn: string): string {
     return urn.split("::")[2].split("$").pop()!;
@@ -60,9 +60,8 @@ const customResources: Pick<provider.Provider, "check" | "diff" | "delete"> = {
     delete: async () => undefined,
 };
 
-const random: provider.Provider = {
+const random: StandIn = {
     ...customResources,
-    version: VERSIONS.random,
     create: async (urn, inputs) => {
         const type = typeOf(urn);
         const id = crypto.randomUUID();
@@ -83,9 +82,8 @@ const random: provider.Provider = {
     },
 };
 
-const docker: provider.Provider = {
+const docker: StandIn = {
     ...customResources,
-    version: VERSIONS.docker,
     create: async (urn, inputs) => {
         const type = typeOf(urn);
         if (type !== "docker:index/image:Image") throw new Error(`docker stand-in: ${type} is not stood in for`);
@@ -115,8 +113,7 @@ class StandInComponent extends pulumi.ComponentResource {
     }
 }
 
-const certManager: provider.Provider = {
-    version: VERSIONS["kubernetes-cert-manager"],
+const certManager: StandIn = {
     construct: async (name, type, inputs, options) => {
         if (type !== "kubernetes-cert-manager:index:CertManager") {
             throw new Error(`kubernetes-cert-manager stand-in: ${type} is not stood in for`);
@@ -151,18 +148,20 @@ const certManager: provider.Provider = {
     },
 };
 
-const PROVIDERS: Record<Package, provider.Provider> = {
+const PROVIDERS: Record<string, StandIn> = {
     random,
     docker,
     "kubernetes-cert-manager": certManager,
 };
 
-const [pkg, ...rest] = process.argv.slice(2);
-if (!(pkg in PROVIDERS)) {
-    console.error(`usage: provider.ts <${Object.keys(PROVIDERS).join("|")}> <engine address>; got '${pkg}'`);
+const [pkg, version, ...rest] = process.argv.slice(2);
+if (!(pkg in PROVIDERS) || !/^\d+\.\d+\.\d+$/.test(version ?? "")) {
+    console.error(
+        `usage: provider.ts <${Object.keys(PROVIDERS).join("|")}> <version> <engine address>; got '${pkg} ${version}'`,
+    );
     process.exit(2);
 }
-provider.main(PROVIDERS[pkg as Package], rest).catch((e: Error) => {
+provider.main({ ...PROVIDERS[pkg], version }, rest).catch((e: Error) => {
     console.error(e);
     process.exit(1);
 });
