@@ -657,7 +657,7 @@ export function loadConfig(): StackConfig {
     if (installDevicePlugin && gpuEnabled && Object.keys(nodeSelector).length === 0) {
         nodeSelector = { [NFD_NVIDIA_GPU_LABEL]: "true" };
     }
-    if (fingptEnabled && fingptMode === "model" && gpuEnabled === false) {
+    if (fingptModel && gpuEnabled === false) {
         r.fail(
             "fingptEnabled",
             true,
@@ -998,7 +998,8 @@ function chartOrigin(
         r.fail("chartRepository", value, "must be empty, an https:// or oci:// URL, or a folder of chart archives");
         return undefined;
     }
-    const folder = path.resolve(value);
+    // Relative to the project, as Pulumi.yaml says (the same whatever the working directory).
+    const folder = path.resolve(PROJECT_ROOT, value);
     if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) {
         r.fail("chartRepository", value, `the folder ${folder} does not exist`);
         return undefined;

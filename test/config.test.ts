@@ -1,9 +1,9 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { CHARTS } from "../lib/charts";
+import { chartArchiveName, CHARTS } from "../lib/charts";
 import { DECLARED } from "../config";
-import { descriptionProblems, isAirflowRelease, RANGES, SUPPORTED_VERSIONS } from "../config/rules";
+import { descriptionProblems, isAirflowRelease, RANGES, SUPPORTED_VERSIONS, VERSION_KEYS } from "../config/rules";
 import { runStack, RunOptions, StackName } from "../tools/harness";
 import { SHARED_DATA } from "../tools/stacks";
 
@@ -22,7 +22,7 @@ async function failure(stack: StackName, options: RunOptions): Promise<{ message
 const PARTIAL_CHARTS = (() => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-charts-"));
     for (const ref of Object.values(CHARTS)) {
-        if (ref.chart !== "grafana") fs.writeFileSync(path.join(dir, `${ref.chart}-${ref.version}.tgz`), "");
+        if (ref.chart !== "grafana") fs.writeFileSync(path.join(dir, chartArchiveName(ref)), "");
     }
     return dir;
 })();
@@ -636,13 +636,13 @@ describe("declared defaults", () => {
 
     test("each version default is a release config/versions.yaml lists", () => {
         const { projectConfig } = require("../tools/harness");
-        const { SUPPORTED_VERSIONS } = require("../config");
-        for (const [key, list] of [
-            ["postgresVersion", "postgres"],
-            ["redisVersion", "redis"],
-            ["airflowVersion", "airflow"],
-            ["mlflowVersion", "mlflow"],
-        ]) {
+        expect(VERSION_KEYS).toEqual({
+            postgresVersion: "postgres",
+            redisVersion: "redis",
+            airflowVersion: "airflow",
+            mlflowVersion: "mlflow",
+        });
+        for (const [key, list] of Object.entries(VERSION_KEYS)) {
             expect([key, SUPPORTED_VERSIONS[list].releases.includes(projectConfig()[key].default)]).toEqual([
                 key,
                 true,
