@@ -53,13 +53,17 @@ function sourceFiles(): string[] {
 const strings = (node: unknown): string[] =>
     typeof node === "string" ? [node] : typeof node === "object" && node ? Object.values(node).flatMap(strings) : [];
 
+/** Each source file's lines, read once for all the checks. */
+const sourceLines = new Map<string, string[]>();
+
 /** `file:line: text` of each line of a source file where `pattern` matches (comments included: they drift too). */
 function occurrences(pattern: RegExp, files: string[]): string[] {
+    const lines = (rel: string) => {
+        if (!sourceLines.has(rel)) sourceLines.set(rel, fs.readFileSync(path.join(ROOT, rel), "utf8").split("\n"));
+        return sourceLines.get(rel)!;
+    };
     return files.flatMap((rel) =>
-        fs
-            .readFileSync(path.join(ROOT, rel), "utf8")
-            .split("\n")
-            .flatMap((line, i) => (pattern.test(line) ? [`${rel}:${i + 1}: ${line.trim()}`] : [])),
+        lines(rel).flatMap((line, i) => (pattern.test(line) ? [`${rel}:${i + 1}: ${line.trim()}`] : [])),
     );
 }
 

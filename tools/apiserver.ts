@@ -35,9 +35,10 @@ export interface ApiServer {
     stop(): Promise<void>;
 }
 
+/** Seconds to wait for /readyz: generous, for a busy 2-core machine. */
+const READY_TIMEOUT_SECONDS = 180;
+
 export interface StartOptions {
-    /** Seconds to wait for /readyz; generous by default, for a busy 2-core machine. */
-    readyTimeoutSeconds?: number;
     /**
      * kube-controller-manager controllers to run once the server is ready (its `--controllers`, e.g.
      * `namespace-controller`); none by default, and then no controller manager starts.
@@ -295,7 +296,7 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
         },
     };
 
-    const deadline = Date.now() + (options.readyTimeoutSeconds ?? 180) * 1000;
+    const deadline = Date.now() + READY_TIMEOUT_SECONDS * 1000;
     let last = "";
     for (;;) {
         for (const [name, p] of [
@@ -316,7 +317,7 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
         }
         if (Date.now() > deadline) {
             await server.stop();
-            throw new Error(`API server not ready after ${options.readyTimeoutSeconds ?? 180} s (${last})\n${logs()}`);
+            throw new Error(`API server not ready after ${READY_TIMEOUT_SECONDS} s (${last})\n${logs()}`);
         }
         await new Promise((r) => setTimeout(r, 500));
     }

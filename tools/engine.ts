@@ -12,7 +12,6 @@ import {
     LocalWorkspace,
     LocalWorkspaceOptions,
     PreviewResult,
-    PulumiCommand,
     Stack,
     UpResult,
 } from "@pulumi/pulumi/automation";
@@ -48,14 +47,11 @@ export interface PrepareOptions {
     secrets?: Record<string, string>;
     /** Environment of the CLI and its plugins (backend, passphrase, PULUMI_HOME, proxies). */
     envVars?: Record<string, string>;
-    /** A Pulumi CLI installation folder holding bin/pulumi; default: the `pulumi` on PATH. */
-    pulumiRoot?: string;
 }
 
 /** Selects the stack, creating it when missing (`pulumi stack init`), then sets its config and secrets. */
 export async function prepareStack(opts: PrepareOptions): Promise<Stack> {
-    const pulumiCommand = opts.pulumiRoot ? await PulumiCommand.get({ root: opts.pulumiRoot }) : undefined;
-    const wsOpts: LocalWorkspaceOptions = { workDir: opts.workDir, envVars: opts.envVars, pulumiCommand };
+    const wsOpts: LocalWorkspaceOptions = { workDir: opts.workDir, envVars: opts.envVars };
     const stack = opts.program
         ? await LocalWorkspace.createOrSelectStack(
               { stackName: opts.stack, projectName: PROJECT, program: opts.program } as InlineProgramArgs,

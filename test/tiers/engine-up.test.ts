@@ -74,7 +74,7 @@ function writeWebhookPostRenderer(dir: string): string {
 }
 
 /** The test-only stack transform (see the file's doc comment). */
-export function testOnlyNoWaits(postRenderer: string): pulumi.ResourceTransform {
+function testOnlyNoWaits(postRenderer: string): pulumi.ResourceTransform {
     return (args) => {
         if (args.type === "kubernetes:helm.sh/v3:Release") {
             return {
@@ -94,14 +94,14 @@ export function testOnlyNoWaits(postRenderer: string): pulumi.ResourceTransform 
 }
 
 /** One resource's step in an update: the sequence numbers of its first event and of its outputs (done). */
-export interface Step {
+interface Step {
     urn: string;
     start: number;
     done?: number;
     outputs: Record<string, any>;
 }
 
-export function stepsOf(events: EngineEvent[]): Map<string, Step> {
+function stepsOf(events: EngineEvent[]): Map<string, Step> {
     const steps = new Map<string, Step>();
     for (const e of events) {
         const pre = e.resourcePreEvent?.metadata;
@@ -129,7 +129,7 @@ function groupOf(apiVersion: string): string {
  * The step that created an object: a Helm release's (its meta.helm.sh annotations, or the owner/name labels of the
  * release's own Secret) or the Kubernetes resource whose outputs are that object.
  */
-export function ownerStep(obj: KubeObject, steps: Map<string, Step>): Step | undefined {
+function ownerStep(obj: KubeObject, steps: Map<string, Step>): Step | undefined {
     const a = (obj.metadata.annotations ?? {}) as Record<string, string>;
     const l = obj.metadata.labels ?? {};
     const release =
@@ -159,7 +159,7 @@ export function ownerStep(obj: KubeObject, steps: Map<string, Step>): Step | und
  * The object the API server itself made `obj` for, when it did: a Service's cluster IP (IPAddress, by its parentRef),
  * the local APIService it registers for a group its CRDs serve (labelled kube-aggregator.kubernetes.io/automanaged).
  */
-export function madeByServerFor(obj: KubeObject, objects: KubeObject[]): KubeObject | undefined {
+function madeByServerFor(obj: KubeObject, objects: KubeObject[]): KubeObject | undefined {
     if (obj.kind === "IPAddress" && obj.spec?.parentRef?.resource === "services") {
         const ref = obj.spec.parentRef;
         return objects.find(
@@ -177,7 +177,7 @@ export function madeByServerFor(obj: KubeObject, objects: KubeObject[]): KubeObj
  * resource whose step began before the step that created its CRD had finished (or in that very step), a namespaced
  * object whose step began before its Namespace's step had finished.
  */
-export function orderViolations(created: KubeObject[], steps: Map<string, Step>): string[] {
+function orderViolations(created: KubeObject[], steps: Map<string, Step>): string[] {
     const out: string[] = [];
     const crds = created.filter((o) => o.kind === "CustomResourceDefinition");
     const namespaces = new Map(created.filter((o) => o.kind === "Namespace").map((n) => [n.metadata.name, n]));
