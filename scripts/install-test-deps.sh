@@ -7,7 +7,10 @@ if command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
     # prometheus: promtool for scripts/check-monitoring.sh (Debian 12 ships 2.42); redis-server: the real Redis the
     # reference app's tests run against (scripts/test-python.sh starts it on a loopback port).
-    apt-get install -y -qq --no-install-recommends shellcheck prometheus redis-server >/dev/null
+    # docker.io (dockerd, containerd, runc and a client that builds with BuildKit), docker-registry and debootstrap:
+    # the images tier's engine, its local registry and its stand-in bases (tools/docker.ts, tools/standin-images.ts).
+    apt-get install -y -qq --no-install-recommends shellcheck prometheus redis-server \
+        docker.io docker-registry debootstrap >/dev/null
 fi
 
 # statsd_exporter, the release prometheus-statsd-exporter 0.15.0 runs, for the StatsD mapping check.

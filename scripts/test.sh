@@ -61,6 +61,9 @@ npm run --silent test:apiserver
 step "Real Pulumi engine: npm run preview of both stacks against a real kube-apiserver, with the policy pack (npm run test:engine)"
 npm run --silent test:engine
 
+step "Images for real: pulumi up of dev builds and pushes every image on a Docker engine, then destroy (npm run test:images)"
+npm run --silent test:images
+
 step "Reference app: pytest per image in venvs built from app/requirements (scripts/test-python.sh)"
 bash scripts/test-python.sh
 

@@ -58,7 +58,7 @@ function tool(name: string): string {
     return p;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
     return new Promise((resolve, reject) => {
         const s = net.createServer();
         s.once("error", reject);
@@ -102,7 +102,7 @@ function makeCertificates(dir: string): void {
     openssl(dir, "pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub");
 }
 
-function tail(file: string, lines: number): string {
+export function tail(file: string, lines: number): string {
     if (!fs.existsSync(file)) return `(no ${path.basename(file)})`;
     return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
 }
@@ -118,13 +118,15 @@ function warningText(header: string): string {
 }
 
 const live = new Set<ChildProcess>();
+// SIGTERM to a watchdog ends its process (after the process's grace) even once this process is gone; a SIGKILL would
+// end the watchdog alone and leave the process running.
 process.once("exit", () => {
-    for (const p of live) p.kill("SIGKILL");
+    for (const p of live) p.kill("SIGTERM");
 });
 // A test run stopped from outside (a CI timeout, Ctrl-C) still ends the servers it started.
 for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     process.once(signal, () => {
-        for (const p of live) p.kill("SIGKILL");
+        for (const p of live) p.kill("SIGTERM");
         process.kill(process.pid, signal);
     });
 }
@@ -134,15 +136,33 @@ for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
  * (a SIGKILL from a CI timeout included); `stop` ends it through the watchdog, by PID. The data is throwaway, so the
  * server is killed outright: a graceful kube-apiserver shutdown can hang on an etcd that is already gone.
  */
-const WATCHDOG = `"$@" & c=$!; trap 'kill -9 $c 2>/dev/null; wait $c; exit 0' TERM INT
+const WATCHDOG = `"$@" & c=$!
+end() { if [ "$FX_GRACE" -gt 0 ]; then kill -TERM $c 2>/dev/null
+    for _ in $(seq "$FX_GRACE"); do kill -0 $c 2>/dev/null || break; sleep 1; done; fi
+    kill -9 $c 2>/dev/null; wait $c; exit 0; }
+trap end TERM INT
 while kill -0 "$FX_PARENT_PID" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 1; done
-kill -9 $c 2>/dev/null; wait $c`;
+end`;
 
-function startProcess(bin: string, args: string[], logFile: string): ChildProcess {
+export interface ProcessOptions {
+    /**
+     * Seconds the process gets to stop on SIGTERM before it is killed (0, the default: killed outright). A daemon
+     * that must tidy up after itself (dockerd stopping its containerd and containers) needs some.
+     */
+    graceSeconds?: number;
+    /** Its environment; the caller's by default. */
+    env?: NodeJS.ProcessEnv;
+}
+
+export function startProcess(bin: string, args: string[], logFile: string, opts: ProcessOptions = {}): ChildProcess {
     const out = fs.openSync(logFile, "a");
     const child = spawn("bash", ["-c", WATCHDOG, "watchdog", bin, ...args], {
         stdio: ["ignore", out, out],
-        env: { ...process.env, FX_PARENT_PID: String(process.pid) },
+        env: {
+            ...(opts.env ?? process.env),
+            FX_PARENT_PID: String(process.pid),
+            FX_GRACE: String(opts.graceSeconds ?? 0),
+        },
     });
     fs.closeSync(out);
     live.add(child);
@@ -150,11 +170,12 @@ function startProcess(bin: string, args: string[], logFile: string): ChildProces
     return child;
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
+/** Stops a process started by startProcess through its watchdog (which kills it after its grace), and waits. */
+export async function stopProcess(child: ChildProcess, graceSeconds = 0): Promise<void> {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), (graceSeconds + 10) * 1000);
     await exited;
     clearTimeout(timer);
 }

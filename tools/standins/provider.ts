@@ -1,13 +1,13 @@
 /**
- * STAND-IN provider plugins for the engine tier (test/tiers/engine.test.ts), used only because the real
+ * STAND-IN provider plugins for the engine and images tiers (test/tiers/engine.test.ts, images.test.ts), used only because the real
  * `pulumi-resource-random`, `pulumi-resource-docker` and `pulumi-resource-kubernetes-cert-manager` plugins are served
  * by no registry these machines reach. Each does only what `pulumi preview` needs from its real counterpart, at the
  * exact version the npm SDK asks for, and says so in every resource it answers for:
  *
  * - random: check/diff/create; create generates values with node:crypto, as the real one would.
- * - docker: check/diff/create; it never builds or pushes an image: in a preview the image's
- *   digest is unknown, exactly as the real provider leaves it with `buildOnPreview: false`; in an up (the engine
- *   tier's engine-up.test.ts) `repoDigest` is the image's tag reference, never a digest, as nothing was built.
+ * - docker: check/diff/create; create builds the image for real with BuildKit on the Docker engine DOCKER_HOST names
+ *   and pushes it, and answers the pushed repo digest (docker-build.ts), as the real Image does; in a preview nothing
+ *   is built and the digest stays unknown, exactly as the real provider leaves it with `buildOnPreview: false`.
  * - kubernetes-cert-manager: construct builds the same child the real component builds (pulumi
  *   -go-helmbase): a `kubernetes:helm.sh/v3:Release` named `<name>-helm`, chart `cert-manager` from
  *   https://charts.jetstack.io unless `helmOptions` says otherwise, values = `helmOptions.values` with the typed args
@@ -19,6 +19,7 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as provider from "@pulumi/pulumi/provider";
+import { buildAndPush, ImageInputs } from "./docker-build";
 
 /** A stand-in reports the version it is installed as: the one the package's SDK asks for (tools/plugins.ts). */
 type StandIn = Omit<provider.Provider, "version">;
@@ -87,18 +88,19 @@ const docker: StandIn = {
     create: async (urn, inputs) => {
         const type = typeOf(urn);
         if (type !== "docker:index/image:Image") throw new Error(`docker stand-in: ${type} is not stood in for`);
-        // No image is built or pushed. The engine calls create only in an up (test/tiers/engine-up.test.ts); there
-        // the stand-in answers with what is known without a build: `repoDigest` is the image's own tag reference, with
-        // no @sha256 digest, so nothing claims an image exists, and the id says it was not built.
-        const imageName = String(inputs.imageName);
+        // A real build and push (docker-build.ts); relative paths are from the program's folder, the plugin's cwd.
+        const image = inputs as ImageInputs;
+        const built = await buildAndPush(image, process.cwd(), process.env);
         return {
-            id: `stand-in-not-built:${imageName}`,
+            id: built.repoDigest,
             outs: {
                 ...inputs,
-                baseImageName: imageName,
-                repoDigest: imageName,
-                context: inputs.build?.context ?? "",
-                dockerfile: inputs.build?.dockerfile ?? "",
+                baseImageName: image.imageName,
+                registryServer: built.registryServer,
+                repoDigest: built.repoDigest,
+                context: image.build?.context ?? "",
+                dockerfile: image.build?.dockerfile ?? "",
+                platform: image.build?.platform,
             },
         };
     },
