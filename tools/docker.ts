@@ -292,7 +292,15 @@ export async function startRegistry(port = 5001): Promise<Registry> {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("REGISTRY_")));
     const proc = startProcess(REGISTRY, ["serve", config], logFile, { graceSeconds: 10, env });
     const logs = (lines = 40) => `--- docker-registry (${logFile}) ---\n${tail(logFile, lines)}`;
-    const stop = () => stopProcess(proc, 10);
+    let stopped = false;
+    const stop = async () => {
+        if (stopped) return;
+        stopped = true;
+        await stopProcess(proc, 10);
+        // Blobs of manifests deleted by pruneRegistry go now (distribution collects garbage only while stopped).
+        const gc = spawnSync(REGISTRY, ["garbage-collect", "--delete-untagged", config], { encoding: "utf8", env });
+        if (gc.status !== 0) throw new Error(`docker-registry garbage-collect failed: ${gc.stdout}${gc.stderr}`);
+    };
     const deadline = Date.now() + READY_TIMEOUT_SECONDS * 1000;
     while (!(await registryAnswers(address))) {
         if (proc.exitCode !== null || Date.now() > deadline) {
@@ -320,4 +328,53 @@ export function inspectImage(engine: DockerEngine, ref: string): ImageInfo {
 
 export function imageExists(engine: DockerEngine, ref: string): boolean {
     return engine.spawn(["image", "inspect", "--format", "{{.Id}}", ref]).status === 0;
+}
+
+/**
+ * Removes from the engine what the build no longer references: images under the given repository prefixes that are
+ * not among `keep` (earlier content tags, earlier stand-in keys), dangling images, and build cache unused for three
+ * days (recent cache stays: it is what makes the next build warm).
+ */
+export function pruneImages(engine: DockerEngine, keep: string[], prefixes: string[]): string[] {
+    const kept = new Set(keep);
+    const removed = engine
+        .run(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+        .split("\n")
+        .filter((ref) => ref && !ref.endsWith(":<none>") && prefixes.some((p) => ref.startsWith(p)) && !kept.has(ref));
+    for (const ref of removed) engine.run(["image", "rm", ref]);
+    engine.run(["image", "prune", "--force"]);
+    engine.run(["builder", "prune", "--force", "--filter", "until=72h"]);
+    return removed;
+}
+
+/**
+ * Deletes from the registry every manifest of the repositories under `prefix` that no tag of `keep`
+ * (`repository:tag`) points to; their blobs go at the registry's next stop (garbage-collect).
+ */
+export async function pruneRegistry(address: string, keep: string[], prefix: string): Promise<string[]> {
+    const accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
+    const digestOf = async (repo: string, ref: string) =>
+        (
+            await fetch(`http://${address}/v2/${repo}/manifests/${ref}`, {
+                method: "HEAD",
+                headers: { Accept: accept },
+            })
+        ).headers.get("docker-content-digest");
+    const catalog = (await (await fetch(`http://${address}/v2/_catalog`)).json()) as { repositories: string[] };
+    const removed: string[] = [];
+    for (const repo of catalog.repositories.filter((r) => r.startsWith(prefix))) {
+        const tags =
+            ((await (await fetch(`http://${address}/v2/${repo}/tags/list`)).json()) as { tags: string[] | null })
+                .tags ?? [];
+        const kept = new Set<string>();
+        for (const t of tags.filter((t) => keep.includes(`${repo}:${t}`))) kept.add((await digestOf(repo, t)) ?? "");
+        for (const t of tags.filter((t) => !keep.includes(`${repo}:${t}`))) {
+            const digest = await digestOf(repo, t);
+            if (!digest || kept.has(digest)) continue;
+            const r = await fetch(`http://${address}/v2/${repo}/manifests/${digest}`, { method: "DELETE" });
+            if (r.status !== 202) throw new Error(`registry: DELETE ${repo}@${digest} answered ${r.status}`);
+            removed.push(`${repo}:${t}`);
+        }
+    }
+    return removed;
 }

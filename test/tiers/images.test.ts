@@ -33,13 +33,23 @@
  * kube-controller-manager runs only the controllers that finish deletions (namespace, garbage collector, PVC/PV
  * protection): a Namespace stays Terminating and a PVC keeps its pvc-protection finalizer without them.
  */
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { DestroyResult, LocalWorkspace, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { ApiServer, startApiServer } from "../../tools/apiserver";
-import { DOCKER_CACHE, DockerEngine, inspectImage, Registry, startDocker, startRegistry } from "../../tools/docker";
+import {
+    DOCKER_CACHE,
+    DockerEngine,
+    inspectImage,
+    pruneImages,
+    pruneRegistry,
+    Registry,
+    startDocker,
+    startRegistry,
+} from "../../tools/docker";
 import { destroy, offlineEngineEnv, prepareStack, projectCopy, up, UpdateRun } from "../../tools/engine";
 import { certificateNeedles, Needle, scanImages, ScanResult } from "../../tools/image-scan";
 import { writeImageFigures } from "../../tools/images-figures";
@@ -284,10 +294,11 @@ describe("up and destroy of dev against a real API server, every image built and
     }, 3_600_000);
 
     afterAll(async () => {
+        // The teardown test below does this in order; here only for a run that failed before it.
         await server?.stop();
         await registry?.stop();
         await docker?.stop();
-    }, 300_000);
+    }, 600_000);
 
     /**
      * CRDs a chart keeps on uninstall on purpose (`helm.sh/resource-policy: keep`: docs/decisions.md), and the
@@ -509,7 +520,8 @@ describe("up and destroy of dev against a real API server, every image built and
                 "    from airflow.dag_processing.dagbag import DagBag",
                 "except ImportError:",
                 "    from airflow.models.dagbag import DagBag",
-                "bag = DagBag(dag_folder='/opt/airflow/dags', include_examples=False)",
+                // The images set AIRFLOW__CORE__LOAD_EXAMPLES=False; Airflow 3's DagBag takes no include_examples.
+                "bag = DagBag(dag_folder='/opt/airflow/dags')",
                 "print('DAGBAG ' + json.dumps({'dags': sorted(bag.dag_ids), 'errors': bag.import_errors}))",
             ].join("\n");
             for (const repository of ["fx-airflow-scheduler", "fx-airflow-webserver", "fx-airflow-worker"]) {
@@ -699,6 +711,34 @@ describe("up and destroy of dev against a real API server, every image built and
             expect(text).toContain("docker build of localhost:5001/fx-broken:test failed at step");
             expect(text).toMatch(/step \[\d\/3\] COPY missing\/requirements\.txt \/opt\/req\.txt/);
             expect(text).toMatch(/missing\/requirements\.txt.*not found/);
+        }, 600_000);
+    });
+
+    describe("teardown", () => {
+        test("prunes what this build no longer references, then stops the registry and the engine, leaving nothing behind", async () => {
+            await server.stop();
+            if (registry.started) {
+                const keep = built.map((b) => b.imageName.replace(/^[^/]+\//, ""));
+                const removed = await pruneRegistry(registry.address, keep, "fx-");
+                process.stdout.write(`[images] registry: ${removed.length} manifests no longer referenced deleted\n`);
+            }
+            if (docker.started) {
+                const keep = [...built.map((b) => b.imageName), ...bases.map((b) => b.ref)];
+                const prefixes = ["localhost:5001/fx-", "fx-ml-standin/", "python:", "apache/airflow:"];
+                const removed = pruneImages(docker, keep, prefixes);
+                process.stdout.write(`[images] engine: ${removed.length} images no longer referenced removed\n`);
+            }
+            await registry.stop();
+            await docker.stop();
+            if (!docker.started) return; // an engine of the caller's: not ours to check
+            const sh = (cmd: string) => spawnSync("bash", ["-c", cmd], { encoding: "utf8" }).stdout.trim();
+            expect({
+                processes: sh("pgrep -af 'fx-ml-docke[r]|docker-registr[y] serve' || true"),
+                mounts: sh("grep fx-ml-docker /proc/mounts || true"),
+                iptables: sh("(iptables -S; iptables -t nat -S) | grep -i docker || true"),
+                bridge: sh("ip -o link show docker0 2>/dev/null || true"),
+                execRoot: fs.existsSync("/run/fx-ml-docker"),
+            }).toEqual({ processes: "", mounts: "", iptables: "", bridge: "", execRoot: false });
         }, 600_000);
     });
 });
