@@ -7,10 +7,13 @@ if command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
     # prometheus: promtool for scripts/check-monitoring.sh (Debian 12 ships 2.42); redis-server: the real Redis the
     # reference app's tests run against (scripts/test-python.sh starts it on a loopback port).
-    # docker.io (dockerd, containerd, runc and a client that builds with BuildKit), docker-registry and debootstrap:
-    # the images tier's engine, its local registry and its stand-in bases (tools/docker.ts, tools/standin-images.ts).
+    # docker-registry and debootstrap: the images tier's local registry and its stand-in bases (tools/docker.ts,
+    # tools/standin-images.ts); docker.io (dockerd, containerd, runc and a client that builds with BuildKit) where no
+    # Docker engine is installed (a runner's Docker CE conflicts with Debian's package, and serves as well).
+    docker=()
+    command -v dockerd >/dev/null 2>&1 || docker=(docker.io)
     apt-get install -y -qq --no-install-recommends shellcheck prometheus redis-server \
-        docker.io docker-registry debootstrap >/dev/null
+        docker-registry debootstrap "${docker[@]}" >/dev/null
 fi
 
 # statsd_exporter, the release prometheus-statsd-exporter 0.15.0 runs, for the StatsD mapping check.

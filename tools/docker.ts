@@ -1,7 +1,8 @@
 /**
  * A Docker engine and an image registry for the test tiers that build images (test/tiers/images.test.ts).
  *
- * startDocker: uses the engine DOCKER_HOST names when one answers there; otherwise starts Debian's dockerd (package
+ * startDocker: uses the engine DOCKER_HOST names, or the system's at /var/run/docker.sock, when one answers there;
+ * otherwise starts Debian's dockerd (package
  * docker.io, installed by scripts/install-test-deps.sh) with its own socket and exec root under /run/fx-ml-docker and
  * its data root under $HOME/.cache/fx-ml-docker/data, so the layer and build caches survive between runs. Builds use
  * Debian's own client (/usr/bin/docker 20.10) with DOCKER_BUILDKIT=1: it drives BuildKit without the buildx plugin,
@@ -166,20 +167,24 @@ function client(host: string, started: boolean, logs: (n?: number) => string, st
 
 /** The engine DOCKER_HOST names when it answers; otherwise a dockerd of our own (see the file's comment). */
 export async function startDocker(): Promise<DockerEngine> {
-    for (const tool of [DOCKER_CLI, DOCKERD]) {
-        if (!fs.existsSync(tool)) {
+    const need = (tool: string) => {
+        if (!fs.existsSync(tool))
             throw new Error(`${tool} not found: install Debian's docker.io (scripts/install-test-deps.sh does)`);
+    };
+    need(DOCKER_CLI);
+    // The engine DOCKER_HOST names, or the system's own (a CI runner's Docker), used as they are.
+    for (const given of [process.env.DOCKER_HOST, "unix:///var/run/docker.sock"]) {
+        if (given && answers(given)) {
+            return client(
+                given,
+                false,
+                () => `(the engine at ${given} is not ours)`,
+                async () => {},
+            );
         }
     }
-    const given = process.env.DOCKER_HOST;
-    if (given && answers(given))
-        return client(
-            given,
-            false,
-            () => `(the engine at ${given} is not ours)`,
-            async () => {},
-        );
 
+    need(DOCKERD);
     const host = `unix://${EXEC_ROOT}/docker.sock`;
     if (answers(host)) {
         throw new Error(

@@ -45,23 +45,40 @@ export function certificateNeedles(label: string, pem: string): Needle[] {
     ];
 }
 
-/** Finds any needle in a stream, across chunk borders. */
+/**
+ * Finds any needle in a stream: each chunk is searched where it lies, and only the seam between two chunks (the end
+ * of one, the start of the next) is copied, so the content is read once and never concatenated.
+ */
 async function search(
     stream: AsyncIterable<unknown>,
     needles: Needle[],
 ): Promise<{ found: Set<string>; bytes: number }> {
     const keep = Math.max(0, ...needles.map((n) => n.bytes.length)) - 1;
     const found = new Set<string>();
-    let carry = Buffer.alloc(0);
+    let tailOfLast = Buffer.alloc(0);
     let bytes = 0;
     for await (const data of stream) {
         const chunk = data as Buffer;
-        const buf = Buffer.concat([carry, chunk]);
         bytes += chunk.length;
-        for (const n of needles) if (!found.has(n.label) && buf.includes(n.bytes)) found.add(n.label);
-        carry = buf.subarray(Math.max(0, buf.length - keep));
+        const seam = tailOfLast.length > 0 ? Buffer.concat([tailOfLast, chunk.subarray(0, keep)]) : undefined;
+        for (const n of needles) {
+            if (found.has(n.label)) continue;
+            if (chunk.includes(n.bytes) || seam?.includes(n.bytes)) found.add(n.label);
+        }
+        tailOfLast = Buffer.from(chunk.subarray(Math.max(0, chunk.length - keep)));
     }
     return { found, bytes };
+}
+
+/**
+ * The needles worth searching for: distinct values only, and none that holds another needle (a connection string
+ * that holds a password is found wherever the password is: searching the password alone finds it, once).
+ */
+export function distinctNeedles(needles: Needle[]): Needle[] {
+    const unique = needles.filter((n, i) => needles.findIndex((m) => m.bytes.equals(n.bytes)) === i);
+    return unique.filter(
+        (n) => !unique.some((m) => m !== n && m.bytes.length < n.bytes.length && n.bytes.includes(m.bytes)),
+    );
 }
 
 /** Every file of a layer tar holding a needle: [path, needle label]. */
@@ -95,8 +112,9 @@ export async function scanImages(
     engine: DockerEngine,
     images: string[],
     skip: Record<string, number>,
-    needles: Needle[],
+    all: Needle[],
 ): Promise<ScanResult> {
+    const needles = distinctNeedles(all);
     const save = spawn(DOCKER_CLI, ["save", ...images], {
         env: engine.env,
         stdio: ["ignore", "pipe", "pipe"],

@@ -691,7 +691,11 @@ describe("up and destroy of dev against a real API server, every image built and
                         const dockerSdk = await import("@pulumi/docker");
                         new dockerSdk.Image("broken", {
                             imageName: "localhost:5001/fx-broken:test",
-                            build: { context: "context", dockerfile: "Dockerfile.broken", platform: "linux/amd64" },
+                            build: {
+                                context: path.join(dir, "context"),
+                                dockerfile: path.join(dir, "Dockerfile.broken"),
+                                platform: "linux/amd64",
+                            },
                             skipPush: false,
                         });
                     },
