@@ -8,6 +8,8 @@ if command -v apt-get >/dev/null 2>&1; then
     # prometheus: promtool for scripts/check-monitoring.sh (Debian 12 ships 2.42); redis-server: the real Redis the
     # reference app's tests run against (scripts/test-python.sh starts it on a loopback port).
     apt-get install -y -qq --no-install-recommends shellcheck prometheus redis-server >/dev/null
+    # The cluster tier's node (tools/cluster.ts): containerd (with runc) and the CNI plugins in /usr/lib/cni.
+    apt-get install -y -qq --no-install-recommends containerd containernetworking-plugins >/dev/null
 fi
 
 # statsd_exporter, the release prometheus-statsd-exporter 0.15.0 runs, for the StatsD mapping check.
