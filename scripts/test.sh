@@ -61,6 +61,9 @@ npm run --silent test:apiserver
 step "Real Pulumi engine: npm run preview of both stacks against a real kube-apiserver, with the policy pack (npm run test:engine)"
 npm run --silent test:engine
 
+step "Real node: pods, Services, DNS and volumes on a single-node cluster, nothing left after (npm run test:cluster)"
+npm run --silent test:cluster
+
 step "Reference app: pytest per image in venvs built from app/requirements (scripts/test-python.sh)"
 bash scripts/test-python.sh
 
