@@ -57,6 +57,7 @@ build() {
         touch "$dir/.done"
         t=$(($(date +%s) - t0))
         timings+=("$(basename "$dir"): ${t}s")
+        echo "$t" >"$dir/build-seconds" # read by the node tier's figures (test/tiers/cluster.test.ts)
     fi
     ln -sf "$dir"/bin/* "$BIN/"
 }

@@ -46,6 +46,17 @@ export const DNS_SERVICE_IP = "10.96.0.10";
 export const CLUSTER_DOMAIN = "cluster.local";
 export const DEFAULT_STORAGE_CLASS = "standard";
 const CNI_BIN = "/usr/lib/cni";
+/**
+ * Folders of this machine the kubelet and CNI make whatever they are told (the device-plugin socket folder, libcni's
+ * cache, the container log links): `stop()` removes each one this node made (`Cluster.createdHostPaths`).
+ */
+export const HOST_PATHS = [
+    "/var/lib/kubelet",
+    "/var/lib/cni",
+    "/var/log/containers",
+    "/var/log/pods",
+    "/usr/libexec/kubernetes",
+];
 
 /** What kubeadm v1.34 runs, under the same references; versions of the real ones in docs/decisions.md. */
 export const PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1";
@@ -61,6 +72,8 @@ export interface Cluster {
     api: ApiServer;
     kubeconfig: string;
     dir: string;
+    /** The HOST_PATHS that did not exist before this node started (`stop()` removes them). */
+    createdHostPaths: string[];
     /** Seconds each start step took, in order (for bench/results and out/). */
     timings: Record<string, number>;
     /** Runs kubectl against the cluster; throws with its output when it fails. */
@@ -101,7 +114,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function nodeFolders(): string[] {
     const nodes = fs
         .readdirSync(os.tmpdir())
-        .filter((d) => /^fx-node-/.test(d))
+        .filter((d) => /^fx-cluster-/.test(d))
         .map((d) => path.join(os.tmpdir(), d));
     const apis = nodes
         .map((d) => path.join(d, "apiserver-dir"))
@@ -206,7 +219,7 @@ function nodeProcesses(markers: string[]): string[] {
 /**
  * Everything of a node still on this machine: processes, mounts, network namespaces, iptables chains and jumps,
  * links, routes, kubepods cgroups, CNI state, and the folders themselves. `folders`: the cluster's and its API
- * server's folders (any `fx-node-*` and `fx-apiserver-*` folder in the temp folder when not given).
+ * server's folders (every `fx-cluster-*` folder in the temp folder and the API server folder each names, when not given).
  */
 export function leftovers(folders?: string[]): string[] {
     const dirs = folders ?? nodeFolders();
@@ -419,7 +432,6 @@ clusterDNS:
 clusterDomain: ${CLUSTER_DOMAIN}
 resolvConf: ""
 podLogsDir: ${path.join(dir, "pod-logs")}
-volumePluginDir: ${path.join(k, "volume-plugins")}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
@@ -671,8 +683,9 @@ export async function startCluster(): Promise<Cluster> {
         mark = Date.now();
     };
 
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-node-"));
-    const createdVarLogContainers = !fs.existsSync("/var/log/containers");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-cluster-"));
+    const createdHostPaths = HOST_PATHS.filter((p) => !fs.existsSync(p));
+    const createdRunContainerd = !fs.existsSync("/run/containerd");
     const processes: [string, ChildProcess, string][] = [];
     let api: ApiServer | undefined;
     const folders = () => [dir, ...(api ? [api.dir] : [])];
@@ -711,13 +724,9 @@ export async function startCluster(): Promise<Cluster> {
         if (api) tryRun(tool("kube-proxy"), ["--cleanup"]);
         if (api) await api.stop();
         errors.push(...removeLeftovers(folders()));
-        if (createdVarLogContainers) {
-            try {
-                fs.rmdirSync("/var/log/containers");
-            } catch {
-                // not empty: leftovers() does not look there, the check below does
-            }
-        }
+        for (const p of createdHostPaths) fs.rmSync(p, { recursive: true, force: true });
+        // Every containerd 1.6 shim puts its socket in /run/containerd/s, dockerd's too: only removed when empty.
+        if (createdRunContainerd) for (const d of ["/run/containerd/s", "/run/containerd"]) tryRun("rmdir", [d]);
         if (errors.length) throw new Error(`stopping the node:\n${errors.join("\n")}`);
     };
 
@@ -775,6 +784,8 @@ export async function startCluster(): Promise<Cluster> {
             `--root-dir=${path.join(k, "root")}`,
             `--node-ip=${NODE_ADDRESS}`,
             `--hostname-override=${NODE_NAME}`,
+            // A flag only: the config file's field does not stop the kubelet making the default folder.
+            `--volume-plugin-dir=${path.join(k, "volume-plugins")}`,
             "--v=1",
         ]);
         start("kube-scheduler", [`--kubeconfig=${a.kubeconfig}`, "--leader-elect=false", "--secure-port=0", "--v=1"]);
@@ -856,7 +867,7 @@ spec:
         );
         step("CoreDNS available, storage provisioner started");
         timings["cluster start, total"] = (Date.now() - t0) / 1000;
-        return { api: a, kubeconfig: a.kubeconfig, dir, timings, kubectl, logs, stop };
+        return { api: a, kubeconfig: a.kubeconfig, dir, createdHostPaths, timings, kubectl, logs, stop };
     } catch (e) {
         try {
             await stop();
