@@ -33,7 +33,7 @@ TOOLS=(kube-apiserver kube-controller-manager kubectl etcd helm pulumi pulumi-re
 KUBERNETES_CMDS=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
 # CoreDNS with the plugins the node's Corefile uses (tools/cluster.ts), not the 50-odd of the release build (cloud DNS
 # SDKs among them): a custom main, as CoreDNS documents; the list is part of the build folder's name.
-COREDNS_PLUGINS=(cache errors health kubernetes loadbalance log loop metrics ready reload)
+COREDNS_PLUGINS=(cache errors health kubernetes loadbalance log metrics ready reload)
 
 if [[ "${1:-}" == "--print" ]]; then
     for t in "${TOOLS[@]}"; do [[ -x "$BIN/$t" ]] || { echo "missing tool $t: run scripts/tools.sh" >&2; exit 1; }; done

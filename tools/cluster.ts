@@ -105,6 +105,23 @@ function linkExists(name: string): boolean {
     return fs.existsSync(`/sys/class/net/${name}`);
 }
 
+/**
+ * The kernel switches a node needs, as kubeadm's preflight checks them: bridged pod traffic through iptables (kube-proxy's
+ * rules for pod -> Service on one bridge) and IPv4 forwarding (the bridge plugin turns it on). dockerd sets both to 1;
+ * where this node turned one on, `stop()` turns it back off unless a dockerd runs by then.
+ */
+const SYSCTLS = ["net/bridge/bridge-nf-call-iptables", "net/ipv4/ip_forward"];
+
+function readSysctl(name: string): string | undefined {
+    const f = `/proc/sys/${name}`;
+    return fs.existsSync(f) ? fs.readFileSync(f, "utf8").trim() : undefined;
+}
+
+/** Whether a Docker engine runs on this machine (it sets the FORWARD policy and the switches above itself). */
+export function dockerdRuns(): boolean {
+    return spawnSync("pidof", ["dockerd"]).status === 0;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -485,7 +502,6 @@ data:
         }
         prometheus :9153
         cache 30
-        loop
         reload
         loadbalance
     }
@@ -686,6 +702,10 @@ export async function startCluster(): Promise<Cluster> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-cluster-"));
     const createdHostPaths = HOST_PATHS.filter((p) => !fs.existsSync(p));
     const createdRunContainerd = !fs.existsSync("/run/containerd");
+    const sysctlsBefore = new Map(SYSCTLS.map((n) => [n, readSysctl(n)]));
+    if (sysctlsBefore.get(SYSCTLS[0]) === undefined) {
+        throw new Error("no /proc/sys/net/bridge: load the br_netfilter module (modprobe br_netfilter)");
+    }
     const processes: [string, ChildProcess, string][] = [];
     let api: ApiServer | undefined;
     const folders = () => [dir, ...(api ? [api.dir] : [])];
@@ -727,10 +747,15 @@ export async function startCluster(): Promise<Cluster> {
         for (const p of createdHostPaths) fs.rmSync(p, { recursive: true, force: true });
         // Every containerd 1.6 shim puts its socket in /run/containerd/s, dockerd's too: only removed when empty.
         if (createdRunContainerd) for (const d of ["/run/containerd/s", "/run/containerd"]) tryRun("rmdir", [d]);
+        if (!dockerdRuns()) {
+            for (const [n, v] of sysctlsBefore)
+                if (v === "0" && readSysctl(n) !== "0") fs.writeFileSync(`/proc/sys/${n}`, "0");
+        }
         if (errors.length) throw new Error(`stopping the node:\n${errors.join("\n")}`);
     };
 
     try {
+        if (readSysctl(SYSCTLS[0]) !== "1") fs.writeFileSync(`/proc/sys/${SYSCTLS[0]}`, "1");
         // The node's address and the Service range's route, both on a bridge with no ports.
         run("ip", ["link", "add", NODE_LINK, "type", "bridge"]);
         run("ip", ["addr", "add", `${NODE_ADDRESS}/32`, "dev", NODE_LINK]);

@@ -13,8 +13,17 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
-import { Cluster, CLUSTER_DOMAIN, leftovers, NODE_NAME, PROBE_IMAGE, startCluster } from "../../tools/cluster";
+import {
+    Cluster,
+    CLUSTER_DOMAIN,
+    dockerdRuns,
+    leftovers,
+    NODE_NAME,
+    PROBE_IMAGE,
+    startCluster,
+} from "../../tools/cluster";
 import { ROOT } from "../../tools/harness";
+import { TOOLS_BIN } from "../../tools/stacks";
 
 const RESULTS = path.join(ROOT, "out", "cluster");
 const FIGURES = path.join(ROOT, "bench", "results", "cluster-node.md");
@@ -34,10 +43,6 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 function forwardPolicy(): string {
     const first = spawnSync("iptables", ["-w", "-S", "FORWARD"], { encoding: "utf8" }).stdout.split("\n")[0];
     return first.replace("-P FORWARD ", "");
-}
-
-function dockerdRuns(): boolean {
-    return spawnSync("pidof", ["dockerd"]).status === 0;
 }
 
 async function get(urlPath: string): Promise<any> {
@@ -221,6 +226,13 @@ afterAll(async () => {
             spawnSync("iptables", ["-w", "-P", "FORWARD", "ACCEPT"]);
         }
         figures.push(["whole tier", seconds(Date.now() - t0)]);
+        // The node's tools as scripts/tools.sh last built them (each build folder keeps its build's seconds).
+        for (const t of ["kubelet", "coredns", "local-path-provisioner", "fx-probe"]) {
+            const folder = path.dirname(path.dirname(fs.realpathSync(path.join(TOOLS_BIN, t))));
+            const file = path.join(folder, "build-seconds");
+            const built = fs.existsSync(file) ? `${fs.readFileSync(file, "utf8").trim()} s` : "not recorded";
+            figures.push([`scripts/tools.sh build of ${path.basename(folder)} (with the Go caches it found)`, built]);
+        }
         const lines = [
             "# The node tier (test/tiers/cluster.test.ts)",
             "",
