@@ -50,6 +50,7 @@ const CNI_BIN = "/usr/lib/cni";
  * Folders of this machine the kubelet and CNI make whatever they are told (the device-plugin socket folder, libcni's
  * cache, the container log links): `stop()` removes each one this node made (`Cluster.createdHostPaths`).
  */
+const CREATED_HOST_PATHS = "created-host-paths.json";
 export const HOST_PATHS = [
     "/var/lib/kubelet",
     "/var/lib/cni",
@@ -327,6 +328,11 @@ export function removeLeftovers(folders: string[]): string[] {
         if (f.startsWith(CNI_NETWORK + "-")) fs.rmSync(path.join("/var/lib/cni/results", f), { force: true });
     }
     for (const l of containerLogLinks(folders)) fs.rmSync(l, { force: true });
+    for (const d of folders) {
+        const f = path.join(d, CREATED_HOST_PATHS);
+        if (fs.existsSync(f))
+            for (const p of JSON.parse(fs.readFileSync(f, "utf8"))) fs.rmSync(p, { recursive: true, force: true });
+    }
     for (const d of folders) {
         if (mountsUnder([d]).length === 0) fs.rmSync(d, { recursive: true, force: true });
     }
@@ -701,6 +707,8 @@ export async function startCluster(): Promise<Cluster> {
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-cluster-"));
     const createdHostPaths = HOST_PATHS.filter((p) => !fs.existsSync(p));
+    // Kept in the node's folder, so that removeLeftovers (a --clean after a killed run) knows them too.
+    fs.writeFileSync(path.join(dir, CREATED_HOST_PATHS), JSON.stringify(createdHostPaths));
     const createdRunContainerd = !fs.existsSync("/run/containerd");
     const sysctlsBefore = new Map(SYSCTLS.map((n) => [n, readSysctl(n)]));
     if (sysctlsBefore.get(SYSCTLS[0]) === undefined) {
@@ -744,7 +752,6 @@ export async function startCluster(): Promise<Cluster> {
         if (api) tryRun(tool("kube-proxy"), ["--cleanup"]);
         if (api) await api.stop();
         errors.push(...removeLeftovers(folders()));
-        for (const p of createdHostPaths) fs.rmSync(p, { recursive: true, force: true });
         // Every containerd 1.6 shim puts its socket in /run/containerd/s, dockerd's too: only removed when empty.
         if (createdRunContainerd) for (const d of ["/run/containerd/s", "/run/containerd"]) tryRun("rmdir", [d]);
         if (!dockerdRuns()) {
