@@ -12,6 +12,7 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
+import * as https from "https";
 import * as path from "path";
 import {
     Cluster,
@@ -116,9 +117,10 @@ function exec(pod: string, args: string[]): string {
     return cluster!.kubectl(["exec", "-n", NS, pod, "--", "/fx-probe", ...args]);
 }
 
-function hostGet(url: string): Promise<string> {
+/** GET from this machine; an https URL is verified against `ca`. */
+function hostGet(url: string, ca?: Buffer): Promise<string> {
     return new Promise((resolve, reject) => {
-        const req = http.get(url, { timeout: 10_000 }, (res) => {
+        const req = (url.startsWith("https:") ? https : http).get(url, { timeout: 10_000, ca }, (res) => {
             let body = "";
             res.on("data", (c) => (body += c));
             res.on("end", () =>
@@ -261,6 +263,17 @@ test("the node is Ready at its own non-loopback address, with kubelet v1.34.4", 
         expect(ep.subsets[0].addresses).toEqual([{ ip: "10.250.0.1" }]);
         const svc = await get("/api/v1/namespaces/default/services/kubernetes");
         expect(svc.spec.clusterIP).toBe("10.96.0.1");
+        // This machine reaches the server through the Service address too, and its certificate names that address.
+        expect(await hostGet("https://10.96.0.1/readyz", fs.readFileSync(path.join(cluster!.api.dir, "ca.crt")))).toBe(
+            "ok",
+        );
+        // The whole Service range goes into the node's port-less bridge, never to the default route.
+        for (const ip of ["10.96.0.1", "10.100.7.7", "10.111.255.254"]) {
+            expect(spawnSync("ip", ["route", "get", ip], { encoding: "utf8" }).stdout).toMatch(/ dev fxnode0 /);
+        }
+        expect(spawnSync("ip", ["route", "get", "10.112.0.1"], { encoding: "utf8" }).stdout).not.toMatch(
+            / dev fxnode0 /,
+        );
     });
 });
 
@@ -306,6 +319,10 @@ test("CoreDNS resolves Services for pods (<svc>.<ns>.svc.cluster.local, short na
         expect(exec(a.name, ["lookup", "fx-probe"]).trim()).toBe(svc.spec.clusterIP);
         expect(exec(a.name, ["lookup", "kubernetes.default"]).trim()).toBe("10.96.0.1");
         expect(exec(a.name, ["lookup", "kube-dns.kube-system.svc.cluster.local"]).trim()).toBe("10.96.0.10");
+        // A pod reaches the API server as kubernetes.default (10.96.0.1 -> the node's address), its certificate
+        // verified against the CA the pod is given (kube-root-ca.crt, published by kube-controller-manager).
+        const ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+        expect(exec(a.name, ["get", "https://kubernetes.default.svc/readyz", "10", ca])).toBe("ok");
         expect(() => exec(a.name, ["lookup", `nothing-here.${NS}.svc.cluster.local`])).toThrow(/no such host/);
     });
 });

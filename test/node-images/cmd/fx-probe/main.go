@@ -2,13 +2,16 @@
 // program that serves HTTP and, run through `kubectl exec`, acts as the client a pod would be.
 //
 //	fx-probe serve [-addr :8080]          GET /healthz: ok; GET /: "fx-probe <hostname>"
-//	fx-probe get <url> [seconds]          prints the body of a 200 answer, exits 1 otherwise
+//	fx-probe get <url> [seconds] [ca]     prints the body of a 200 answer, exits 1 otherwise; https is verified
+//	                                      against the CA file given (the system's roots without one)
 //	fx-probe lookup <name>                prints the name's addresses (the pod's resolv.conf, as a libc client)
 //	fx-probe write <file> <text>          writes text to the file and reads it back
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -65,7 +68,7 @@ func serve(args []string) {
 
 func get(args []string) {
 	if len(args) < 1 {
-		fail("usage: fx-probe get <url> [seconds]")
+		fail("usage: fx-probe get <url> [seconds] [ca]")
 	}
 	timeout := 10 * time.Second
 	if len(args) > 1 {
@@ -76,6 +79,17 @@ func get(args []string) {
 		timeout = time.Duration(s) * time.Second
 	}
 	client := &http.Client{Timeout: timeout}
+	if len(args) > 2 {
+		pem, err := os.ReadFile(args[2])
+		if err != nil {
+			fail("ca: %v", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			fail("ca: no certificate in %s", args[2])
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	}
 	res, err := client.Get(args[0])
 	if err != nil {
 		fail("%v", err)
