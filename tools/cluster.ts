@@ -614,43 +614,42 @@ reclaimPolicy: Delete
 
 /** Builds the four stand-in images and imports them into the node's containerd (namespace k8s.io, unpacked). */
 function importImages(dir: string, ctr: (args: string[]) => string): void {
-    const from = (what: string) => ({ [STANDIN]: `STAND-IN built by tools/cluster.ts: ${what}` });
+    // One static program each, at the image's root, run as `user`; the label says what it stands in for.
+    const image = (ref: string, program: string, name: string, user: string, what: string) => ({
+        ref,
+        files: [{ src: tool(program), dest: `/${name}`, mode: 0o755 }],
+        entrypoint: [`/${name}`],
+        user,
+        labels: { [STANDIN]: `STAND-IN built by tools/cluster.ts: ${what}` },
+    });
     const images = [
-        {
-            ref: PAUSE_IMAGE,
-            files: [{ src: tool("fx-pause"), dest: "/pause", mode: 0o755 }],
-            entrypoint: ["/pause"],
-            user: "65535:65535",
-            labels: from("test/node-images/cmd/fx-pause, not Kubernetes' pause"),
-        },
-        {
-            ref: COREDNS_IMAGE,
-            files: [{ src: tool("coredns"), dest: "/coredns", mode: 0o755 }],
-            entrypoint: ["/coredns"],
-            user: "65532:65532",
-            labels: from(
-                "CoreDNS v1.12.1 from its Go module with the plugins of the node's Corefile (scripts/tools.sh)",
-            ),
-        },
-        {
-            ref: PROBE_IMAGE,
-            files: [{ src: tool("fx-probe"), dest: "/fx-probe", mode: 0o755 }],
-            entrypoint: ["/fx-probe"],
-            user: "65532:65532",
-            labels: from("test/node-images/cmd/fx-probe, the node tier's workload"),
-        },
-        {
-            ref: VOLUME_HELPER_IMAGE,
-            files: [{ src: tool("fx-volume-helper"), dest: "/fx-volume-helper", mode: 0o755 }],
-            entrypoint: ["/fx-volume-helper"],
-            user: "0:0",
-            labels: from("test/node-images/cmd/fx-volume-helper, for local-path-provisioner's busybox helper"),
-        },
+        image(PAUSE_IMAGE, "fx-pause", "pause", "65535:65535", "test/node-images/cmd/fx-pause, not Kubernetes' pause"),
+        image(
+            COREDNS_IMAGE,
+            "coredns",
+            "coredns",
+            "65532:65532",
+            "CoreDNS v1.12.1 from its Go module with the plugins of the node's Corefile (scripts/tools.sh)",
+        ),
+        image(
+            PROBE_IMAGE,
+            "fx-probe",
+            "fx-probe",
+            "65532:65532",
+            "test/node-images/cmd/fx-probe, the node tier's workload",
+        ),
+        image(
+            VOLUME_HELPER_IMAGE,
+            "fx-volume-helper",
+            "fx-volume-helper",
+            "0:0",
+            "test/node-images/cmd/fx-volume-helper, for local-path-provisioner's busybox helper",
+        ),
     ];
-    for (const image of images) {
-        const archive = path.join(dir, "images", `${image.ref.replace(/[^a-z0-9.-]+/gi, "_")}.tar`);
+    for (const spec of images) {
+        const archive = path.join(dir, "images", `${spec.ref.replace(/[^a-z0-9.-]+/gi, "_")}.tar`);
         fs.mkdirSync(path.dirname(archive), { recursive: true });
-        writeOciArchive(image, archive);
+        writeOciArchive(spec, archive);
         ctr(["-n", "k8s.io", "images", "import", "--platform", "linux/amd64", archive]);
     }
 }
