@@ -46,11 +46,13 @@ export const DNS_SERVICE_IP = "10.96.0.10";
 export const CLUSTER_DOMAIN = "cluster.local";
 export const DEFAULT_STORAGE_CLASS = "standard";
 const CNI_BIN = "/usr/lib/cni";
-/**
- * Folders of this machine the kubelet and CNI make whatever they are told (the device-plugin socket folder, libcni's
- * cache, the container log links): `stop()` removes each one this node made (`Cluster.createdHostPaths`).
- */
+/** Where a node's folder lists the HOST_PATHS it made, for `stop()` and for a --clean after a killed run. */
 const CREATED_HOST_PATHS = "created-host-paths.json";
+/**
+ * Folders of this machine the kubelet, kube-controller-manager and CNI make whatever they are told (the device-plugin
+ * socket folder, the flex-volume folder, libcni's cache, the container log links): `stop()` removes each one this node
+ * made (`Cluster.createdHostPaths`).
+ */
 export const HOST_PATHS = [
     "/var/lib/kubelet",
     "/var/lib/cni",
@@ -654,8 +656,11 @@ function importImages(dir: string, ctr: (args: string[]) => string): void {
     }
 }
 
-/** Polls `check` each second until it gives a value; `abort` (outside the retry) throws to give up at once. */
-async function waitFor<T>(
+/**
+ * Polls `check` each second until it gives a value; a throw is retried and its message kept for the timeout's,
+ * followed by `logs()`; `abort` (outside the retry) throws to give up at once.
+ */
+export async function waitFor<T>(
     what: string,
     timeoutSeconds: number,
     check: () => Promise<T | undefined>,

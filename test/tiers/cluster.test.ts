@@ -22,6 +22,7 @@ import {
     NODE_NAME,
     PROBE_IMAGE,
     startCluster,
+    waitFor,
 } from "../../tools/cluster";
 import { ROOT } from "../../tools/harness";
 import { TOOLS_BIN } from "../../tools/stacks";
@@ -52,24 +53,9 @@ async function get(urlPath: string): Promise<any> {
     return r.body;
 }
 
-async function waitUntil<T>(
-    what: string,
-    check: () => Promise<T | undefined>,
-    timeout = POD_TIMEOUT_SECONDS,
-): Promise<T> {
-    const deadline = Date.now() + timeout * 1000;
-    let last = "";
-    for (;;) {
-        try {
-            const v = await check();
-            if (v !== undefined) return v;
-        } catch (e) {
-            last = (e as Error).message;
-        }
-        if (Date.now() > deadline) throw new Error(`${what}: not after ${timeout} s ${last}`);
-        await new Promise((r) => setTimeout(r, 1000));
-    }
-}
+/** Waits for `check` (the failure's diagnostics come from withDiagnostics). */
+const waitUntil = <T>(what: string, check: () => Promise<T | undefined>, timeout = POD_TIMEOUT_SECONDS) =>
+    waitFor(what, timeout, check, () => "");
 
 /** The namespace's events, each pod's last log lines, the node's components' logs. */
 function diagnostics(): string {
