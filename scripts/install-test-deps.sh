@@ -8,8 +8,11 @@ if command -v apt-get >/dev/null 2>&1; then
     # prometheus: promtool for scripts/check-monitoring.sh (Debian 12 ships 2.42); redis-server: the real Redis the
     # reference app's tests run against (scripts/test-python.sh starts it on a loopback port).
     apt-get install -y -qq --no-install-recommends shellcheck prometheus redis-server >/dev/null
-    # The cluster tier's node (tools/cluster.ts): containerd (with runc) and the CNI plugins in /usr/lib/cni.
-    apt-get install -y -qq --no-install-recommends containerd containernetworking-plugins >/dev/null
+    # The cluster tier's node (tools/cluster.ts): the CNI plugins in /usr/lib/cni, and containerd (with runc) where
+    # none is installed (a machine with Docker's own containerd package keeps it: the two conflict).
+    node_packages=(containernetworking-plugins)
+    command -v containerd >/dev/null || node_packages+=(containerd)
+    apt-get install -y -qq --no-install-recommends "${node_packages[@]}" >/dev/null
 fi
 
 # statsd_exporter, the release prometheus-statsd-exporter 0.15.0 runs, for the StatsD mapping check.

@@ -210,9 +210,11 @@ function kubepodsCgroups(): string[] {
         }
         found.push(d);
     };
-    for (const h of fs.existsSync("/sys/fs/cgroup") ? fs.readdirSync("/sys/fs/cgroup") : []) {
+    // cgroup v2 (one hierarchy at /sys/fs/cgroup) or v1 (one per controller below it)
+    const hierarchies = fs.existsSync("/sys/fs/cgroup") ? ["", ...fs.readdirSync("/sys/fs/cgroup")] : [];
+    for (const h of hierarchies) {
         const root = path.join("/sys/fs/cgroup", h, "kubepods");
-        if (fs.existsSync(root)) walk(root);
+        if (fs.existsSync(root) && fs.statSync(root).isDirectory()) walk(root);
     }
     return found;
 }
