@@ -14,6 +14,11 @@ if command -v apt-get >/dev/null 2>&1; then
     command -v dockerd >/dev/null 2>&1 || docker=(docker.io)
     apt-get install -y -qq --no-install-recommends shellcheck prometheus redis-server \
         docker-registry debootstrap "${docker[@]}" >/dev/null
+    # The cluster tier's node (tools/cluster.ts): the CNI plugins in /usr/lib/cni, and containerd (with runc) where
+    # none is installed (a machine with Docker's own containerd package keeps it: the two conflict).
+    node_packages=(containernetworking-plugins)
+    command -v containerd >/dev/null || node_packages+=(containerd)
+    apt-get install -y -qq --no-install-recommends "${node_packages[@]}" >/dev/null
 fi
 
 # statsd_exporter, the release prometheus-statsd-exporter 0.15.0 runs, for the StatsD mapping check.

@@ -64,6 +64,9 @@ npm run --silent test:engine
 step "Images for real: pulumi up of dev builds and pushes every image on a Docker engine, then destroy (npm run test:images)"
 npm run --silent test:images
 
+step "Real node: pods, Services, DNS and volumes on a single-node cluster, nothing left after (npm run test:cluster)"
+npm run --silent test:cluster
+
 step "Reference app: pytest per image in venvs built from app/requirements (scripts/test-python.sh)"
 bash scripts/test-python.sh
 

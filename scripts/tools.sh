@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real engines the test tiers run (kube-apiserver, kube-controller-manager, etcd, kubectl, helm, the Pulumi
-# CLI, the Pulumi Kubernetes provider, actionlint) from the Go module proxy into
+# CLI, the Pulumi Kubernetes provider, actionlint; for the node tier kubelet, kube-scheduler, kube-proxy, CoreDNS,
+# local-path-provisioner and the node's stand-in images' programs) from the Go module proxy into
 # $HOME/.cache/fx-ml-tools/<tool>-<version>/ and links each into $HOME/.cache/fx-ml-tools/bin (printed at the end; put
 # it first on PATH). A tool whose folder exists is not rebuilt, so a warm run takes seconds. Versions and the reasons
 # for them: docs/decisions.md ("Real engines from Go modules").
@@ -21,12 +22,18 @@ PULUMI_K8S_SDK_V4_VERSION=v4.24.0  # its go.mod points sdk/v4 at a local folder;
 PULUMI_K8S_SDK_V3_VERSION=v3.215.0 # the pulumi sdk/v3 its go.mod asks for (a newer sdk/v4 would pull a newer one)
 PULUMI_K8S_PLUGIN_VERSION=$(node -p 'require("./package.json").dependencies["@pulumi/kubernetes"]')
 ACTIONLINT_VERSION=v1.7.12
+COREDNS_VERSION=v1.12.1             # the CoreDNS kubeadm v1.34 deploys
+LOCAL_PATH_PROVISIONER_VERSION=v0.0.30 # kind's default StorageClass provisioner; the newest version the proxy serves
 
 CACHE="${FX_TOOLS_CACHE:-$HOME/.cache/fx-ml-tools}"
 BIN="$CACHE/bin"
-TOOLS=(kube-apiserver kube-controller-manager kubectl etcd helm pulumi pulumi-resource-kubernetes actionlint)
+TOOLS=(kube-apiserver kube-controller-manager kubectl etcd helm pulumi pulumi-resource-kubernetes actionlint
+    kubelet kube-scheduler kube-proxy coredns local-path-provisioner fx-pause fx-probe fx-volume-helper)
 # The commands built from k8s.io/kubernetes; their list is part of that build folder's name, so adding one rebuilds it.
-KUBERNETES_CMDS=(kube-apiserver kube-controller-manager kubectl)
+KUBERNETES_CMDS=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
+# CoreDNS with the plugins the node's Corefile uses (tools/cluster.ts), not the 50-odd of the release build (cloud DNS
+# SDKs among them): a custom main, as CoreDNS documents; the list is part of the build folder's name.
+COREDNS_PLUGINS=(cache errors health kubernetes loadbalance log metrics ready reload)
 
 if [[ "${1:-}" == "--print" ]]; then
     for t in "${TOOLS[@]}"; do [[ -x "$BIN/$t" ]] || { echo "missing tool $t: run scripts/tools.sh" >&2; exit 1; }; done
@@ -50,6 +57,7 @@ build() {
         touch "$dir/.done"
         t=$(($(date +%s) - t0))
         timings+=("$(basename "$dir"): ${t}s")
+        echo "$t" >"$dir/build-seconds" # read by the node tier's figures (test/tiers/cluster.test.ts)
     fi
     ln -sf "$dir"/bin/* "$BIN/"
 }
@@ -132,11 +140,39 @@ build_actionlint() {
     GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 }
 
+# CoreDNS's own main (coremain.Run) over the chosen plugins; its full directive list still orders them.
+build_coredns() {
+    local dir="$1"
+    wrapper "$dir"
+    {
+        printf 'package main\n\nimport (\n\t"github.com/coredns/coredns/coremain"\n'
+        printf '\t_ "github.com/coredns/coredns/plugin/%s"\n' "${COREDNS_PLUGINS[@]}"
+        printf ')\n\nfunc main() { coremain.Run() }\n'
+    } >"$dir/src/main.go"
+    (cd "$dir/src" && go mod edit -require "github.com/coredns/coredns@$COREDNS_VERSION" &&
+        go build -trimpath -ldflags "-s -w" -o "$dir/bin/coredns" .)
+}
+
+build_local_path_provisioner() {
+    local dir="$1"
+    GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w -X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" \
+        "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION"
+}
+
+# The project's own programs for the node's stand-in images (test/node-images: standard library only).
+build_node_images() {
+    local dir="$1"
+    (cd test/node-images && go build -trimpath -ldflags "-s -w" -o "$dir/bin/" ./cmd/...)
+}
+
 build "$CACHE/kubernetes-$KUBERNETES_VERSION-$(printf '%s\n' "${KUBERNETES_CMDS[@]}" | cksum | cut -c1-8)" build_kubernetes
 build "$CACHE/etcd-$ETCD_VERSION" build_etcd
 build "$CACHE/helm-$HELM_VERSION" build_helm
 build "$CACHE/actionlint-$ACTIONLINT_VERSION" build_actionlint
 build "$CACHE/pulumi-$PULUMI_VERSION" build_pulumi
+build "$CACHE/coredns-$COREDNS_VERSION-$(printf '%s\n' "${COREDNS_PLUGINS[@]}" | cksum | cut -c1-8)" build_coredns
+build "$CACHE/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION" build_local_path_provisioner
+build "$CACHE/node-images-$(cat test/node-images/go.mod test/node-images/cmd/*/*.go | sha256sum | cut -c1-12)" build_node_images
 K8S_PLUGIN_DIR="$CACHE/pulumi-kubernetes-$PULUMI_K8S_PLUGIN_VERSION-${PULUMI_K8S_MODULE_VERSION##*-}"
 build "$K8S_PLUGIN_DIR" build_pulumi_kubernetes
 # The version the plugin was built as, beside its binary: tools/plugins.ts installs it under this version and refuses

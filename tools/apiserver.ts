@@ -3,7 +3,9 @@
  * with free ports, a throwaway CA and serving certificate, a service-account key pair, a static admin token and the
  * default admission plugins (Pod Security among them). No scheduler or kubelet runs: objects are stored and admitted,
  * never reconciled; only the kube-controller-manager controllers a caller names run (`controllers`), e.g. those that
- * finish deletions. `stop()` ends every process by PID; a process exit does too.
+ * finish deletions. `stop()` ends every process by PID; a process exit does too. A node (tools/cluster.ts) starts it
+ * with `advertiseAddress`: it then listens on and advertises that address of this machine, which the certificate
+ * names beside the `kubernetes` Service's IP, so pods reach it through `kubernetes.default`.
  */
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as crypto from "crypto";
@@ -22,7 +24,7 @@ export interface ApiResponse {
 }
 
 export interface ApiServer {
-    /** https://127.0.0.1:<port> */
+    /** https://127.0.0.1:<port>, or the advertised address (`advertiseAddress`) */
     url: string;
     /** A kubeconfig file for kubectl, helm and the Pulumi Kubernetes provider; its context is `context`. */
     kubeconfig: string;
@@ -34,6 +36,10 @@ export interface ApiServer {
     logs(lines?: number): string;
     stop(): Promise<void>;
 }
+
+/** The Service range (kubeadm's default) and the `kubernetes` Service's address in it, which pods dial. */
+export const SERVICE_CIDR = "10.96.0.0/12";
+export const KUBERNETES_SERVICE_IP = "10.96.0.1";
 
 /** Seconds to wait for /readyz: generous, for a busy 2-core machine. */
 const READY_TIMEOUT_SECONDS = 180;
@@ -50,9 +56,15 @@ export interface StartOptions {
      * at once, never dialling a cluster address off this machine.
      */
     endpointRouting?: boolean;
+    /**
+     * A non-loopback address of this machine to listen on and advertise (the `kubernetes` Service's endpoint), for a
+     * node whose pods call the server; also issues the client certificate the server presents to the kubelet
+     * (`kubelet-client.crt`) and checks the kubelet's serving certificate against the CA. Default: 127.0.0.1 only.
+     */
+    advertiseAddress?: string;
 }
 
-function tool(name: string): string {
+export function tool(name: string): string {
     const p = path.join(TOOLS_BIN, name);
     if (!fs.existsSync(p)) throw new Error(`${name} not found in ${TOOLS_BIN}: run scripts/tools.sh first`);
     return p;
@@ -73,8 +85,23 @@ function openssl(cwd: string, ...args: string[]): void {
     execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
 }
 
-/** CA, a serving certificate for 127.0.0.1/localhost signed by it, and the service-account signing key pair. */
-function makeCertificates(dir: string): void {
+/**
+ * `<name>.key` and `<name>.crt` in `dir`, signed by the CA there (`ca.crt`, `ca.key`), valid 2 days: `subject` as
+ * openssl writes it (`/O=group/CN=user`), `extensions` the x509v3 lines (subjectAltName, extendedKeyUsage).
+ */
+export function issueCertificate(dir: string, name: string, subject: string, extensions: string[]): void {
+    openssl(dir, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${name}.key`);
+    openssl(dir, "req", "-new", "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`);
+    fs.writeFileSync(path.join(dir, `${name}.ext`), extensions.join("\n") + "\n");
+    openssl(dir, "x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.crt`); // prettier-ignore
+}
+
+/**
+ * CA, a serving certificate signed by it for loopback, `advertiseAddress` when given and the names and address of the
+ * `kubernetes` Service, and the service-account signing key pair.
+ */
+function makeCertificates(dir: string, advertiseAddress?: string): void {
     openssl(dir, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key");
     openssl(
         dir,
@@ -90,14 +117,26 @@ function makeCertificates(dir: string): void {
         "-out",
         "ca.crt",
     );
-    openssl(dir, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.key");
-    openssl(dir, "req", "-new", "-key", "server.key", "-subj", "/CN=kube-apiserver", "-out", "server.csr");
-    fs.writeFileSync(
-        path.join(dir, "server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n",
-    );
-    openssl(dir, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-extfile", "server.ext", "-out", "server.crt"); // prettier-ignore
+    const names = [
+        "IP:127.0.0.1",
+        ...(advertiseAddress ? [`IP:${advertiseAddress}`] : []),
+        `IP:${KUBERNETES_SERVICE_IP}`,
+        "DNS:localhost",
+        "DNS:kubernetes",
+        "DNS:kubernetes.default",
+        "DNS:kubernetes.default.svc",
+        "DNS:kubernetes.default.svc.cluster.local",
+    ];
+    issueCertificate(dir, "server", "/CN=kube-apiserver", [
+        `subjectAltName=${names.join(",")}`,
+        "extendedKeyUsage=serverAuth",
+    ]);
+    if (advertiseAddress) {
+        // What the server presents to the kubelet for logs and exec; the kubelet asks the server to authorize it.
+        issueCertificate(dir, "kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", [
+            "extendedKeyUsage=clientAuth",
+        ]);
+    }
     openssl(dir, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key");
     openssl(dir, "pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub");
 }
@@ -183,7 +222,8 @@ export async function stopProcess(child: ChildProcess, graceSeconds = 0): Promis
 /** Starts etcd and kube-apiserver and waits until /readyz answers 200. */
 export async function startApiServer(options: StartOptions = {}): Promise<ApiServer> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-apiserver-"));
-    makeCertificates(dir);
+    const address = options.advertiseAddress ?? "127.0.0.1";
+    makeCertificates(dir, options.advertiseAddress);
     const token = crypto.randomBytes(24).toString("hex");
     fs.writeFileSync(path.join(dir, "tokens.csv"), `${token},fx-test-admin,fx-test-admin,"system:masters"\n`);
     const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
@@ -209,8 +249,8 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
         tool("kube-apiserver"),
         [
             `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            `--bind-address=${address}`,
+            `--advertise-address=${address}`,
             `--secure-port=${apiPort}`,
             `--cert-dir=${dir}`,
             `--tls-cert-file=${path.join(dir, "server.crt")}`,
@@ -222,15 +262,23 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
             `--service-account-key-file=${path.join(dir, "sa.pub")}`,
             `--service-account-signing-key-file=${path.join(dir, "sa.key")}`,
             "--service-account-issuer=https://kubernetes.default.svc",
-            "--service-cluster-ip-range=10.96.0.0/16",
+            `--service-cluster-ip-range=${SERVICE_CIDR}`,
             // The default plugin set (PodSecurity, NamespaceLifecycle, ServiceAccount, ... ) is left as shipped.
             "--v=0",
             ...(options.endpointRouting ? ["--enable-aggregator-routing=true"] : []),
+            ...(options.advertiseAddress
+                ? [
+                      `--kubelet-client-certificate=${path.join(dir, "kubelet-client.crt")}`,
+                      `--kubelet-client-key=${path.join(dir, "kubelet-client.key")}`,
+                      `--kubelet-certificate-authority=${path.join(dir, "ca.crt")}`,
+                      "--kubelet-preferred-address-types=InternalIP",
+                  ]
+                : []),
         ],
         apiLog,
     );
 
-    const url = `https://127.0.0.1:${apiPort}`;
+    const url = `https://${address}:${apiPort}`;
     const ca = fs.readFileSync(path.join(dir, "ca.crt"));
     const context = "fx-test";
     const kubeconfig = path.join(dir, "kubeconfig");
@@ -353,6 +401,12 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
                 "--secure-port=0",
                 "--use-service-account-credentials=false",
                 "--v=1",
+                // For the controllers that need them (all default ones on a node): the CA pods trust
+                // (kube-root-ca.crt), the key of legacy service-account tokens, the CSR signer.
+                `--root-ca-file=${path.join(dir, "ca.crt")}`,
+                `--service-account-private-key-file=${path.join(dir, "sa.key")}`,
+                `--cluster-signing-cert-file=${path.join(dir, "ca.crt")}`,
+                `--cluster-signing-key-file=${path.join(dir, "ca.key")}`,
             ],
             kcmLog,
         );

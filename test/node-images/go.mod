@@ -1,0 +1,3 @@
+module fx-ml-pipeline/node-images
+
+go 1.24

@@ -1,0 +1,389 @@
+/**
+ * The node tier (`npm run test:cluster`): a real single-node cluster (tools/cluster.ts: control plane, kubelet on its
+ * own containerd, CNI bridge, kube-proxy, CoreDNS, local-path-provisioner) runs real pods. Asserted: the node Ready
+ * at its address; a Deployment of the probe workload (a STAND-IN image built here, test/node-images/cmd/fx-probe)
+ * whose pods pass their readiness probe under Pod Security `restricted` and answer through their Service's ClusterIP
+ * from this machine, from another pod (pod -> Service, by ClusterIP and by DNS name) and pod -> pod, with the iptables
+ * FORWARD policy at DROP, as dockerd sets it; names resolved by CoreDNS from a pod; a PVC bound by the default
+ * StorageClass, written by a pod, its folder created on the node and removed with the claim; after `stop()`, nothing
+ * of the node left (tools/cluster.ts leftovers()). A failure prints the namespace's events, the pods' last log lines
+ * and the components' logs. Timings go to out/cluster/ and the figures to bench/results/cluster-node.md.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as https from "https";
+import * as path from "path";
+import {
+    Cluster,
+    CLUSTER_DOMAIN,
+    dockerdRuns,
+    leftovers,
+    NODE_NAME,
+    PROBE_IMAGE,
+    startCluster,
+    waitFor,
+} from "../../tools/cluster";
+import { ROOT } from "../../tools/harness";
+import { TOOLS_BIN } from "../../tools/stacks";
+
+const RESULTS = path.join(ROOT, "out", "cluster");
+const FIGURES = path.join(ROOT, "bench", "results", "cluster-node.md");
+const NS = "fx-node-test";
+/** Generous, for a busy 2-core machine. */
+const POD_TIMEOUT_SECONDS = 240;
+
+let cluster: Cluster | undefined;
+let folders: string[] = [];
+const figures: [string, string][] = [];
+const t0 = Date.now();
+/** The FORWARD policy this tier found, restored at the end unless dockerd (which sets DROP) runs by then. */
+let forwardPolicyBefore: string | undefined;
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+function forwardPolicy(): string {
+    const first = spawnSync("iptables", ["-w", "-S", "FORWARD"], { encoding: "utf8" }).stdout.split("\n")[0];
+    return first.replace("-P FORWARD ", "");
+}
+
+async function get(urlPath: string): Promise<any> {
+    const r = await cluster!.api.request("GET", urlPath);
+    if (r.status !== 200) throw new Error(`GET ${urlPath}: HTTP ${r.status}: ${JSON.stringify(r.body)}`);
+    return r.body;
+}
+
+/** Waits for `check` (the failure's diagnostics come from withDiagnostics). */
+const waitUntil = <T>(what: string, check: () => Promise<T | undefined>, timeout = POD_TIMEOUT_SECONDS) =>
+    waitFor(what, timeout, check, () => "");
+
+/** The namespace's events, each pod's last log lines, the node's components' logs. */
+function diagnostics(): string {
+    if (!cluster) return "(no cluster)";
+    const k = (args: string[]) => {
+        try {
+            return cluster!.kubectl(args);
+        } catch (e) {
+            return (e as Error).message;
+        }
+    };
+    const out = [
+        `--- events (${NS}, kube-system, local-path-storage) ---`,
+        ...[NS, "kube-system", "local-path-storage"].map((n) =>
+            k(["get", "events", "-n", n, "--sort-by=.lastTimestamp"]),
+        ),
+        "--- pods ---",
+        k(["get", "pods", "-A", "-o", "wide"]),
+    ];
+    const pods = k([
+        "get",
+        "pods",
+        "-A",
+        "-o",
+        'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{"\\n"}{end}',
+    ]);
+    for (const p of pods.split("\n").filter((l) => l.includes("/"))) {
+        const [ns, name] = p.split("/");
+        out.push(`--- logs ${p} ---`, k(["logs", "-n", ns, name, "--all-containers", "--tail=20"]));
+    }
+    out.push(cluster.logs(30));
+    return out.join("\n");
+}
+
+/** Runs `body`; a failure carries the diagnostics. */
+async function withDiagnostics(body: () => Promise<void>): Promise<void> {
+    try {
+        await body();
+    } catch (e) {
+        throw new Error(`${(e as Error).message}\n${diagnostics()}`);
+    }
+}
+
+function exec(pod: string, args: string[]): string {
+    return cluster!.kubectl(["exec", "-n", NS, pod, "--", "/fx-probe", ...args]);
+}
+
+/** GET from this machine; an https URL is verified against `ca`. */
+function hostGet(url: string, ca?: Buffer): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const req = (url.startsWith("https:") ? https : http).get(url, { timeout: 10_000, ca }, (res) => {
+            let body = "";
+            res.on("data", (c) => (body += c));
+            res.on("end", () =>
+                res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`)),
+            );
+        });
+        req.on("timeout", () => req.destroy(new Error(`${url}: no answer in 10 s`)));
+        req.on("error", reject);
+    });
+}
+
+const RESTRICTED_CONTAINER = {
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ["ALL"] },
+    readOnlyRootFilesystem: true,
+};
+const RESTRICTED_POD = {
+    runAsNonRoot: true,
+    runAsUser: 65532,
+    runAsGroup: 65532,
+    fsGroup: 65532,
+    seccompProfile: { type: "RuntimeDefault" },
+};
+
+function manifests(): object[] {
+    const labels = { app: "fx-probe" };
+    return [
+        {
+            apiVersion: "v1",
+            kind: "Namespace",
+            metadata: { name: NS, labels: { "pod-security.kubernetes.io/enforce": "restricted" } },
+        },
+        {
+            apiVersion: "apps/v1",
+            kind: "Deployment",
+            metadata: { name: "fx-probe", namespace: NS },
+            spec: {
+                replicas: 2,
+                selector: { matchLabels: labels },
+                template: {
+                    metadata: { labels },
+                    spec: {
+                        securityContext: RESTRICTED_POD,
+                        containers: [
+                            {
+                                name: "probe",
+                                image: PROBE_IMAGE,
+                                imagePullPolicy: "Never",
+                                args: ["serve", "-addr", ":8080"],
+                                ports: [{ name: "http", containerPort: 8080 }],
+                                readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 2 },
+                                resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
+                                securityContext: RESTRICTED_CONTAINER,
+                            },
+                        ],
+                    },
+                },
+            },
+        },
+        {
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: { name: "fx-probe", namespace: NS },
+            spec: { selector: labels, ports: [{ name: "http", port: 80, targetPort: "http" }] },
+        },
+    ];
+}
+
+function apply(objects: object[]): void {
+    cluster!.kubectl(["apply", "-f", "-"], objects.map((o) => JSON.stringify(o)).join("\n---\n"));
+}
+
+interface Pod {
+    name: string;
+    ip: string;
+}
+
+async function readyPods(): Promise<Pod[]> {
+    const list = await get(`/api/v1/namespaces/${NS}/pods?labelSelector=app%3Dfx-probe`);
+    return list.items
+        .filter((p: any) => p.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"))
+        .map((p: any) => ({ name: p.metadata.name, ip: p.status.podIP }));
+}
+
+beforeAll(async () => {
+    fs.mkdirSync(RESULTS, { recursive: true });
+    forwardPolicyBefore = forwardPolicy();
+    const start = Date.now();
+    cluster = await startCluster();
+    folders = [cluster.dir, cluster.api.dir];
+    figures.push(["node start (control plane to CoreDNS available)", seconds(Date.now() - start)]);
+    for (const [step, s] of Object.entries(cluster.timings)) figures.push([`  ${step}`, `${s.toFixed(1)} s`]);
+    fs.writeFileSync(path.join(RESULTS, "timings.json"), JSON.stringify(cluster.timings, null, 2) + "\n");
+}, 900_000);
+
+afterAll(async () => {
+    try {
+        if (cluster) {
+            const start = Date.now();
+            await cluster.stop();
+            figures.push(["stop (pods removed, every process ended, state removed)", seconds(Date.now() - start)]);
+        }
+    } finally {
+        if (forwardPolicyBefore === "ACCEPT" && forwardPolicy() === "DROP" && !dockerdRuns()) {
+            spawnSync("iptables", ["-w", "-P", "FORWARD", "ACCEPT"]);
+        }
+        figures.push(["whole tier", seconds(Date.now() - t0)]);
+        // The node's tools as scripts/tools.sh last built them (each build folder keeps its build's seconds).
+        for (const t of ["kubelet", "coredns", "local-path-provisioner", "fx-probe"]) {
+            const folder = path.dirname(path.dirname(fs.realpathSync(path.join(TOOLS_BIN, t))));
+            const file = path.join(folder, "build-seconds");
+            const built = fs.existsSync(file) ? `${fs.readFileSync(file, "utf8").trim()} s` : "not recorded";
+            figures.push([`scripts/tools.sh build of ${path.basename(folder)} (with the Go caches it found)`, built]);
+        }
+        const lines = [
+            "# The node tier (test/tiers/cluster.test.ts)",
+            "",
+            `Written by the test on ${new Date().toISOString()}; ${require("os").cpus().length} CPUs.`,
+            "",
+            "| what | time |",
+            "|---|---|",
+            ...figures.map(([what, t]) => `| ${what} | ${t} |`),
+            "",
+        ];
+        fs.mkdirSync(path.dirname(FIGURES), { recursive: true });
+        fs.writeFileSync(FIGURES, lines.join("\n"));
+        fs.writeFileSync(path.join(RESULTS, "figures.json"), JSON.stringify(figures, null, 2) + "\n");
+    }
+}, 600_000);
+
+test("the node is Ready at its own non-loopback address, with kubelet v1.34.4", async () => {
+    await withDiagnostics(async () => {
+        const node = await get(`/api/v1/nodes/${NODE_NAME}`);
+        expect(node.status.conditions.find((c: any) => c.type === "Ready").status).toBe("True");
+        expect(node.status.addresses).toContainEqual({ type: "InternalIP", address: "10.250.0.1" });
+        expect(node.status.nodeInfo.kubeletVersion).toBe("v1.34.4");
+        // The node's own containerd is this machine's (Debian's 1.6.20 here).
+        // `containerd --version`: "containerd github.com/containerd/containerd 1.6.20~ds1 <revision>"
+        const version = spawnSync("containerd", ["--version"], { encoding: "utf8" }).stdout.split(" ")[2];
+        const containerd = version.match(/^v?(\d+\.\d+\.\d+)/)![1];
+        expect(node.status.nodeInfo.containerRuntimeVersion).toBe(`containerd://${containerd}`);
+        // The kubernetes Service's endpoint is the advertised address (pods dial 10.96.0.1 and reach it).
+        const ep = await get("/api/v1/namespaces/default/endpoints/kubernetes");
+        expect(ep.subsets[0].addresses).toEqual([{ ip: "10.250.0.1" }]);
+        const svc = await get("/api/v1/namespaces/default/services/kubernetes");
+        expect(svc.spec.clusterIP).toBe("10.96.0.1");
+        // This machine reaches the server through the Service address too, and its certificate names that address.
+        expect(await hostGet("https://10.96.0.1/readyz", fs.readFileSync(path.join(cluster!.api.dir, "ca.crt")))).toBe(
+            "ok",
+        );
+        // The whole Service range goes into the node's port-less bridge, never to the default route.
+        for (const ip of ["10.96.0.1", "10.100.7.7", "10.111.255.254"]) {
+            expect(spawnSync("ip", ["route", "get", ip], { encoding: "utf8" }).stdout).toMatch(/ dev fxnode0 /);
+        }
+        expect(spawnSync("ip", ["route", "get", "10.112.0.1"], { encoding: "utf8" }).stdout).not.toMatch(
+            / dev fxnode0 /,
+        );
+    });
+});
+
+test("a Deployment's pods pass their readiness probe and answer via the Service from the host, from a pod and pod to pod, with FORWARD at DROP", async () => {
+    await withDiagnostics(async () => {
+        // dockerd sets the FORWARD policy to DROP; where it does not run, the tier sets it for these checks.
+        if (forwardPolicy() !== "DROP") spawnSync("iptables", ["-w", "-P", "FORWARD", "DROP"]);
+        expect(forwardPolicy()).toBe("DROP");
+        const start = Date.now();
+        apply(manifests());
+        const pods = await waitUntil("2 fx-probe pods Ready", async () => {
+            const ready = await readyPods();
+            return ready.length === 2 ? ready : undefined;
+        });
+        figures.push(["Deployment applied to 2 pods Ready (readiness probe passed)", seconds(Date.now() - start)]);
+        const svc = await get(`/api/v1/namespaces/${NS}/services/fx-probe`);
+        const clusterIP: string = svc.spec.clusterIP;
+        expect(clusterIP).toMatch(/^10\.(9[6-9]|10[0-9]|11[01])\./); // in 10.96.0.0/12
+        for (const p of pods) expect(p.ip).toMatch(/^10\.244\.0\.\d+$/);
+        const names = pods.map((p) => `fx-probe ${p.name}\n`);
+
+        // host -> ClusterIP (kube-proxy's DNAT), until the endpoints reach kube-proxy
+        const fromHost = await waitUntil("host -> ClusterIP", () => hostGet(`http://${clusterIP}/`));
+        expect(names).toContain(fromHost);
+        // pod -> Service by ClusterIP, and by its DNS name through CoreDNS
+        const [a, b] = pods;
+        expect(names).toContain(exec(a.name, ["get", `http://${clusterIP}/`]));
+        expect(names).toContain(exec(a.name, ["get", `http://fx-probe.${NS}.svc.${CLUSTER_DOMAIN}/`]));
+        // pod -> pod, both ways
+        expect(exec(a.name, ["get", `http://${b.ip}:8080/`])).toBe(`fx-probe ${b.name}\n`);
+        expect(exec(b.name, ["get", `http://${a.ip}:8080/`])).toBe(`fx-probe ${a.name}\n`);
+        // A port nothing listens on is refused, not answered: the checks above can fail.
+        expect(() => exec(a.name, ["get", `http://${b.ip}:8081/`, "3"])).toThrow(/refused|timeout|deadline/i);
+        expect(forwardPolicy()).toBe("DROP");
+    });
+});
+
+test("CoreDNS resolves Services for pods (<svc>.<ns>.svc.cluster.local, short names, the kubernetes Service)", async () => {
+    await withDiagnostics(async () => {
+        const [a] = await readyPods();
+        const svc = await get(`/api/v1/namespaces/${NS}/services/fx-probe`);
+        expect(exec(a.name, ["lookup", `fx-probe.${NS}.svc.cluster.local`]).trim()).toBe(svc.spec.clusterIP);
+        expect(exec(a.name, ["lookup", "fx-probe"]).trim()).toBe(svc.spec.clusterIP);
+        expect(exec(a.name, ["lookup", "kubernetes.default"]).trim()).toBe("10.96.0.1");
+        expect(exec(a.name, ["lookup", "kube-dns.kube-system.svc.cluster.local"]).trim()).toBe("10.96.0.10");
+        // A pod reaches the API server as kubernetes.default (10.96.0.1 -> the node's address), its certificate
+        // verified against the CA the pod is given (kube-root-ca.crt, published by kube-controller-manager).
+        const ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+        expect(exec(a.name, ["get", "https://kubernetes.default.svc/readyz", "10", ca])).toBe("ok");
+        expect(() => exec(a.name, ["lookup", `nothing-here.${NS}.svc.cluster.local`])).toThrow(/no such host/);
+    });
+});
+
+test("a PVC of the default StorageClass is bound, written by a pod, and its volume removed with it", async () => {
+    await withDiagnostics(async () => {
+        const start = Date.now();
+        const text = `written by a pod at ${new Date().toISOString()}`;
+        apply([
+            {
+                apiVersion: "v1",
+                kind: "PersistentVolumeClaim",
+                metadata: { name: "data", namespace: NS },
+                spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "64Mi" } } },
+            },
+            {
+                apiVersion: "v1",
+                kind: "Pod",
+                metadata: { name: "writer", namespace: NS },
+                spec: {
+                    restartPolicy: "Never",
+                    securityContext: RESTRICTED_POD,
+                    containers: [
+                        {
+                            name: "writer",
+                            image: PROBE_IMAGE,
+                            imagePullPolicy: "Never",
+                            args: ["write", "/data/hello.txt", text],
+                            volumeMounts: [{ name: "data", mountPath: "/data" }],
+                            resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
+                            securityContext: RESTRICTED_CONTAINER,
+                        },
+                    ],
+                    volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }],
+                },
+            },
+        ]);
+        const phase = await waitUntil("writer pod finished", async () => {
+            const p = (await get(`/api/v1/namespaces/${NS}/pods/writer`)).status.phase;
+            return p === "Succeeded" || p === "Failed" ? p : undefined;
+        });
+        expect(phase).toBe("Succeeded");
+        figures.push(["PVC created to bound, written by a pod (pod Succeeded)", seconds(Date.now() - start)]);
+        const pvc = await get(`/api/v1/namespaces/${NS}/persistentvolumeclaims/data`);
+        expect(pvc.status.phase).toBe("Bound");
+        expect(pvc.spec.storageClassName).toBe("standard");
+        const pv = await get(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
+        // The volume is a folder on the node that the provisioner's helper pod made; the pod's write is in it.
+        const folder: string = pv.spec.hostPath?.path ?? pv.spec.local?.path;
+        expect(folder.startsWith(path.join(cluster!.dir, "local-path-provisioner", "volumes") + "/")).toBe(true);
+        expect(fs.readFileSync(path.join(folder, "hello.txt"), "utf8")).toBe(text);
+        expect(cluster!.kubectl(["logs", "-n", NS, "writer"])).toBe(text);
+
+        cluster!.kubectl(["delete", "pod", "-n", NS, "writer", "--wait=true", "--timeout=120s"]);
+        cluster!.kubectl(["delete", "pvc", "-n", NS, "data", "--wait=true", "--timeout=120s"]);
+        await waitUntil("the PV and its folder removed (reclaim policy Delete)", async () => {
+            const r = await cluster!.api.request("GET", `/api/v1/persistentvolumes/${pv.metadata.name}`);
+            return r.status === 404 && !fs.existsSync(folder) ? true : undefined;
+        });
+    });
+});
+
+test("after stop nothing of the node is left: no process, container, mount, network namespace, iptables chain, link, route or cgroup", async () => {
+    expect(cluster).toBeDefined();
+    const start = Date.now();
+    const c = cluster!;
+    cluster = undefined;
+    await c.stop();
+    figures.push(["stop (pods removed, every process ended, state removed)", seconds(Date.now() - start)]);
+    expect(leftovers(folders)).toEqual([]);
+    expect(leftovers()).toEqual([]);
+    // The host folders the kubelet and CNI make on their own, where this run made them (see HOST_PATHS).
+    expect(c.createdHostPaths.filter((p) => fs.existsSync(p))).toEqual([]);
+});
