@@ -67,10 +67,14 @@ export function isAirflowRelease(v: string): v is AirflowRelease {
     return /^[23]\.[0-9]+\.[0-9]+$/.test(v);
 }
 
-/** Reads config/versions.yaml; a list the components could not deploy is an error of the file, named here. */
-function readVersions(): Readonly<Record<VersionListName, VersionList>> {
-    const file = path.join(CONFIG_DIR, "versions.yaml");
-    const doc = parse(fs.readFileSync(file, "utf8")) as Record<VersionListName, VersionList>;
+/**
+ * The lists of a versions file (`doc`, parsed from `file`); a list the components could not deploy is an error of the
+ * file, named here.
+ */
+export function checkVersions(
+    file: string,
+    doc: Readonly<Record<VersionListName, VersionList>>,
+): Readonly<Record<VersionListName, VersionList>> {
     const { images } = doc.postgres;
     if (!images || Object.keys(images).length === 0) {
         throw new Error(`${file}: postgres.images must map each supported major to its exact image`);
@@ -85,7 +89,10 @@ function readVersions(): Readonly<Record<VersionListName, VersionList>> {
 }
 
 /** The one list of releases each version key accepts (config/versions.yaml). */
-export const SUPPORTED_VERSIONS: Readonly<Record<VersionListName, VersionList>> = readVersions();
+export const SUPPORTED_VERSIONS: Readonly<Record<VersionListName, VersionList>> = (() => {
+    const file = path.join(CONFIG_DIR, "versions.yaml");
+    return checkVersions(file, parse(fs.readFileSync(file, "utf8")));
+})();
 
 /** The version keys and the list of config/versions.yaml each is checked against. */
 export const VERSION_KEYS = {

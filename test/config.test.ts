@@ -3,7 +3,14 @@ import * as os from "os";
 import * as path from "path";
 import { chartArchiveName, CHARTS } from "../lib/charts";
 import { DECLARED } from "../config";
-import { descriptionProblems, isAirflowRelease, RANGES, SUPPORTED_VERSIONS, VERSION_KEYS } from "../config/rules";
+import {
+    checkVersions,
+    descriptionProblems,
+    isAirflowRelease,
+    RANGES,
+    SUPPORTED_VERSIONS,
+    VERSION_KEYS,
+} from "../config/rules";
 import { runStack, RunOptions, StackName } from "../tools/harness";
 import { SHARED_DATA } from "../tools/stacks";
 
@@ -801,7 +808,12 @@ describe("config/versions.yaml", () => {
     });
 
     test("every Airflow release is a 2.x or 3.x release, the majors the Airflow component renders", () => {
-        expect(SUPPORTED_VERSIONS.airflow.releases.filter((v) => !isAirflowRelease(v))).toEqual([]);
+        const doc = { ...SUPPORTED_VERSIONS, airflow: { releases: ["3.3.2", "4.0.0"] } };
+        expect(() => checkVersions("versions.yaml", doc)).toThrow(
+            "versions.yaml: airflow.releases 4.0.0: the Airflow component renders 2.x and 3.x releases only",
+        );
+        const noImages = { ...SUPPORTED_VERSIONS, postgres: { releases: ["17"] } };
+        expect(() => checkVersions("versions.yaml", noImages)).toThrow("postgres.images must map each supported major");
         expect(["2.7.0", "3.3.2", "4.0.0", "3.1"].map(isAirflowRelease)).toEqual([true, true, false, false]);
     });
 });

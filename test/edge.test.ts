@@ -1,4 +1,3 @@
-import { CHARTS } from "../lib/charts";
 import { runStack, StackRun } from "../tools/harness";
 
 const CLUSTER_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
@@ -28,8 +27,8 @@ describe("edge: cert-manager, ClusterIssuer, Ingresses", () => {
             const cm = run.one(CERT_MANAGER, "cert-manager");
             expect(cm.inputs.helmOptions).toMatchObject({
                 namespace: "cert-manager",
-                version: CHARTS.certManager.version,
-                repositoryOpts: { repo: CHARTS.certManager.repo },
+                version: "v1.19.1",
+                repositoryOpts: { repo: "https://charts.jetstack.io" },
                 values: { crds: { enabled: true, keep: true } },
             });
             expect(cm.inputs.installCRDs).toBeUndefined();
