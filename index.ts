@@ -20,7 +20,6 @@ import { GpuDevicePlugin } from "./components/platform/gpu";
 import { Mlflow } from "./components/apps/mlflow";
 
 const config = loadConfig();
-for (const warning of config.warnings) pulumi.log.warn(warning);
 
 // The stack's own cluster (config kubeContext/kubeconfig), never the current kubeconfig context: every Kubernetes
 // resource below gets this provider through `onCluster`.

@@ -2,8 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import deepmerge from "deepmerge";
 import { parse } from "yaml";
-import { chartArchiveName, ChartRef } from "./charts";
-import type { ChartOrigin } from "../config";
+import { chartArchiveName, ChartOrigin, ChartRef } from "./charts";
 
 /**
  * Helm values in two layers: the static, reviewed values of a chart in `charts-values/<file>.yaml` (hardening,

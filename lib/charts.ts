@@ -8,6 +8,16 @@ export interface ChartRef {
     readonly version: string;
 }
 
+/**
+ * Where the Helm charts come from (stack config `chartRepository`): each chart's public repository, a folder of the
+ * pinned archives, a chart repository mirror, or an OCI registry.
+ */
+export type ChartOrigin =
+    | { readonly kind: "public" }
+    | { readonly kind: "folder"; readonly path: string }
+    | { readonly kind: "repository"; readonly url: string }
+    | { readonly kind: "oci"; readonly url: string };
+
 export const CHARTS = {
     /** CloudNativePG operator (CRDs + controller); Bitnami's Postgres images are no longer published. */
     cnpgOperator: { chart: "cloudnative-pg", repo: "https://cloudnative-pg.github.io/charts", version: "0.29.0" },

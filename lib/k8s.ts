@@ -1,8 +1,22 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "../config";
 
 /** Shared shapes: labels, security contexts and resources, so every component writes them the same way. */
+
+/** CPU request and limit, memory (request = limit, so a pod is never OOM-killed for memory it was promised). */
+export interface ResourceSpec {
+    readonly cpuRequest: string;
+    readonly cpuLimit: string;
+    readonly memory: string;
+}
+
+/** A pod toleration of a node taint. */
+export interface Toleration {
+    readonly key: string;
+    readonly operator: "Exists" | "Equal";
+    readonly value?: string;
+    readonly effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+}
 
 export const PART_OF = "fx-ml-pipeline";
 

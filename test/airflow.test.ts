@@ -1,6 +1,6 @@
 import { findPlaintext, reveal, runProgram, runStack } from "../tools/harness";
 import { feastConnection } from "./app-fixtures";
-import type { AirflowRelease } from "../config";
+import type { AirflowRelease } from "../config/rules";
 
 const img = (n: string) => `ghcr.io/example-org/fx-ml/fx-airflow-${n}@sha256:${n[0].repeat(64)}`;
 const DB_PW = "SENTINEL-airflow-db";

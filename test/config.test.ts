@@ -2,16 +2,12 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { chartArchiveName, CHARTS } from "../lib/charts";
-import { DECLARED } from "../config";
-import {
-    checkVersions,
-    descriptionProblems,
-    isAirflowRelease,
-    RANGES,
-    SUPPORTED_VERSIONS,
-    VERSION_KEYS,
-} from "../config/rules";
-import { runStack, RunOptions, StackName } from "../tools/harness";
+import { DECLARED } from "../config/declared";
+import { descriptionProblems } from "../config/descriptions";
+import { checkVersions, isAirflowRelease, RANGES, SUPPORTED_VERSIONS, VERSION_KEYS } from "../config/rules";
+import * as pulumi from "@pulumi/pulumi";
+import { Problem, Rule, validate } from "../config/validate";
+import { rawConfig, runStack, RunOptions, StackName } from "../tools/harness";
 import { SHARED_DATA } from "../tools/stacks";
 
 /** Runs a stack expected to fail; returns the error message and what was declared before the failure. */
@@ -506,11 +502,111 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
     ],
 ];
 
-describe("bad configuration fails before any resource is declared", () => {
-    test.each(BAD)("%s", async (_name, stack, options, words) => {
-        const { message, registered } = await failure(stack, options);
+/** The problems `validate` finds in a stack's config with these options (the config must be refused). */
+function problemsOf(stack: StackName, options: RunOptions): Problem[] {
+    const { config, problems } = validate(rawConfig(stack, options));
+    expect(problems).not.toEqual([]);
+    expect(config).toBeUndefined();
+    return [...problems];
+}
+
+/** `key` and `rule` of each problem, in order. */
+const keysAndRules = (problems: readonly Problem[]) => problems.map(({ key, rule }) => ({ key, rule }));
+
+describe("validate: each bad value is refused with the key, the value and what is allowed", () => {
+    test.each(BAD)("%s", (_name, stack, options, words) => {
+        const message = problemsOf(stack, options)
+            .map((p) => p.message)
+            .join("\n");
         for (const w of words) expect(message).toContain(w);
-        expect(message).toContain(`Invalid configuration for stack '${stack}'`);
+    });
+
+    test.each<[string, StackName, RunOptions, { key: string; rule: Rule }[]]>([
+        [
+            "an unknown key",
+            "dev",
+            { config: { fastapiReplica: 2 } },
+            [{ key: "fx-ml-pipeline:fastapiReplica", rule: "unknown-key" }],
+        ],
+        [
+            "a default provider key",
+            "dev",
+            { config: { "kubernetes:context": "x" } },
+            [{ key: "kubernetes:context", rule: "unknown-key" }],
+        ],
+        ["no cluster", "dev", { config: { kubeContext: undefined } }, [{ key: "kubeContext", rule: "required" }]],
+        [
+            "a word for a number",
+            "dev",
+            { config: { fastapiReplicas: "two" } },
+            [{ key: "fastapiReplicas", rule: "type" }],
+        ],
+        ["a number out of range", "gpu", { config: { gpuCount: 9 } }, [{ key: "gpuCount", rule: "range" }]],
+        [
+            "a ceiling below its floor",
+            "gpu",
+            { config: { fastapiReplicas: 4, fastapiMaxReplicas: 3 } },
+            [{ key: "fastapiMaxReplicas", rule: "floor" }],
+        ],
+        ["a word not allowed", "dev", { config: { tlsIssuer: "vault" } }, [{ key: "tlsIssuer", rule: "choice" }]],
+        ["a malformed name", "dev", { config: { namespace: "FX_ML" } }, [{ key: "namespace", rule: "pattern" }]],
+        [
+            "an unlisted release",
+            "gpu",
+            { config: { redisVersion: "8.2.1" } },
+            [{ key: "redisVersion", rule: "release" }],
+        ],
+        [
+            "settings where they do nothing",
+            "dev",
+            { config: { gpuCount: 2, acmeEmail: "ops@example.com" } },
+            [
+                { key: "gpuCount", rule: "no-effect" },
+                { key: "acmeEmail", rule: "no-effect" },
+            ],
+        ],
+        [
+            "secrets a stack needs",
+            "gpu",
+            { unsetSecrets: ["oandaToken", "hfToken"] },
+            [
+                { key: "oandaToken", rule: "secret-needed" },
+                { key: "hfToken", rule: "secret-needed" },
+            ],
+        ],
+        [
+            "an invalid key is not also reported as one with no effect",
+            "dev",
+            { config: { gpuCount: 0 } },
+            [{ key: "gpuCount", rule: "range" }],
+        ],
+    ])("%s", (_name, stack, options, expected) => {
+        expect(keysAndRules(problemsOf(stack, options))).toEqual(expected);
+    });
+
+    test("a valid stack gives the typed config, and the secrets only wrapped", async () => {
+        const { config, problems } = validate(rawConfig("gpu", { config: { airflowWorkerAutoscaling: true } }));
+        expect(problems).toEqual([]);
+        expect(config?.replicas).toEqual({
+            fastapi: 2,
+            fastapiMax: 6,
+            fastapiWorkers: 2,
+            airflowWorker: 1,
+            airflowWebserver: 1,
+            airflowApiWorkers: 2,
+            airflowWorkerAutoscaling: { max: 4, queueTarget: 8 },
+        });
+        expect(Object.isFrozen(config?.replicas)).toBe(true);
+        expect(await pulumi.isSecret(config!.data.oandaToken!)).toBe(true);
+    });
+});
+
+describe("bad configuration fails before any resource is declared", () => {
+    test("the program stops with every problem before it declares a resource", async () => {
+        const { message, registered } = await failure("dev", { config: { namespace: "FX_ML", fastapiReplicas: 0 } });
+        expect(message).toContain("Invalid configuration for stack 'dev' (2 problems):");
+        expect(message).toContain(`'fx-ml-pipeline:namespace' value "FX_ML" is invalid`);
+        expect(message).toContain(`'fx-ml-pipeline:fastapiReplicas' value 0 is invalid`);
         expect(registered).toEqual([]);
     });
 

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { AirflowRelease, ResourceSpec } from "../../config";
+import { AirflowRelease } from "../../config/rules";
+import { ResourceSpec } from "../../lib/k8s";
 import { FeastConnection, feastEnv } from "../data/feast";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { execProbe, httpProbe, labels, tcpProbe } from "../../lib/k8s";

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec, Toleration } from "../../config";
+import { ResourceSpec, Toleration } from "../../lib/k8s";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { dataVolume, httpProbe } from "../../lib/k8s";
 import { ContainerSpec, ScratchVolume, Workload } from "../../lib/workload";

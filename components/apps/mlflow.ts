@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "../../config";
+import { ResourceSpec } from "../../lib/k8s";
 import { secretEnv } from "../platform/secrets";
 import { dataVolume, httpProbe, labels, tcpProbe } from "../../lib/k8s";
 import { Workload } from "../../lib/workload";

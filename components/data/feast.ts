@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "../../config";
+import { ResourceSpec } from "../../lib/k8s";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { AIRFLOW_USER, Workload } from "../../lib/workload";
 import { APP, DATABASES, ENV, IMAGE_PATHS } from "../../lib/contracts";

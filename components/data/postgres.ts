@@ -5,7 +5,10 @@ import { podSecurityLabels } from "../platform/namespaces";
 import { allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
 import { APP, CHART_PODS, DATABASES, NAMESPACES, PORTS, RELEASES, SERVICES } from "../../lib/contracts";
 import { DB_ROLES, DbRole } from "../platform/secrets";
-import { BackupConfig, ChartOrigin, ResourceSpec, SUPPORTED_VERSIONS } from "../../config";
+import { SUPPORTED_VERSIONS } from "../../config/rules";
+import { BackupConfig } from "../../config/types";
+import { ChartOrigin } from "../../lib/charts";
+import { ResourceSpec } from "../../lib/k8s";
 import { labels, resources, serviceHost } from "../../lib/k8s";
 import { chartSource, chartValues } from "../../lib/chart-values";
 

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "../../lib/charts";
-import { ChartOrigin } from "../../config";
+import { ChartOrigin } from "../../lib/charts";
 import { allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
 import { APP, CHART_PODS, ENV, PORTS, REDIS_DBS, RELEASES, SERVICES } from "../../lib/contracts";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "../../lib/charts";
-import { ChartOrigin } from "../../config";
+import { ChartOrigin } from "../../lib/charts";
 import { allowFrom, peer, podsLabelled } from "../../lib/netpol";
 import { SecretKeyRef } from "./secrets";
 import { labels } from "../../lib/k8s";

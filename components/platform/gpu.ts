@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CHARTS } from "../../lib/charts";
-import { ChartOrigin, Toleration } from "../../config";
+import { ChartOrigin } from "../../lib/charts";
+import { Toleration } from "../../lib/k8s";
 import { chartSource, chartValues } from "../../lib/chart-values";
 import { RELEASES } from "../../lib/contracts";
 

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import * as random from "@pulumi/random";
-import { StackConfig } from "../../config";
+import { StackConfig } from "../../config/types";
 import { labels } from "../../lib/k8s";
 import { DATABASES, SECRETS } from "../../lib/contracts";
 
