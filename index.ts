@@ -2,6 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { clusterOptions, clusterProvider } from "./components/platform/cluster";
 import { loadConfig } from "./config";
+import { HelmCharts } from "./lib/chart-values";
 import { Namespaces } from "./components/platform/namespaces";
 import { APP, NAMESPACES, PORTS } from "./lib/contracts";
 import { WorkerAutoscaler } from "./components/platform/autoscaling";
@@ -20,6 +21,8 @@ import { GpuDevicePlugin } from "./components/platform/gpu";
 import { Mlflow } from "./components/apps/mlflow";
 
 const config = loadConfig();
+// config.charts is read here only: every chart is installed through this one maker of Releases.
+const charts = new HelmCharts(config.charts);
 
 // The stack's own cluster (config kubeContext/kubeconfig), never the current kubeconfig context: every Kubernetes
 // resource below gets this provider through `onCluster`.
@@ -50,15 +53,17 @@ const images = new Images("fx", {
     versions: config.versions,
 });
 
+// The cluster's cert-manager namespace, ours when the stack installs it.
+const certManagerNamespace = namespaces.certManager ?? NAMESPACES.certManager;
 // cert-manager first: the Barman Cloud plugin of the Postgres backups needs it, as do the edge's issuers.
 const certManager = config.edge.installCertManager
-    ? installCertManager("fx", config.charts, namespaces.certManager ?? NAMESPACES.certManager, onCluster)
+    ? installCertManager("fx", charts, certManagerNamespace, onCluster)
     : undefined;
 
 const postgres = new Postgres(
     "fx",
     {
-        charts: config.charts,
+        charts,
         namespace: namespaces.app,
         monitoringNamespace: namespaces.monitoring,
         roleSecrets: secrets.dbRoleSecretNames,
@@ -81,7 +86,7 @@ const postgres = new Postgres(
 const redis = new Redis(
     "fx",
     {
-        charts: config.charts,
+        charts,
         namespace: namespaces.app,
         monitoringNamespace: namespaces.monitoring,
         password: secrets.redisPassword,
@@ -96,7 +101,7 @@ const redis = new Redis(
 const monitoring = new Monitoring(
     "fx",
     {
-        charts: config.charts,
+        charts,
         namespace: namespaces.monitoring,
         appNamespace: namespaces.app,
         grafanaAdminSecretName: secrets.grafanaAdminSecretName,
@@ -221,7 +226,7 @@ if (workerScaling && namespaces.keda) {
     new WorkerAutoscaler(
         "airflow-worker",
         {
-            charts: config.charts,
+            charts,
             kedaNamespace: namespaces.keda,
             namespace: namespaces.app,
             target: { kind: "StatefulSet", name: APP.airflowWorker },
@@ -267,7 +272,7 @@ if (config.gpu.installDevicePlugin && namespaces.devicePlugin) {
     new GpuDevicePlugin(
         "nvidia",
         {
-            charts: config.charts,
+            charts,
             namespace: namespaces.devicePlugin,
             nodeSelector: config.gpu.nodeSelector,
             tolerations: config.gpu.tolerations,
@@ -279,10 +284,9 @@ if (config.gpu.installDevicePlugin && namespaces.devicePlugin) {
 const edge = new Edge(
     "fx",
     {
-        charts: config.charts,
         edge: config.edge,
         certManager,
-        certManagerNamespace: namespaces.certManager ?? NAMESPACES.certManager,
+        certManagerNamespace,
         backends: {
             airflow: { namespace: namespaces.app, service: airflow.webserverServiceName, port: PORTS.airflowWebserver },
             mlflow: { namespace: namespaces.app, service: mlflow.serviceName, port: PORTS.mlflow },

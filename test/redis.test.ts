@@ -84,7 +84,7 @@ describe("redis URLs for consumers", () => {
                 const pulumi = require("@pulumi/pulumi");
                 const { Redis } = require("../components/data/redis");
                 const r = new Redis("t", {
-                    charts: { kind: "public" },
+                    charts: new (require("../lib/chart-values").HelmCharts)({ kind: "public" }),
                     namespace: "fx-ml",
                     monitoringNamespace: "fx-ml-monitoring",
                     password: { name: pulumi.output("redis-auth"), key: "password" },

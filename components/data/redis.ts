@@ -1,12 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { CHARTS } from "../../lib/charts";
-import { ChartOrigin } from "../../lib/charts";
 import { allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
 import { APP, CHART_PODS, ENV, PORTS, REDIS_DBS, RELEASES, SERVICES } from "../../lib/contracts";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { serviceHost } from "../../lib/k8s";
-import { chartSource, chartValues } from "../../lib/chart-values";
+import { HelmCharts } from "../../lib/chart-values";
 
 /** Pods that talk to Redis: FastAPI (online features), the Airflow pods (Celery broker) and the Feast apply Job. */
 export const REDIS_CLIENTS = [
@@ -19,8 +17,8 @@ export const REDIS_CLIENTS = [
 ] as const;
 
 export interface RedisArgs {
-    /** Where the Helm charts come from (stack config `chartRepository`). */
-    charts: ChartOrigin;
+    /** The stack's Helm charts (stack config `chartRepository`). */
+    charts: HelmCharts;
     namespace: pulumi.Input<string>;
     /** Namespace of Prometheus, admitted to the exporter port. */
     monitoringNamespace: pulumi.Input<string>;
@@ -54,13 +52,12 @@ export class Redis extends pulumi.ComponentResource {
     constructor(name: string, args: RedisArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:data:Redis", name, {}, opts);
 
-        this.release = new k8s.helm.v3.Release(
+        this.release = args.charts.release(
             `${name}-redis`,
+            "redis",
             {
-                name: RELEASES.redis,
                 namespace: args.namespace,
-                ...chartSource(CHARTS.redis, args.charts),
-                values: chartValues("redis", {
+                values: {
                     fullnameOverride: RELEASES.redis,
                     image: { tag: args.version },
                     // Files of this Secret are appended to redis.conf: `requirepass`.
@@ -74,7 +71,7 @@ export class Redis extends pulumi.ComponentResource {
                         // helm.sh/resource-policy: keep on the PVC; a reinstall of the release adopts it again.
                         keepPvc: args.retainOnDelete,
                     },
-                }),
+                },
             },
             // `pulumi destroy` refuses while the release is protected; `keepPvc` keeps the data if it is uninstalled.
             { parent: this, protect: args.retainOnDelete },

@@ -1,11 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CertManager } from "@pulumi/kubernetes-cert-manager";
-import { CHARTS } from "../../lib/charts";
 import { StackConfig } from "../../config/types";
-import { ChartOrigin } from "../../lib/charts";
 import { labels } from "../../lib/k8s";
-import { chartSource } from "../../lib/chart-values";
+import { chartSource, HelmCharts } from "../../lib/chart-values";
 import { RELEASES } from "../../lib/contracts";
 
 /** A Service an Ingress routes to: its namespace, name and port (the Service port, not the pod's). */
@@ -27,8 +25,6 @@ export const HOSTS: Readonly<Record<Exposed, string>> = {
 };
 
 export interface EdgeArgs {
-    /** Where the Helm charts come from (stack config `chartRepository`). */
-    charts: ChartOrigin;
     /** The stack's edge settings: domain, ingress class, issuer kind, ACME account, whether to install cert-manager. */
     edge: StackConfig["edge"];
     /**
@@ -173,7 +169,7 @@ export class Edge extends pulumi.ComponentResource {
  */
 export function installCertManager(
     edgeName: string,
-    charts: ChartOrigin,
+    charts: HelmCharts,
     namespace: pulumi.Input<string>,
     opts: pulumi.ComponentResourceOptions,
 ): CertManager {
@@ -223,7 +219,7 @@ export function installCertManager(
  * `repositoryOpts.repo` is unset (pulumi-go-helmbase InitDefaults), and the provider then looks the chart up there even
  * when `chart` is a local archive or an OCI reference; an explicit empty repository keeps the chart where it is.
  */
-export function certManagerChart(charts: ChartOrigin): ReturnType<typeof chartSource> {
-    const source = chartSource(CHARTS.certManager, charts);
+export function certManagerChart(charts: HelmCharts): ReturnType<typeof chartSource> {
+    const source = charts.source("certManager");
     return { ...source, repositoryOpts: source.repositoryOpts ?? { repo: "" } };
 }
