@@ -41,7 +41,18 @@ const namespaces = new Namespaces(
 );
 const secrets = new Secrets(
     "fx",
-    { config, namespace: namespaces.app, monitoringNamespace: namespaces.monitoring },
+    {
+        namespace: namespaces.app,
+        monitoringNamespace: namespaces.monitoring,
+        grafanaAdminUser: config.grafanaAdminUser,
+        registry: config.registry,
+        oanda:
+            config.data.oandaToken && config.data.oandaAccountId
+                ? { token: config.data.oandaToken, accountId: config.data.oandaAccountId }
+                : undefined,
+        huggingFaceToken: config.fingpt.hfToken,
+        backupCredentials: config.backupCredentials,
+    },
     onCluster,
 );
 const images = new Images("fx", {
@@ -118,6 +129,8 @@ const monitoring = new Monitoring(
 // Application workloads (issue 5): all from the digest-pinned images, credentials by Secret reference.
 const dataStores = { ...onCluster, dependsOn: [postgres, redis] };
 const pullSecret = secrets.imagePullSecretName;
+// The URLs that hold a password are composed in Secrets, which keeps the passwords; the apps get Secret keys.
+const connections = secrets.connections({ postgres, redis });
 const feastConnection = feastConnectionOf(redis, postgres, {
     redisPassword: secrets.redisPassword,
     registryUser: secrets.dbRoles.feast.username,
@@ -128,8 +141,7 @@ const mlflow = new Mlflow(
     {
         namespace: namespaces.app,
         image: images.ref("mlflow"),
-        postgres,
-        dbPassword: secrets.dbPasswords.mlflow,
+        backendStoreUri: connections.mlflowBackendStore,
         resources: config.resources.mlflow,
         artifacts: config.storage.mlflowObjectStore
             ? {
@@ -185,9 +197,7 @@ const airflow = new Airflow(
             worker: images.ref("airflowWorker"),
         },
         version: config.versions.airflow,
-        postgres,
-        dbPassword: secrets.dbPasswords.airflow,
-        brokerUrl: redis.brokerUrl(secrets.redisPasswordValue),
+        connections: connections.airflow,
         keys: {
             fernet: secrets.airflowFernetKey,
             webserverSecret: secrets.airflowWebserverSecretKey,

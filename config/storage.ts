@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Check } from "./check";
 import { CRON_FIELD, RFC3339 } from "./rules";
-import type { BackupConfig, StackConfig } from "./types";
+import type { BackupConfig, BackupCredentials, StackConfig } from "./types";
 
 /** `mlflowArtifactDestination` and its endpoint and credentials Secret (config/rules.ts: where each has no effect). */
 export function readMlflowObjectStore(c: Check): StackConfig["storage"]["mlflowObjectStore"] {
@@ -17,7 +17,10 @@ export function readMlflowObjectStore(c: Check): StackConfig["storage"]["mlflowO
 }
 
 /** `postgresBackups` and the keys that go with it; every bad or missing one is a problem before anything exists. */
-export function readBackup(c: Check, enabled: boolean | undefined): BackupConfig | undefined {
+export function readBackup(
+    c: Check,
+    enabled: boolean | undefined,
+): { config: BackupConfig; credentials: BackupCredentials } | undefined {
     const destination = c.str("backupDestination");
     const endpoint = c.str("backupEndpoint");
     const schedule = c.str("backupSchedule");
@@ -90,13 +93,14 @@ export function readBackup(c: Check, enabled: boolean | undefined): BackupConfig
         return undefined;
     }
     return {
-        destination,
-        endpoint,
-        schedule: schedule.trim().split(/\s+/).join(" "),
-        retention,
-        serverName,
-        accessKeyId: pulumi.secret(accessKeyId),
-        secretAccessKey: pulumi.secret(secretAccessKey),
-        ...(recoverFrom ? { recovery: { from: recoverFrom, ...(target ? { targetTime: target } : {}) } } : {}),
+        config: {
+            destination,
+            endpoint,
+            schedule: schedule.trim().split(/\s+/).join(" "),
+            retention,
+            serverName,
+            ...(recoverFrom ? { recovery: { from: recoverFrom, ...(target ? { targetTime: target } : {}) } } : {}),
+        },
+        credentials: { accessKeyId: pulumi.secret(accessKeyId), secretAccessKey: pulumi.secret(secretAccessKey) },
     };
 }

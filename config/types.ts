@@ -31,10 +31,14 @@ export interface BackupConfig {
     readonly retention: string;
     /** The folder under `destination` this cluster's backups go to. */
     readonly serverName: string;
-    readonly accessKeyId: pulumi.Output<string>;
-    readonly secretAccessKey: pulumi.Output<string>;
     /** Bootstrap from the backups of `from` (a serverName), up to `targetTime` when given. */
     readonly recovery?: { readonly from: string; readonly targetTime?: string };
+}
+
+/** The object store's access key of the Postgres backups (secret config `backupAccessKeyId`, `backupSecretAccessKey`). */
+export interface BackupCredentials {
+    readonly accessKeyId: pulumi.Output<string>;
+    readonly secretAccessKey: pulumi.Output<string>;
 }
 
 export interface StackConfig {
@@ -85,6 +89,8 @@ export interface StackConfig {
     readonly postgresInstances: number;
     /** Postgres backups; undefined when `postgresBackups` is false. */
     readonly backup?: BackupConfig;
+    /** The object store's credentials of the backups (secret config), with `backup`. */
+    readonly backupCredentials?: BackupCredentials;
     readonly versions: {
         readonly postgres: string;
         readonly redis: string;

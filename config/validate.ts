@@ -322,7 +322,8 @@ export function validate(raw: RawConfig): Validated {
         storage,
         prometheusRetention: prometheusRetention!,
         postgresInstances: postgresInstances!,
-        backup,
+        backup: backup?.config,
+        backupCredentials: backup?.credentials,
         versions: versions!,
         fingpt: {
             enabled: fingptEnabled!,

@@ -104,23 +104,4 @@ export class Redis extends pulumi.ComponentResource {
 
         this.registerOutputs({ host: this.host, port: this.port, address: this.address });
     }
-
-    /**
-     * `redis://:<password>@host:port/<db>` as a secret Output, for a consumer to put into a Secret of its own (the
-     * Celery broker URL: `brokerUrl(secrets.redisPasswordValue)`). Never export it or put it in an env literal.
-     */
-    url(password: pulumi.Input<string>, db: number = REDIS_DBS.celeryBroker): pulumi.Output<string> {
-        // Not a config value: a caller's database number, and Redis has 16 (`databases 16`, the chart's default).
-        if (!Number.isInteger(db) || db < 0 || db > 15) {
-            throw new Error(`Redis logical database must be 0 to 15, got ${db}`);
-        }
-        return pulumi.secret(
-            pulumi.interpolate`redis://:${pulumi.output(password).apply(encodeURIComponent)}@${this.address}/${db}`,
-        );
-    }
-
-    /** The Celery broker URL (logical database 1), a secret Output. */
-    brokerUrl(password: pulumi.Input<string>): pulumi.Output<string> {
-        return this.url(password, REDIS_DBS.celeryBroker);
-    }
 }
