@@ -1,5 +1,6 @@
 import { findPlaintext, reveal, runStack } from "../tools/harness";
-import { toUrlSafeBase64 } from "../components/platform/secrets";
+import * as pulumi from "@pulumi/pulumi";
+import { postgresLogin, redisUrl, toUrlSafeBase64 } from "../components/platform/secrets";
 
 describe("secrets", () => {
     test("the Fernet key is URL-safe base64 of 32 random bytes", async () => {
@@ -85,5 +86,18 @@ describe("connection Secrets, composed where the passwords live", () => {
             name: "MLFLOW_BACKEND_STORE_URI",
             valueFrom: { secretKeyRef: { name: "mlflow-backend-store", key: "uri" } },
         });
+    });
+});
+
+describe("connection strings", () => {
+    const value = (o: pulumi.Output<string>) => new Promise<string>((resolve) => o.apply(resolve));
+
+    test("a password with URL characters is encoded, in the Redis URL and the Postgres login", async () => {
+        expect(await value(redisUrl("p@ss/w:rd", "fx-redis.fx-ml.svc.cluster.local:6379", 1))).toBe(
+            "redis://:p%40ss%2Fw%3Ard@fx-redis.fx-ml.svc.cluster.local:6379/1",
+        );
+        expect(await value(postgresLogin("mlflow", "a b#c", { host: "pg", port: 5432 }))).toBe(
+            "mlflow:a%20b%23c@pg:5432/mlflow",
+        );
     });
 });

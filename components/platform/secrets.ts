@@ -27,6 +27,26 @@ export function toUrlSafeBase64(b64: string): string {
 
 type SecretData = Record<string, pulumi.Input<string>>;
 
+const encoded = (s: pulumi.Input<string>) => pulumi.output(s).apply(encodeURIComponent);
+
+/** `<role>:<password>@host:port/<role>` (each role owns the database of its name), the password URL-encoded. */
+export function postgresLogin(
+    role: DbRole,
+    password: pulumi.Input<string>,
+    at: { host: pulumi.Input<string>; port: number },
+): pulumi.Output<string> {
+    return pulumi.interpolate`${role}:${encoded(password)}@${at.host}:${at.port}/${role}`;
+}
+
+/** `redis://:<password>@<address>/<db>`, the password URL-encoded. */
+export function redisUrl(
+    password: pulumi.Input<string>,
+    address: pulumi.Input<string>,
+    db: number,
+): pulumi.Output<string> {
+    return pulumi.interpolate`redis://:${encoded(password)}@${address}/${db}`;
+}
+
 export interface SecretsArgs {
     /** Namespace of the pipeline's Secrets. */
     namespace: pulumi.Input<string>;
@@ -252,9 +272,7 @@ export class Secrets extends pulumi.ComponentResource {
      * components give the addresses.
      */
     connections(to: ConnectionTargets): Connections {
-        const enc = (s: pulumi.Input<string>) => pulumi.output(s).apply(encodeURIComponent);
-        const pg = (role: DbRole) =>
-            pulumi.interpolate`${role}:${enc(this.dbPasswords[role])}@${to.postgres.host}:${to.postgres.port}/${role}`;
+        const pg = (role: DbRole) => postgresLogin(role, this.dbPasswords[role], to.postgres);
         const ac = SECRETS.airflowConnections;
         // Each was its consumer's child until the credentials moved here: the aliases keep the Secrets in place.
         const airflow = this.secret(
@@ -264,8 +282,7 @@ export class Secrets extends pulumi.ComponentResource {
             {
                 [ac.keys.sqlAlchemyConn]: pulumi.interpolate`postgresql+psycopg2://${pg(DATABASES.airflow)}`,
                 [ac.keys.resultBackend]: pulumi.interpolate`db+postgresql://${pg(DATABASES.airflow)}`,
-                [ac.keys.brokerUrl]:
-                    pulumi.interpolate`redis://:${enc(this.redisPasswordValue)}@${to.redis.address}/${REDIS_DBS.celeryBroker}`,
+                [ac.keys.brokerUrl]: redisUrl(this.redisPasswordValue, to.redis.address, REDIS_DBS.celeryBroker),
             },
             "Opaque",
             { aliases: [{ name: "fx-connections", parent: pulumi.createUrn("fx", "fx:app:Airflow") }] },
