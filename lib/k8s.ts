@@ -74,8 +74,14 @@ export function resources(
     };
 }
 
-/** `<name>.<namespace>.svc.cluster.local` */
-export function serviceHost(name: pulumi.Input<string>, namespace: pulumi.Input<string>): pulumi.Output<string> {
+/** `<name>.<namespace>.svc.cluster.local`, the one spelling of a Service's DNS name (plain where both are). */
+export function serviceHost(name: string, namespace: string): string;
+export function serviceHost(name: pulumi.Input<string>, namespace: pulumi.Input<string>): pulumi.Output<string>;
+export function serviceHost(
+    name: pulumi.Input<string>,
+    namespace: pulumi.Input<string>,
+): string | pulumi.Output<string> {
+    if (typeof name === "string" && typeof namespace === "string") return `${name}.${namespace}.svc.cluster.local`;
     return pulumi.interpolate`${name}.${namespace}.svc.cluster.local`;
 }
 

@@ -1,10 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { AirflowRelease } from "../../config/rules";
-import { ResourceSpec } from "../../lib/k8s";
 import { FeastConnection, feastEnv } from "../data/feast";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
-import { execProbe, httpProbe, labels, tcpProbe } from "../../lib/k8s";
+import { execProbe, httpProbe, labels, ResourceSpec, serviceHost, tcpProbe } from "../../lib/k8s";
 import { AIRFLOW_USER, ContainerSpec, ScratchVolume, Workload, WorkloadArgs } from "../../lib/workload";
 import { APP, ENV, IMAGE_PATHS, MODEL, PORT_NAMES, PORTS } from "../../lib/contracts";
 
@@ -85,7 +84,7 @@ export class Airflow extends pulumi.ComponentResource {
         const ns = pulumi.output(args.namespace);
         const parent = { parent: this };
         const webserverName = APP.airflowWebserver;
-        const webserverHost = pulumi.interpolate`${webserverName}.${ns}.svc.cluster.local`;
+        const webserverHost = serviceHost(webserverName, ns);
 
         // Non-secret settings, shared by every Airflow pod.
         const settings: Record<string, pulumi.Input<string>> = {

@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "../../lib/k8s";
 import { FeastConnection, feastOnlineEnv } from "../data/feast";
-import { httpProbe, labels } from "../../lib/k8s";
+import { httpProbe, labels, ResourceSpec } from "../../lib/k8s";
 import { Workload } from "../../lib/workload";
 import { APP, ENV, IMAGE_PATHS, MODEL, PORT_NAMES, PORTS } from "../../lib/contracts";
 

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
-import { dataVolume, httpProbe, ResourceSpec, tcpProbe } from "../../lib/k8s";
+import { dataVolume, httpProbe, ResourceSpec, serviceHost, tcpProbe } from "../../lib/k8s";
 import { Workload } from "../../lib/workload";
 import { APP, ENV, PORT_NAMES, PORTS } from "../../lib/contracts";
 
@@ -149,7 +149,7 @@ export class Mlflow extends pulumi.ComponentResource {
             { parent: this },
         );
         this.serviceName = this.workload.serviceName!;
-        this.trackingUri = pulumi.interpolate`http://${this.serviceName}.${ns}.svc.cluster.local:${MLFLOW_PORT}`;
+        this.trackingUri = pulumi.interpolate`http://${serviceHost(this.serviceName, ns)}:${MLFLOW_PORT}`;
         this.registerOutputs({ trackingUri: this.trackingUri, serviceName: this.serviceName });
     }
 }

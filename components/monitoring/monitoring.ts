@@ -113,13 +113,17 @@ export function scrapeConfigs(appNamespace: string, monitoringNamespace: string)
         {
             job_name: "statsd-exporter",
             static_configs: [
-                { targets: [`${SERVICES.statsdExporter}.${monitoringNamespace}.svc:${PORTS.statsdMetrics}`] },
+                { targets: [`${serviceHost(SERVICES.statsdExporter, monitoringNamespace)}:${PORTS.statsdMetrics}`] },
             ],
         },
         {
             job_name: "kube-state-metrics",
             static_configs: [
-                { targets: [`${SERVICES.kubeStateMetrics}.${monitoringNamespace}.svc:${PORTS.kubeStateMetrics}`] },
+                {
+                    targets: [
+                        `${serviceHost(SERVICES.kubeStateMetrics, monitoringNamespace)}:${PORTS.kubeStateMetrics}`,
+                    ],
+                },
             ],
         },
         {
