@@ -166,7 +166,7 @@ describe("registry credentials", () => {
             expect(findPlaintext(r.inputs, [password])).toEqual([]);
             expect(findPlaintext(reveal(r.inputs), [password])).toEqual(["$.registry.password"]);
         }
-        const component = run.one("fx:images:Images", "fx");
+        const component = run.one("fx:platform:Images", "fx");
         expect(JSON.stringify(component.inputs)).not.toContain(password);
     });
 });

@@ -78,7 +78,7 @@ export class Feast extends pulumi.ComponentResource {
     public readonly applyJob: Workload;
 
     constructor(name: string, args: FeastArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:app:Feast", name, {}, opts);
+        super("fx:data:Feast", name, {}, { ...opts, aliases: [{ type: "fx:app:Feast" }, ...(opts?.aliases ?? [])] });
         this.applyJob = new Workload(
             APP.feastApply,
             {

@@ -8,7 +8,7 @@ import { labels } from "../../lib/k8s";
  * Default-deny ingress in every namespace the stack owns, then exactly the application flows the stack needs.
  * Postgres and Redis admit their clients in their own components (components/data/postgres.ts, redis.ts).
  *
- * Ingress only, as the issue asks: no egress policies, so pods keep DNS and reach the API server, ACME servers,
+ * Ingress only: no egress policies, so pods keep DNS and reach the API server, ACME servers,
  * Hugging Face and OANDA without a list of external CIDRs that would rot. Every pod port listed below is the
  * container port (NetworkPolicies see pod IPs and ports, after the Service's port mapping).
  */

@@ -55,7 +55,7 @@ export class Edge extends pulumi.ComponentResource {
     public readonly certManager?: CertManager;
 
     constructor(name: string, args: EdgeArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:edge:Edge", name, {}, opts);
+        super("fx:network:Edge", name, {}, { ...opts, aliases: [{ type: "fx:edge:Edge" }, ...(opts?.aliases ?? [])] });
         const { edge } = args;
 
         this.certManager = args.certManager;

@@ -46,7 +46,12 @@ export class WorkerAutoscaler extends pulumi.ComponentResource {
     public readonly scaledObject: k8s.apiextensions.CustomResource;
 
     constructor(name: string, args: WorkerAutoscalerArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:app:WorkerAutoscaler", name, {}, opts);
+        super(
+            "fx:platform:WorkerAutoscaler",
+            name,
+            {},
+            { ...opts, aliases: [{ type: "fx:app:WorkerAutoscaler" }, ...(opts?.aliases ?? [])] },
+        );
         this.release = args.charts.release(
             `${name}-keda`,
             "keda",

@@ -46,7 +46,12 @@ export class GpuDevicePlugin extends pulumi.ComponentResource {
     public readonly releaseName: pulumi.Output<string>;
 
     constructor(name: string, args: GpuDevicePluginArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:gpu:DevicePlugin", name, {}, opts);
+        super(
+            "fx:platform:DevicePlugin",
+            name,
+            {},
+            { ...opts, aliases: [{ type: "fx:gpu:DevicePlugin" }, ...(opts?.aliases ?? [])] },
+        );
         const release = args.charts.release(
             name,
             "nvidiaDevicePlugin",

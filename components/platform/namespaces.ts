@@ -53,7 +53,12 @@ export class Namespaces extends pulumi.ComponentResource {
     public readonly keda?: pulumi.Output<string>;
 
     constructor(name: string, args: NamespacesArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:core:Namespaces", name, {}, opts);
+        super(
+            "fx:platform:Namespaces",
+            name,
+            {},
+            { ...opts, aliases: [{ type: "fx:core:Namespaces" }, ...(opts?.aliases ?? [])] },
+        );
         const make = (ns: string, component: string, level: PodSecurityLevel, reason?: string) =>
             new k8s.core.v1.Namespace(
                 ns,

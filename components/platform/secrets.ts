@@ -124,7 +124,12 @@ export class Secrets extends pulumi.ComponentResource {
     private readonly namespace: pulumi.Input<string>;
 
     constructor(name: string, args: SecretsArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:core:Secrets", name, {}, opts);
+        super(
+            "fx:platform:Secrets",
+            name,
+            {},
+            { ...opts, aliases: [{ type: "fx:core:Secrets" }, ...(opts?.aliases ?? [])] },
+        );
         this.name = name;
         this.namespace = args.namespace;
         const parent = { parent: this };
