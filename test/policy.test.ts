@@ -10,13 +10,12 @@ import {
     noLoadBalancer,
     noSecretLiteralInEnv,
     podSecurityRestricted,
-    podSpecOf,
     policies,
     probes,
     requestsAndLimits,
     restrictedViolations,
-    WORKLOADS,
 } from "../policy/policies";
+import { podSpecOf, WORKLOADS } from "../policy/pods";
 import { reveal, ROOT, runStack, StackName, stackConfig, StackRun } from "../tools/harness";
 
 type PolicyConfig = Record<string, Record<string, unknown>>;
