@@ -888,7 +888,7 @@ describe("each range and allowed set is stated once (config/rules.ts)", () => {
         // The largest values allowed are accepted (each maximum at least its floor's).
         const max = Object.fromEntries(keys.map((k) => [k, RANGES[k].max]));
         const run = await runStack("gpu", { config: { ...max, airflowWorkerAutoscaling: true } });
-        const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "fastapi").inputs.spec;
+        const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "fx-autoscaler").inputs.spec;
         expect([hpa.minReplicas, hpa.maxReplicas]).toEqual([20, 50]);
     });
 });

@@ -158,14 +158,14 @@ describe("policy pack: every policy over every resource of both stacks", () => {
             expect(namespaces.length).toBeGreaterThanOrEqual(3);
             for (const ns of namespaces) {
                 const { labels, annotations } = ns.inputs.metadata;
-                const level = ns.name === "nvidia-device-plugin" ? "privileged" : "restricted";
+                const level = ns.inputs.metadata.name === "nvidia-device-plugin" ? "privileged" : "restricted";
                 expect([ns.name, labels["pod-security.kubernetes.io/enforce"]]).toEqual([ns.name, level]);
                 expect(labels["pod-security.kubernetes.io/warn"]).toBe(level);
                 expect(labels["pod-security.kubernetes.io/audit"]).toBe("restricted");
                 if (level === "privileged")
                     expect(annotations["fx-ml-pipeline/pod-security-reason"]).toMatch(/hostPath/);
             }
-            expect(namespaces.some((n) => n.name === "nvidia-device-plugin")).toBe(stack === "gpu");
+            expect(namespaces.some((n) => n.inputs.metadata.name === "nvidia-device-plugin")).toBe(stack === "gpu");
         },
     );
 });

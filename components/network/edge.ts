@@ -62,25 +62,26 @@ export class Edge extends pulumi.ComponentResource {
         const after = this.certManager ? { dependsOn: [this.certManager] } : {};
 
         const clusterIssuer = (
+            role: string,
             issuerName: string,
             spec: Record<string, unknown>,
             extra?: pulumi.CustomResourceOptions,
         ) =>
             new k8s.apiextensions.CustomResource(
-                issuerName,
+                `${name}-${role}`,
                 {
                     apiVersion: "cert-manager.io/v1",
                     kind: "ClusterIssuer",
                     metadata: { name: issuerName, labels: labels(issuerName, "tls") },
                     spec,
                 },
-                { parent: this, ...after, ...extra },
+                { parent: this, ...after, aliases: [{ name: issuerName }], ...extra },
             );
 
         let issuer: k8s.apiextensions.CustomResource;
         if (edge.tlsIssuer === "acme") {
             // Validated in config: acmeEmail is set whenever tlsIssuer is acme.
-            issuer = clusterIssuer("fx-ml-acme", {
+            issuer = clusterIssuer("acme-issuer", "fx-ml-acme", {
                 acme: {
                     email: edge.acmeEmail,
                     server: edge.acmeServer,
@@ -89,10 +90,10 @@ export class Edge extends pulumi.ComponentResource {
                 },
             });
         } else {
-            const bootstrap = clusterIssuer("fx-ml-selfsigned", { selfSigned: {} });
+            const bootstrap = clusterIssuer("selfsigned-issuer", "fx-ml-selfsigned", { selfSigned: {} });
             const caSecret = "fx-ml-ca";
             const ca = new k8s.apiextensions.CustomResource(
-                "fx-ml-ca",
+                `${name}-ca-certificate`,
                 {
                     apiVersion: "cert-manager.io/v1",
                     kind: "Certificate",
@@ -112,9 +113,13 @@ export class Edge extends pulumi.ComponentResource {
                         issuerRef: { name: bootstrap.metadata.name, kind: "ClusterIssuer", group: "cert-manager.io" },
                     },
                 },
-                { parent: this, dependsOn: [bootstrap, ...(this.certManager ? [this.certManager] : [])] },
+                {
+                    parent: this,
+                    aliases: [{ name: "fx-ml-ca" }],
+                    dependsOn: [bootstrap, ...(this.certManager ? [this.certManager] : [])],
+                },
             );
-            issuer = clusterIssuer("fx-ml-ca", { ca: { secretName: caSecret } }, { dependsOn: [ca] });
+            issuer = clusterIssuer("ca-issuer", "fx-ml-ca", { ca: { secretName: caSecret } }, { dependsOn: [ca] });
         }
         this.issuerName = issuer.metadata.name;
 
@@ -123,7 +128,7 @@ export class Edge extends pulumi.ComponentResource {
             const host = `${HOSTS[key]}.${edge.domain}`;
             const backend = args.backends[key];
             const ingress = new k8s.networking.v1.Ingress(
-                `${HOSTS[key]}-ingress`,
+                `${name}-${HOSTS[key]}-ingress`,
                 {
                     metadata: {
                         name: HOSTS[key],
@@ -153,7 +158,7 @@ export class Edge extends pulumi.ComponentResource {
                     },
                 },
                 // The issuer first: cert-manager's ingress-shim requests the certificate as soon as the Ingress exists.
-                { parent: this, dependsOn: [issuer] },
+                { parent: this, dependsOn: [issuer], aliases: [{ name: `${HOSTS[key]}-ingress` }] },
             );
             urls[key] = pulumi.interpolate`https://${ingress.spec.rules[0].host}`;
         }

@@ -61,7 +61,7 @@ export class Namespaces extends pulumi.ComponentResource {
         );
         const make = (ns: string, component: string, level: PodSecurityLevel, reason?: string) =>
             new k8s.core.v1.Namespace(
-                ns,
+                `${name}-${ns}`,
                 {
                     metadata: {
                         name: ns,
@@ -69,7 +69,7 @@ export class Namespaces extends pulumi.ComponentResource {
                         annotations: reason ? { "fx-ml-pipeline/pod-security-reason": reason } : undefined,
                     },
                 },
-                { parent: this },
+                { parent: this, aliases: [{ name: ns }] },
             ).metadata.name;
         this.app = make(args.app, "pipeline", "restricted");
         this.monitoring = make(args.monitoring, "monitoring", "restricted");
