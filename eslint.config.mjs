@@ -17,8 +17,9 @@ export default tseslint.config(
         languageOptions: { globals: { process: "readonly", console: "readonly" } },
     },
     {
-        // Tests and their tools walk arbitrary resource inputs and objects, and load modules with require().
-        files: ["test/**/*.ts", "tools/**/*.ts", "policy/**/*.test.ts"],
+        // Tests, their tools and the footprint report walk arbitrary resource inputs and objects, and load modules
+        // with require().
+        files: ["test/**/*.ts", "tools/**/*.ts", "policy/**/*.test.ts", "scripts/footprint-figures.ts"],
         rules: {
             "@typescript-eslint/no-explicit-any": "off",
             "@typescript-eslint/no-require-imports": "off",

@@ -2,6 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { clusterOptions, clusterProvider } from "./components/platform/cluster";
 import { loadConfig } from "./config";
+import { HelmCharts } from "./lib/chart-values";
 import { Namespaces } from "./components/platform/namespaces";
 import { APP, NAMESPACES, PORTS } from "./lib/contracts";
 import { WorkerAutoscaler } from "./components/platform/autoscaling";
@@ -20,7 +21,8 @@ import { GpuDevicePlugin } from "./components/platform/gpu";
 import { Mlflow } from "./components/apps/mlflow";
 
 const config = loadConfig();
-for (const warning of config.warnings) pulumi.log.warn(warning);
+// config.charts is read here only: every chart is installed through this one maker of Releases.
+const charts = new HelmCharts(config.charts);
 
 // The stack's own cluster (config kubeContext/kubeconfig), never the current kubeconfig context: every Kubernetes
 // resource below gets this provider through `onCluster`.
@@ -39,7 +41,18 @@ const namespaces = new Namespaces(
 );
 const secrets = new Secrets(
     "fx",
-    { config, namespace: namespaces.app, monitoringNamespace: namespaces.monitoring },
+    {
+        namespace: namespaces.app,
+        monitoringNamespace: namespaces.monitoring,
+        grafanaAdminUser: config.grafanaAdminUser,
+        registry: config.registry,
+        oanda:
+            config.data.oandaToken && config.data.oandaAccountId
+                ? { token: config.data.oandaToken, accountId: config.data.oandaAccountId }
+                : undefined,
+        huggingFaceToken: config.fingpt.hfToken,
+        backupCredentials: config.backupCredentials,
+    },
     onCluster,
 );
 const images = new Images("fx", {
@@ -51,15 +64,17 @@ const images = new Images("fx", {
     versions: config.versions,
 });
 
+// The cluster's cert-manager namespace, ours when the stack installs it.
+const certManagerNamespace = namespaces.certManager ?? NAMESPACES.certManager;
 // cert-manager first: the Barman Cloud plugin of the Postgres backups needs it, as do the edge's issuers.
 const certManager = config.edge.installCertManager
-    ? installCertManager("fx", config.charts, namespaces.certManager ?? NAMESPACES.certManager, onCluster)
+    ? installCertManager("fx", charts, certManagerNamespace, onCluster)
     : undefined;
 
 const postgres = new Postgres(
     "fx",
     {
-        charts: config.charts,
+        charts,
         namespace: namespaces.app,
         monitoringNamespace: namespaces.monitoring,
         roleSecrets: secrets.dbRoleSecretNames,
@@ -82,7 +97,7 @@ const postgres = new Postgres(
 const redis = new Redis(
     "fx",
     {
-        charts: config.charts,
+        charts,
         namespace: namespaces.app,
         monitoringNamespace: namespaces.monitoring,
         password: secrets.redisPassword,
@@ -97,7 +112,7 @@ const redis = new Redis(
 const monitoring = new Monitoring(
     "fx",
     {
-        charts: config.charts,
+        charts,
         namespace: namespaces.monitoring,
         appNamespace: namespaces.app,
         grafanaAdminSecretName: secrets.grafanaAdminSecretName,
@@ -114,6 +129,8 @@ const monitoring = new Monitoring(
 // Application workloads (issue 5): all from the digest-pinned images, credentials by Secret reference.
 const dataStores = { ...onCluster, dependsOn: [postgres, redis] };
 const pullSecret = secrets.imagePullSecretName;
+// The URLs that hold a password are composed in Secrets, which keeps the passwords; the apps get Secret keys.
+const connections = secrets.connections({ postgres, redis });
 const feastConnection = feastConnectionOf(redis, postgres, {
     redisPassword: secrets.redisPassword,
     registryUser: secrets.dbRoles.feast.username,
@@ -124,8 +141,7 @@ const mlflow = new Mlflow(
     {
         namespace: namespaces.app,
         image: images.ref("mlflow"),
-        postgres,
-        dbPassword: secrets.dbPasswords.mlflow,
+        backendStoreUri: connections.mlflowBackendStore,
         resources: config.resources.mlflow,
         artifacts: config.storage.mlflowObjectStore
             ? {
@@ -181,9 +197,7 @@ const airflow = new Airflow(
             worker: images.ref("airflowWorker"),
         },
         version: config.versions.airflow,
-        postgres,
-        dbPassword: secrets.dbPasswords.airflow,
-        brokerUrl: redis.brokerUrl(secrets.redisPasswordValue),
+        connections: connections.airflow,
         keys: {
             fernet: secrets.airflowFernetKey,
             webserverSecret: secrets.airflowWebserverSecretKey,
@@ -222,7 +236,7 @@ if (workerScaling && namespaces.keda) {
     new WorkerAutoscaler(
         "airflow-worker",
         {
-            charts: config.charts,
+            charts,
             kedaNamespace: namespaces.keda,
             namespace: namespaces.app,
             target: { kind: "StatefulSet", name: APP.airflowWorker },
@@ -268,7 +282,7 @@ if (config.gpu.installDevicePlugin && namespaces.devicePlugin) {
     new GpuDevicePlugin(
         "nvidia",
         {
-            charts: config.charts,
+            charts,
             namespace: namespaces.devicePlugin,
             nodeSelector: config.gpu.nodeSelector,
             tolerations: config.gpu.tolerations,
@@ -280,10 +294,9 @@ if (config.gpu.installDevicePlugin && namespaces.devicePlugin) {
 const edge = new Edge(
     "fx",
     {
-        charts: config.charts,
         edge: config.edge,
         certManager,
-        certManagerNamespace: namespaces.certManager ?? NAMESPACES.certManager,
+        certManagerNamespace,
         backends: {
             airflow: { namespace: namespaces.app, service: airflow.webserverServiceName, port: PORTS.airflowWebserver },
             mlflow: { namespace: namespaces.app, service: mlflow.serviceName, port: PORTS.mlflow },

@@ -2,8 +2,9 @@ import * as fs from "fs";
 import * as path from "path";
 import deepmerge from "deepmerge";
 import { parse } from "yaml";
-import { chartArchiveName, ChartRef } from "./charts";
-import type { ChartOrigin } from "../config";
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { chartArchiveName, ChartKey, ChartOrigin, ChartRef, CHARTS } from "./charts";
 
 /**
  * Helm values in two layers: the static, reviewed values of a chart in `charts-values/<file>.yaml` (hardening,
@@ -73,5 +74,45 @@ export function chartSource(
         case "folder":
             // A path to the archive: Helm loads a local chart before it looks at any repository.
             return { chart: path.join(origin.path, chartArchiveName(ref)), version: ref.version };
+    }
+}
+
+/** What a component gives a Release besides what the registry holds (chart, version, repository, name, values file). */
+export type ReleaseSettings = Omit<
+    k8s.helm.v3.ReleaseArgs,
+    "chart" | "version" | "repositoryOpts" | "name" | "values"
+> & {
+    /** Computed values, merged over the entry's values file (`chartValues`). */
+    readonly values?: pulumi.Input<Values>;
+};
+
+/**
+ * The stack's Helm charts from where `chartRepository` says: made once from the config in index.ts and handed to each
+ * component that installs a chart. `release` is the one way a Release is made from a registry entry (lib/charts.ts).
+ */
+export class HelmCharts {
+    constructor(readonly origin: ChartOrigin) {}
+
+    /** Chart, version and repository of the registry's `key`, as helm.v3.Release (or a chart component) takes them. */
+    source(key: ChartKey): ReturnType<typeof chartSource> {
+        return chartSource(CHARTS[key], this.origin);
+    }
+
+    /** A Release of `key` under its contract name, its values file merged with `settings.values`. */
+    release(
+        resourceName: string,
+        key: ChartKey,
+        settings: ReleaseSettings,
+        opts?: pulumi.CustomResourceOptions,
+    ): k8s.helm.v3.Release {
+        const ref: ChartRef = CHARTS[key];
+        const merge = (computed: Values) => (ref.values ? chartValues(ref.values, computed) : computed);
+        const computed = settings.values ?? {};
+        const values = pulumi.Output.isInstance(computed) ? computed.apply(merge) : merge(computed as Values);
+        return new k8s.helm.v3.Release(
+            resourceName,
+            { ...settings, name: ref.release, ...this.source(key), values },
+            opts,
+        );
     }
 }

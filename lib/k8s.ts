@@ -1,8 +1,22 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "../config";
 
 /** Shared shapes: labels, security contexts and resources, so every component writes them the same way. */
+
+/** CPU request and limit, memory (request = limit, so a pod is never OOM-killed for memory it was promised). */
+export interface ResourceSpec {
+    readonly cpuRequest: string;
+    readonly cpuLimit: string;
+    readonly memory: string;
+}
+
+/** A pod toleration of a node taint. */
+export interface Toleration {
+    readonly key: string;
+    readonly operator: "Exists" | "Equal";
+    readonly value?: string;
+    readonly effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+}
 
 export const PART_OF = "fx-ml-pipeline";
 
@@ -60,8 +74,14 @@ export function resources(
     };
 }
 
-/** `<name>.<namespace>.svc.cluster.local` */
-export function serviceHost(name: pulumi.Input<string>, namespace: pulumi.Input<string>): pulumi.Output<string> {
+/** `<name>.<namespace>.svc.cluster.local`, the one spelling of a Service's DNS name (plain where both are). */
+export function serviceHost(name: string, namespace: string): string;
+export function serviceHost(name: pulumi.Input<string>, namespace: pulumi.Input<string>): pulumi.Output<string>;
+export function serviceHost(
+    name: pulumi.Input<string>,
+    namespace: pulumi.Input<string>,
+): string | pulumi.Output<string> {
+    if (typeof name === "string" && typeof namespace === "string") return `${name}.${namespace}.svc.cluster.local`;
     return pulumi.interpolate`${name}.${namespace}.svc.cluster.local`;
 }
 

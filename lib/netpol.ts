@@ -62,6 +62,8 @@ export interface AllowFromArgs {
     rules: readonly IngressRule[];
     /** `app.kubernetes.io/name` of the policy's own labels (the workload it protects). */
     app: string;
+    /** The NetworkPolicy's name in the cluster, where it differs from the resource name. */
+    policyName?: string;
 }
 
 /**
@@ -78,7 +80,7 @@ export function allowFrom(
         name,
         {
             metadata: {
-                name,
+                name: args.policyName ?? name,
                 namespace: args.namespace,
                 labels: labels(args.app, "network-policy"),
                 annotations: {

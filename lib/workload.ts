@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec, Toleration } from "../config";
+import { ResourceSpec, Toleration } from "./k8s";
 import { containerSecurityContext, emptyDirVolume, labels, podSecurityContext, resources, selectorLabels } from "./k8s";
 
 import Input = k8s.types.input.core.v1;

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { ROOT, runStack, StackName, STACKS } from "../tools/harness";
 import { render } from "../tools/render-lib";
-import { footprint, footprintMarkdown } from "../tools/footprint";
+import { footprint, footprintMarkdown } from "./footprint-figures";
 
 const DEV_CPU_CORES = 3;
 const DEV_MEMORY_GIB = 6;

@@ -1,10 +1,8 @@
-import { findPlaintext, reveal, runProgram, runStack } from "../tools/harness";
+import { runProgram, runStack } from "../tools/harness";
 import { feastConnection } from "./app-fixtures";
-import type { AirflowRelease } from "../config";
+import type { AirflowRelease } from "../config/rules";
 
 const img = (n: string) => `ghcr.io/example-org/fx-ml/fx-airflow-${n}@sha256:${n[0].repeat(64)}`;
-const DB_PW = "SENTINEL-airflow-db";
-const REDIS_PW = "SENTINEL-redis";
 const RES = { cpuRequest: "100m", cpuLimit: "1", memory: "1Gi" };
 
 function program(version: AirflowRelease, dataSource: "oanda" | "sample" = "oanda") {
@@ -16,9 +14,11 @@ function program(version: AirflowRelease, dataSource: "oanda" | "sample" = "oand
             namespace: "fx-ml",
             images: { scheduler: img("scheduler"), webserver: img("webserver"), worker: img("worker") },
             version,
-            postgres: { host: "fx-postgres-rw.fx-ml.svc.cluster.local", port: 5432 },
-            dbPassword: pulumi.secret(DB_PW),
-            brokerUrl: pulumi.secret(`redis://:${REDIS_PW}@fx-redis.fx-ml.svc.cluster.local:6379/1`),
+            connections: {
+                sqlAlchemyConn: ref("airflow-connections", "sql-alchemy-conn"),
+                resultBackend: ref("airflow-connections", "result-backend"),
+                brokerUrl: ref("airflow-connections", "broker-url"),
+            },
             keys: {
                 fernet: ref("airflow-keys", "fernet-key"),
                 webserverSecret: ref("airflow-keys", "webserver-secret-key"),
@@ -53,7 +53,7 @@ const main = (r: any) => r.inputs.spec.template.spec.containers[0];
 const envOf = (c: any) => Object.fromEntries((c.env ?? []).map((e: any) => [e.name, e.value ?? e.valueFrom]));
 
 describe("airflow", () => {
-    test("one ConfigMap and one Secret of settings for every pod: CeleryExecutor, Redis db 1 broker, Postgres backend, StatsD", async () => {
+    test("one ConfigMap of settings and the connection Secret's keys for every pod: CeleryExecutor, StatsD", async () => {
         const run = await runProgram(program("3.3.2"));
         const cm = run.one("kubernetes:core/v1:ConfigMap", "fx-config").inputs.data;
         expect(cm).toMatchObject({
@@ -66,14 +66,7 @@ describe("airflow", () => {
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT: "8793",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL: "http://airflow-webserver.fx-ml.svc.cluster.local:8080/execution/",
         });
-        expect(findPlaintext(cm, [DB_PW, REDIS_PW])).toEqual([]);
-        const secret = run.one("kubernetes:core/v1:Secret", "fx-connections");
-        expect(findPlaintext(secret.inputs, [DB_PW, REDIS_PW])).toEqual([]);
-        expect(reveal(secret.inputs.stringData)).toEqual({
-            "sql-alchemy-conn": `postgresql+psycopg2://airflow:${DB_PW}@fx-postgres-rw.fx-ml.svc.cluster.local:5432/airflow`,
-            "result-backend": `db+postgresql://airflow:${DB_PW}@fx-postgres-rw.fx-ml.svc.cluster.local:5432/airflow`,
-            "broker-url": `redis://:${REDIS_PW}@fx-redis.fx-ml.svc.cluster.local:6379/1`,
-        });
+        expect(run.ofType("kubernetes:core/v1:Secret")).toEqual([]);
         const all = [...LONG_RUNNING, ["kubernetes:apps/v1:Deployment", "airflow-dag-processor"]];
         for (const [type, name] of [...all, ["kubernetes:batch/v1:Job", "airflow-migrate"]]) {
             const r = run.one(type, name);
@@ -82,6 +75,12 @@ describe("airflow", () => {
             const env = envOf(c);
             expect(env.AIRFLOW__DATABASE__SQL_ALCHEMY_CONN).toEqual({
                 secretKeyRef: { name: "airflow-connections", key: "sql-alchemy-conn" },
+            });
+            expect(env.AIRFLOW__CELERY__BROKER_URL).toEqual({
+                secretKeyRef: { name: "airflow-connections", key: "broker-url" },
+            });
+            expect(env.AIRFLOW__CELERY__RESULT_BACKEND).toEqual({
+                secretKeyRef: { name: "airflow-connections", key: "result-backend" },
             });
             expect(env.AIRFLOW__CORE__FERNET_KEY).toEqual({
                 secretKeyRef: { name: "airflow-keys", key: "fernet-key" },
@@ -92,7 +91,6 @@ describe("airflow", () => {
             expect(env.AIRFLOW__API_AUTH__JWT_SECRET).toEqual({
                 secretKeyRef: { name: "airflow-keys", key: "jwt-secret" },
             });
-            expect(findPlaintext(r.inputs, [DB_PW, REDIS_PW])).toEqual([]);
         }
     });
 
@@ -239,18 +237,13 @@ describe("airflow", () => {
     });
 });
 
-describe.each(["dev", "gpu"] as const)("%s stack: Airflow's connections", (stack) => {
-    test("the Celery broker is Redis database 1 with the generated password, and all of it stays secret", async () => {
+describe.each([
+    ["dev", "384Mi"],
+    ["gpu", "768Mi"],
+] as const)("%s stack: Airflow's sizes", (stack, memory) => {
+    test(`the dag-processor gets the configured memory, ${memory}, as its limit`, async () => {
         const run = await runStack(stack);
-        const secret = run.one("kubernetes:core/v1:Secret", "fx-connections");
-        expect(findPlaintext(secret.inputs.stringData, run.sentinels)).toEqual([]);
-        const redisPassword = reveal(run.one("random:index/randomPassword:RandomPassword", "fx-redis").state.result);
-        expect(reveal(secret.inputs.stringData)["broker-url"]).toBe(
-            `redis://:${encodeURIComponent(redisPassword)}@fx-redis.fx-ml.svc.cluster.local:6379/1`,
-        );
         const dagProcessor = run.one("kubernetes:apps/v1:Deployment", "airflow-dag-processor");
-        expect(dagProcessor.inputs.spec.template.spec.containers[0].resources.limits.memory).toBe(
-            run.config.airflowDagProcessorMemory,
-        );
+        expect(dagProcessor.inputs.spec.template.spec.containers[0].resources.limits.memory).toBe(memory);
     });
 });

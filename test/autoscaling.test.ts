@@ -17,7 +17,7 @@ describe("Celery workers scaled by queue depth with KEDA (airflowWorkerAutoscali
             expect(plain.ofType("kubernetes:helm.sh/v3:Release", /keda/)).toEqual([]);
             expect(plain.ofType(SCALED_OBJECT)).toEqual([]);
             expect(plain.ofType(TRIGGER_AUTH)).toEqual([]);
-            expect(plain.ofType("kubernetes:core/v1:Namespace", "keda")).toEqual([]);
+            expect(plain.ofType("kubernetes:core/v1:Namespace", "fx-keda")).toEqual([]);
             expect(plain.one("kubernetes:apps/v1:StatefulSet", "airflow-worker").inputs.spec.replicas).toBe(1);
         }
     });
@@ -34,7 +34,7 @@ describe("Celery workers scaled by queue depth with KEDA (airflowWorkerAutoscali
                 run.one("kubernetes-cert-manager:index:CertManager", "cert-manager"),
             ),
         ).toBe(true);
-        const ns = run.one("kubernetes:core/v1:Namespace", "keda").inputs;
+        const ns = run.one("kubernetes:core/v1:Namespace", "fx-keda").inputs;
         expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
     });
 

@@ -1,6 +1,6 @@
 /**
  * Checks every Helm release of a stack from the inside, on what `helm template` renders (tools/helm-render.ts):
- * - unused-value: a value we pass that the chart never reads (test/chart-values.ts);
+ * - unused-value: a value we pass that the chart never reads (tools/unread-chart-values.ts);
  * - schema / unknown-field / naming rules: each rendered object through the same validation as our own objects
  *   (tools/manifest-validation.ts), custom resources against the openAPIV3Schema of the CRDs the stack's charts ship,
  *   with unknown fields refused as the API server's strict field validation refuses them;
@@ -13,7 +13,7 @@ import { execFileSync } from "child_process";
 import * as path from "path";
 import { ROOT } from "../tools/harness";
 import { K8sObject, Rendered } from "../tools/render-lib";
-import { extractChart, unusedValues } from "./chart-values";
+import { extractChart, unusedValues } from "../tools/unread-chart-values";
 import { ChartRender, isClusterScoped } from "../tools/helm-render";
 import { objectId, podSpecs, validateObjects } from "../tools/manifest-validation";
 

@@ -2,9 +2,12 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { chartArchiveName, CHARTS } from "../lib/charts";
-import { DECLARED } from "../config";
-import { descriptionProblems, isAirflowRelease, RANGES, SUPPORTED_VERSIONS, VERSION_KEYS } from "../config/rules";
-import { runStack, RunOptions, StackName } from "../tools/harness";
+import { DECLARED } from "../config/declared";
+import { descriptionProblems } from "../config/descriptions";
+import { checkVersions, isAirflowRelease, RANGES, SUPPORTED_VERSIONS, VERSION_KEYS } from "../config/rules";
+import * as pulumi from "@pulumi/pulumi";
+import { Problem, Rule, validate } from "../config/validate";
+import { rawConfig, runStack, RunOptions, StackName } from "../tools/harness";
 import { SHARED_DATA } from "../tools/stacks";
 
 /** Runs a stack expected to fail; returns the error message and what was declared before the failure. */
@@ -499,27 +502,131 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
     ],
 ];
 
-describe("bad configuration fails before any resource is declared", () => {
-    test.each(BAD)("%s", async (_name, stack, options, words) => {
-        const { message, registered } = await failure(stack, options);
+/** The problems `validate` finds in a stack's config with these options (the config must be refused). */
+function problemsOf(stack: StackName, options: RunOptions): Problem[] {
+    const { config, problems } = validate(rawConfig(stack, options));
+    expect(problems).not.toEqual([]);
+    expect(config).toBeUndefined();
+    return [...problems];
+}
+
+/** `key` and `rule` of each problem, in order. */
+const keysAndRules = (problems: readonly Problem[]) => problems.map(({ key, rule }) => ({ key, rule }));
+
+describe("validate: each bad value is refused with the key, the value and what is allowed", () => {
+    test.each(BAD)("%s", (_name, stack, options, words) => {
+        const message = problemsOf(stack, options)
+            .map((p) => p.message)
+            .join("\n");
         for (const w of words) expect(message).toContain(w);
-        expect(message).toContain(`Invalid configuration for stack '${stack}'`);
+    });
+
+    test.each<[string, StackName, RunOptions, { key: string; rule: Rule }[]]>([
+        [
+            "an unknown key",
+            "dev",
+            { config: { fastapiReplica: 2 } },
+            [{ key: "fx-ml-pipeline:fastapiReplica", rule: "unknown-key" }],
+        ],
+        [
+            "a default provider key",
+            "dev",
+            { config: { "kubernetes:context": "x" } },
+            [{ key: "kubernetes:context", rule: "unknown-key" }],
+        ],
+        ["no cluster", "dev", { config: { kubeContext: undefined } }, [{ key: "kubeContext", rule: "required" }]],
+        [
+            "a word for a number",
+            "dev",
+            { config: { fastapiReplicas: "two" } },
+            [{ key: "fastapiReplicas", rule: "type" }],
+        ],
+        ["a number out of range", "gpu", { config: { gpuCount: 9 } }, [{ key: "gpuCount", rule: "range" }]],
+        [
+            "a ceiling below its floor",
+            "gpu",
+            { config: { fastapiReplicas: 4, fastapiMaxReplicas: 3 } },
+            [{ key: "fastapiMaxReplicas", rule: "floor" }],
+        ],
+        ["a word not allowed", "dev", { config: { tlsIssuer: "vault" } }, [{ key: "tlsIssuer", rule: "choice" }]],
+        ["a malformed name", "dev", { config: { namespace: "FX_ML" } }, [{ key: "namespace", rule: "pattern" }]],
+        [
+            "an unlisted release",
+            "gpu",
+            { config: { redisVersion: "8.2.1" } },
+            [{ key: "redisVersion", rule: "release" }],
+        ],
+        [
+            "settings where they do nothing",
+            "dev",
+            { config: { gpuCount: 2, acmeEmail: "ops@example.com" } },
+            [
+                { key: "gpuCount", rule: "no-effect" },
+                { key: "acmeEmail", rule: "no-effect" },
+            ],
+        ],
+        [
+            "secrets a stack needs",
+            "gpu",
+            { unsetSecrets: ["oandaToken", "hfToken"] },
+            [
+                { key: "oandaToken", rule: "secret-needed" },
+                { key: "hfToken", rule: "secret-needed" },
+            ],
+        ],
+        [
+            "an invalid key is not also reported as one with no effect",
+            "dev",
+            { config: { gpuCount: 0 } },
+            [{ key: "gpuCount", rule: "range" }],
+        ],
+    ])("%s", (_name, stack, options, expected) => {
+        expect(keysAndRules(problemsOf(stack, options))).toEqual(expected);
+    });
+
+    test("a valid stack gives the typed config, and the secrets only wrapped", async () => {
+        const { config, problems } = validate(rawConfig("gpu", { config: { airflowWorkerAutoscaling: true } }));
+        expect(problems).toEqual([]);
+        expect(config?.replicas).toEqual({
+            fastapi: 2,
+            fastapiMax: 6,
+            fastapiWorkers: 2,
+            airflowWorker: 1,
+            airflowWebserver: 1,
+            airflowApiWorkers: 2,
+            airflowWorkerAutoscaling: { max: 4, queueTarget: 8 },
+        });
+        expect(Object.isFrozen(config?.replicas)).toBe(true);
+        expect(await pulumi.isSecret(config!.data.oandaToken!)).toBe(true);
+    });
+});
+
+describe("bad configuration fails before any resource is declared", () => {
+    test("the program stops with every problem before it declares a resource", async () => {
+        const { message, registered } = await failure("dev", { config: { namespace: "FX_ML", fastapiReplicas: 0 } });
+        expect(message).toContain("Invalid configuration for stack 'dev' (2 problems):");
+        expect(message).toContain(`'fx-ml-pipeline:namespace' value "FX_ML" is invalid`);
+        expect(message).toContain(`'fx-ml-pipeline:fastapiReplicas' value 0 is invalid`);
         expect(registered).toEqual([]);
     });
 
-    test("each problem is reported once, also for keys several settings depend on", async () => {
-        const { message } = await failure("gpu", {
+    test("each problem is reported once, also for keys several settings depend on", () => {
+        const problems = problemsOf("gpu", {
             config: { postgresBackups: "maybe", airflowWorkerAutoscaling: "perhaps" },
         });
-        expect(message).toMatch(/2 problems/);
-        expect(message.split("fx-ml-pipeline:postgresBackups").length - 1).toBe(1);
-        expect(message.split("fx-ml-pipeline:airflowWorkerAutoscaling").length - 1).toBe(1);
+        expect(keysAndRules(problems)).toEqual([
+            { key: "airflowWorkerAutoscaling", rule: "type" },
+            { key: "postgresBackups", rule: "type" },
+        ]);
     });
 
-    test("every problem is reported at once", async () => {
-        const { message } = await failure("dev", { config: { namespace: "Bad", gpuCount: 0, tlsIssuer: "x" } });
-        expect(message).toMatch(/3 problems/);
-        for (const key of ["namespace", "gpuCount", "tlsIssuer"]) expect(message).toContain(`fx-ml-pipeline:${key}`);
+    test("every problem is reported at once", () => {
+        const problems = problemsOf("dev", { config: { namespace: "Bad", gpuCount: 0, tlsIssuer: "x" } });
+        expect(keysAndRules(problems)).toEqual([
+            { key: "namespace", rule: "pattern" },
+            { key: "gpuCount", rule: "range" },
+            { key: "tlsIssuer", rule: "choice" },
+        ]);
     });
 
     test("the dev stack runs on sample data without any secret, and without a warning", async () => {
@@ -540,17 +647,17 @@ describe("bad configuration fails before any resource is declared", () => {
     test("a fresh gpu stack is told each secret it needs, with the command that sets it", async () => {
         const needed = [
             "registryPassword",
-            "hfToken",
             "oandaToken",
             "oandaAccountId",
+            "hfToken",
             "backupAccessKeyId",
             "backupSecretAccessKey",
         ];
-        const { message } = await failure("gpu", { unsetSecrets: needed });
-        expect(message).toMatch(/6 problems/);
-        for (const key of needed) {
-            expect(message).toContain(`'fx-ml-pipeline:${key}' value "<unset>" is invalid`);
-            expect(message).toContain(`pulumi config set --secret ${key} <value> --stack gpu`);
+        const problems = problemsOf("gpu", { unsetSecrets: needed });
+        expect(keysAndRules(problems)).toEqual(needed.map((key) => ({ key, rule: "secret-needed" })));
+        for (const [i, key] of needed.entries()) {
+            expect(problems[i].message).toContain(`'fx-ml-pipeline:${key}' value "<unset>" is invalid`);
+            expect(problems[i].message).toContain(`pulumi config set --secret ${key} <value> --stack gpu`);
         }
     });
 
@@ -778,14 +885,21 @@ describe("each range and allowed set is stated once (config/rules.ts)", () => {
         for (const edge of ["above", "below"] as const) {
             const config: Record<string, unknown> = { airflowWorkerAutoscaling: true };
             for (const k of keys) config[k] = edge === "above" ? RANGES[k].max + 1 : RANGES[k].min - 1;
-            const { message } = await failure("gpu", { config });
-            for (const k of keys) expect(message).toContain(`'fx-ml-pipeline:${k}' value`);
-            for (const k of keys) expect(message).toContain(String(config[k]));
+            const problems = problemsOf("gpu", { config });
+            expect(
+                problems
+                    .map(({ key, value, rule }) => ({ key, value, rule }))
+                    .sort((a, b) => a.key.localeCompare(b.key)),
+            ).toEqual(
+                keys
+                    .map((key) => ({ key, value: config[key], rule: "range" }))
+                    .sort((a, b) => a.key.localeCompare(b.key)),
+            );
         }
         // The largest values allowed are accepted (each maximum at least its floor's).
         const max = Object.fromEntries(keys.map((k) => [k, RANGES[k].max]));
         const run = await runStack("gpu", { config: { ...max, airflowWorkerAutoscaling: true } });
-        const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "fastapi").inputs.spec;
+        const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "fx-autoscaler").inputs.spec;
         expect([hpa.minReplicas, hpa.maxReplicas]).toEqual([20, 50]);
     });
 });
@@ -801,7 +915,12 @@ describe("config/versions.yaml", () => {
     });
 
     test("every Airflow release is a 2.x or 3.x release, the majors the Airflow component renders", () => {
-        expect(SUPPORTED_VERSIONS.airflow.releases.filter((v) => !isAirflowRelease(v))).toEqual([]);
+        const doc = { ...SUPPORTED_VERSIONS, airflow: { releases: ["3.3.2", "4.0.0"] } };
+        expect(() => checkVersions("versions.yaml", doc)).toThrow(
+            "versions.yaml: airflow.releases 4.0.0: the Airflow component renders 2.x and 3.x releases only",
+        );
+        const noImages = { ...SUPPORTED_VERSIONS, postgres: { releases: ["17"] } };
+        expect(() => checkVersions("versions.yaml", noImages)).toThrow("postgres.images must map each supported major");
         expect(["2.7.0", "3.3.2", "4.0.0", "3.1"].map(isAirflowRelease)).toEqual([true, true, false, false]);
     });
 });

@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { DockerfileParser, From } from "dockerfile-ast";
-import { checkDockerfile, copiedPaths, globalArgDefaults, RuleId } from "./dockerfile-rules";
+import { checkDockerfile, copiedPaths, globalArgDefaults, RuleId } from "../tools/dockerfile-lint";
 import { ROOT } from "../tools/harness";
 import { PORTS } from "../lib/contracts";
 

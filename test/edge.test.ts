@@ -1,4 +1,3 @@
-import { CHARTS } from "../lib/charts";
 import { runStack, StackRun } from "../tools/harness";
 
 const CLUSTER_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
@@ -28,22 +27,22 @@ describe("edge: cert-manager, ClusterIssuer, Ingresses", () => {
             const cm = run.one(CERT_MANAGER, "cert-manager");
             expect(cm.inputs.helmOptions).toMatchObject({
                 namespace: "cert-manager",
-                version: CHARTS.certManager.version,
-                repositoryOpts: { repo: CHARTS.certManager.repo },
+                version: "v1.19.1",
+                repositoryOpts: { repo: "https://charts.jetstack.io" },
                 values: { crds: { enabled: true, keep: true } },
             });
             expect(cm.inputs.installCRDs).toBeUndefined();
             // Its namespace is ours, and labelled for the restricted Pod Security level.
-            const ns = run.one(NAMESPACE, "cert-manager");
+            const ns = run.one(NAMESPACE, "fx-cert-manager");
             expect(ns.inputs.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
             expect(run.dependsOn(cm, ns)).toBe(true);
         }
     });
 
     test("dev: a selfSigned ClusterIssuer issues a CA certificate and a ca ClusterIssuer signs with it", () => {
-        const bootstrap = dev.one(CLUSTER_ISSUER, "fx-ml-selfsigned");
-        const ca = dev.one(CERTIFICATE, "fx-ml-ca");
-        const issuer = dev.one(CLUSTER_ISSUER, "fx-ml-ca");
+        const bootstrap = dev.one(CLUSTER_ISSUER, "fx-selfsigned-issuer");
+        const ca = dev.one(CERTIFICATE, "fx-ca-certificate");
+        const issuer = dev.one(CLUSTER_ISSUER, "fx-ca-issuer");
         expect(bootstrap.inputs.spec).toEqual({ selfSigned: {} });
         expect(ca.inputs.metadata.namespace).toBe("cert-manager");
         expect(ca.inputs.spec).toMatchObject({
@@ -61,7 +60,7 @@ describe("edge: cert-manager, ClusterIssuer, Ingresses", () => {
     });
 
     test("gpu: an ACME ClusterIssuer with the configured e-mail and server and an HTTP-01 solver on the ingress class", () => {
-        const issuer = gpu.one(CLUSTER_ISSUER, "fx-ml-acme");
+        const issuer = gpu.one(CLUSTER_ISSUER, "fx-acme-issuer");
         expect(issuer.inputs.spec.acme).toEqual({
             email: "platform@example.com",
             server: "https://acme-v02.api.letsencrypt.org/directory",
@@ -81,7 +80,7 @@ describe("edge: cert-manager, ClusterIssuer, Ingresses", () => {
         expect(run.ofType(INGRESS)).toHaveLength(Object.keys(ROUTES).length);
         for (const [prefix, [namespace, service, port]] of Object.entries(ROUTES)) {
             const host = `${prefix}.${domain}`;
-            const ing = run.one(INGRESS, `${prefix}-ingress`);
+            const ing = run.one(INGRESS, `fx-${prefix}-ingress`);
             expect(ing.inputs.metadata.namespace).toBe(namespace);
             expect(ing.inputs.metadata.annotations["cert-manager.io/cluster-issuer"]).toBe(issuer);
             expect(ing.inputs.spec.ingressClassName).toBe("traefik");
@@ -100,26 +99,28 @@ describe("edge: cert-manager, ClusterIssuer, Ingresses", () => {
                     },
                 },
             ]);
-            expect(run.dependsOn(ing, run.one(CLUSTER_ISSUER, issuer))).toBe(true);
+            expect(run.dependsOn(ing, run.ofType(CLUSTER_ISSUER).find((r) => r.inputs.metadata.name === issuer)!)).toBe(
+                true,
+            );
             expect((run.outputs.urls.value as Record<string, string>)[prefix]).toBe(`https://${host}`);
         }
     });
 
     test("the ingress class and domain come from config", async () => {
         const run = await runStack("gpu", { config: { ingressClass: "haproxy", domain: "ml.corp.example" } });
-        const api = run.one(INGRESS, "api-ingress");
+        const api = run.one(INGRESS, "fx-api-ingress");
         expect(api.inputs.spec.ingressClassName).toBe("haproxy");
         expect(api.inputs.spec.rules[0].host).toBe("api.ml.corp.example");
-        expect(run.one(CLUSTER_ISSUER, "fx-ml-acme").inputs.spec.acme.solvers[0].http01.ingress.ingressClassName).toBe(
-            "haproxy",
-        );
+        expect(
+            run.one(CLUSTER_ISSUER, "fx-acme-issuer").inputs.spec.acme.solvers[0].http01.ingress.ingressClassName,
+        ).toBe("haproxy");
     });
 
     test("installCertManager=false uses the cluster's cert-manager: no install, no namespace, issuers still declared", async () => {
         const run = await runStack("dev", { config: { installCertManager: false } });
         expect(run.ofType(CERT_MANAGER)).toHaveLength(0);
-        expect(run.ofType(NAMESPACE).map((r) => r.name)).not.toContain("cert-manager");
-        expect(run.one(CERTIFICATE, "fx-ml-ca").inputs.metadata.namespace).toBe("cert-manager");
-        expect(run.one(CLUSTER_ISSUER, "fx-ml-ca").inputs.spec.ca.secretName).toBe("fx-ml-ca");
+        expect(run.ofType(NAMESPACE).map((r) => r.inputs.metadata.name)).not.toContain("cert-manager");
+        expect(run.one(CERTIFICATE, "fx-ca-certificate").inputs.metadata.namespace).toBe("cert-manager");
+        expect(run.one(CLUSTER_ISSUER, "fx-ca-issuer").inputs.spec.ca.secretName).toBe("fx-ml-ca");
     });
 });

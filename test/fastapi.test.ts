@@ -63,14 +63,14 @@ describe("fastapi", () => {
             type: "RollingUpdate",
             rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
         });
-        const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "fastapi").inputs.spec;
+        const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "fx-autoscaler").inputs.spec;
         expect(hpa.scaleTargetRef).toEqual({ apiVersion: "apps/v1", kind: "Deployment", name: "fastapi" });
         expect([hpa.minReplicas, hpa.maxReplicas]).toEqual([2, 6]);
         expect(hpa.metrics[0].resource).toEqual({
             name: "cpu",
             target: { type: "Utilization", averageUtilization: 70 },
         });
-        const pdb = run.one("kubernetes:policy/v1:PodDisruptionBudget", "fastapi").inputs.spec;
+        const pdb = run.one("kubernetes:policy/v1:PodDisruptionBudget", "fx-disruption-budget").inputs.spec;
         expect(pdb.maxUnavailable).toBe(1);
         expect(pdb.selector.matchLabels).toEqual(dep.inputs.spec.selector.matchLabels);
         const svc = run.one("kubernetes:core/v1:Service", "fastapi");

@@ -7,7 +7,7 @@ describe("NVIDIA device plugin", () => {
         const run = await runProgram(() => {
             const { GpuDevicePlugin } = require("../components/platform/gpu");
             new GpuDevicePlugin("nvidia", {
-                charts: { kind: "public" },
+                charts: new (require("../lib/chart-values").HelmCharts)({ kind: "public" }),
                 namespace: "nvidia-device-plugin",
                 nodeSelector: { "cloud.google.com/gke-accelerator": "nvidia-l4", pool: "gpu" },
                 tolerations: [TAINT],

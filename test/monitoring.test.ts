@@ -153,7 +153,11 @@ describe.each(["dev", "gpu"] as const)("monitoring on the %s stack", (stackName)
         const mon = nsOf(run, "monitoring");
         const statics = scrapeJobs(run).flatMap((j) => (j.static_configs ?? []).flatMap((s: any) => s.targets));
         expect(statics.sort()).toEqual(
-            ["localhost:9090", `kube-state-metrics.${mon}.svc:8080`, `statsd-exporter.${mon}.svc:9102`].sort(),
+            [
+                "localhost:9090",
+                `kube-state-metrics.${mon}.svc.cluster.local:8080`,
+                `statsd-exporter.${mon}.svc.cluster.local:9102`,
+            ].sort(),
         );
         const statsd = values(release(run, "statsd-exporter"));
         expect(statsd).toMatchObject({ fullnameOverride: "statsd-exporter", service: { port: 9102 } });

@@ -10,13 +10,12 @@ import {
     noLoadBalancer,
     noSecretLiteralInEnv,
     podSecurityRestricted,
-    podSpecOf,
     policies,
     probes,
     requestsAndLimits,
     restrictedViolations,
-    WORKLOADS,
 } from "../policy/policies";
+import { podSpecOf, WORKLOADS } from "../policy/pods";
 import { reveal, ROOT, runStack, StackName, stackConfig, StackRun } from "../tools/harness";
 
 type PolicyConfig = Record<string, Record<string, unknown>>;
@@ -159,14 +158,14 @@ describe("policy pack: every policy over every resource of both stacks", () => {
             expect(namespaces.length).toBeGreaterThanOrEqual(3);
             for (const ns of namespaces) {
                 const { labels, annotations } = ns.inputs.metadata;
-                const level = ns.name === "nvidia-device-plugin" ? "privileged" : "restricted";
+                const level = ns.inputs.metadata.name === "nvidia-device-plugin" ? "privileged" : "restricted";
                 expect([ns.name, labels["pod-security.kubernetes.io/enforce"]]).toEqual([ns.name, level]);
                 expect(labels["pod-security.kubernetes.io/warn"]).toBe(level);
                 expect(labels["pod-security.kubernetes.io/audit"]).toBe("restricted");
                 if (level === "privileged")
                     expect(annotations["fx-ml-pipeline/pod-security-reason"]).toMatch(/hostPath/);
             }
-            expect(namespaces.some((n) => n.name === "nvidia-device-plugin")).toBe(stack === "gpu");
+            expect(namespaces.some((n) => n.inputs.metadata.name === "nvidia-device-plugin")).toBe(stack === "gpu");
         },
     );
 });
@@ -328,19 +327,38 @@ describe("policy pack: each rule reports a bad example with its message", () => 
         expect(await validate(dataRetained, grafana, { required: true })).toEqual([]);
     });
 
-    test("every policy of the pack has a bad example above", () => {
-        const tested = [
-            noLatestImages,
-            allowedRegistries,
-            requestsAndLimits,
-            probes,
-            podSecurityRestricted,
-            noSecretLiteralInEnv,
-            noLoadBalancer,
-            gpuTolerations,
-            helmPinned,
-            dataRetained,
-        ].map((p) => p.name);
-        expect(policies.map((p) => p.name).sort()).toEqual(tested.sort());
+    /** One bad example per policy name, written out here: a policy added to the pack without one fails below. */
+    const BAD_EXAMPLE: Record<string, { resource: Parameters<typeof validate>[1]; config?: Record<string, unknown> }> =
+        {
+            "no-latest-or-untagged-image": { resource: deployment((_p, c) => (c.image = "redis:latest")) },
+            "images-from-allowed-registries": {
+                resource: deployment((_p, c) => (c.image = "redis:7.4.6")),
+                config: { registry: "localhost:5001", allowList: [] },
+            },
+            "requests-and-limits": { resource: deployment((_p, c) => (c.resources = {})) },
+            "probes-on-long-running-containers": { resource: deployment((_p, c) => delete c.livenessProbe) },
+            "pod-security-restricted": { resource: deployment((p) => (p.hostNetwork = true)) },
+            "no-secret-literal-in-env": {
+                resource: deployment((_p, c) => c.env.push({ name: "HF_TOKEN", value: "hf_abc" })),
+            },
+            "no-loadbalancer-service": {
+                resource: { type: "kubernetes:core/v1:Service", props: { spec: { type: "LoadBalancer" } } },
+            },
+            "gpu-pods-tolerate-gpu-taint": {
+                resource: deployment((_p, c) => (c.resources.limits["nvidia.com/gpu"] = "1")),
+            },
+            "helm-chart-version-pinned": {
+                resource: { type: "kubernetes:helm.sh/v3:Release", props: { chart: "redis" } },
+            },
+            "data-volumes-retained": {
+                resource: { type: "kubernetes:core/v1:PersistentVolumeClaim", props: {} },
+                config: { required: true },
+            },
+        };
+
+    test.each(policies.map((p) => [p.name, p] as const))("%s refuses its bad example", async (name, policy) => {
+        const bad = BAD_EXAMPLE[name];
+        expect(bad).toBeDefined();
+        expect(await validate(policy, bad.resource, bad.config)).toHaveLength(1);
     });
 });

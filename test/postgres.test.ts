@@ -1,6 +1,5 @@
 import { runStack, StackRun } from "../tools/harness";
 import { runWithOptions } from "./resource-options";
-import { CHARTS } from "../lib/charts";
 
 const RELEASE = "kubernetes:helm.sh/v3:Release";
 
@@ -15,12 +14,12 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
     const operator = () => run.one(RELEASE, "fx-cnpg");
 
     test("the CloudNativePG operator and cluster charts are the pinned ones, not Bitnami", () => {
-        for (const [release, ref] of [
-            [operator(), CHARTS.cnpgOperator],
-            [cluster(), CHARTS.cnpgCluster],
+        for (const [release, chart, version] of [
+            [operator(), "cloudnative-pg", "0.29.0"],
+            [cluster(), "cluster", "0.8.1"],
         ] as const) {
-            expect(release.inputs.chart).toBe(ref.chart);
-            expect(release.inputs.version).toBe(ref.version);
+            expect(release.inputs.chart).toBe(chart);
+            expect(release.inputs.version).toBe(version);
             expect(release.inputs.repositoryOpts.repo).toBe("https://cloudnative-pg.github.io/charts");
         }
         expect(operator().inputs.namespace).toBe("cnpg-system");
@@ -108,9 +107,14 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
     });
 });
 
-/** Postgres component args for the tests that build it alone. */
+/** The charts from their public repositories; call it inside a `program`, which loads its own modules. */
+const publicCharts = () => {
+    const { HelmCharts } = require("../lib/chart-values");
+    return new HelmCharts({ kind: "public" });
+};
+
+/** Postgres component args for the tests that build it alone (with `charts`, made inside the program). */
 const PG_ARGS = {
-    charts: { kind: "public" },
     namespace: "fx-ml",
     monitoringNamespace: "fx-ml-monitoring",
     roleSecrets: { airflow: "a", mlflow: "m", feast: "f" },
@@ -126,7 +130,7 @@ describe("postgres scrape job", () => {
         const run = await runStack("dev", {
             program: () => {
                 const { Postgres } = require("../components/data/postgres");
-                const pg = new Postgres("t", { ...PG_ARGS, version: "16" });
+                const pg = new Postgres("t", { ...PG_ARGS, charts: publicCharts(), version: "16" });
                 return { job: pg.scrapeJob };
             },
         });

@@ -1,5 +1,6 @@
-import { reveal, runStack } from "../tools/harness";
-import { toUrlSafeBase64 } from "../components/platform/secrets";
+import { findPlaintext, reveal, runStack } from "../tools/harness";
+import * as pulumi from "@pulumi/pulumi";
+import { postgresLogin, redisUrl, toUrlSafeBase64 } from "../components/platform/secrets";
 
 describe("secrets", () => {
     test("the Fernet key is URL-safe base64 of 32 random bytes", async () => {
@@ -46,5 +47,57 @@ describe("secrets", () => {
         expect(Object.keys(cfg.auths)).toEqual(["ghcr.io"]);
         const dev = await runStack("dev");
         expect(dev.ofType("kubernetes:core/v1:Secret", "fx-registry-pull")).toEqual([]);
+    });
+});
+
+describe("connection Secrets, composed where the passwords live", () => {
+    test.each(["dev", "gpu"] as const)(
+        "%s: Airflow's database, result backend and Celery broker (Redis db 1), MLflow's backend store; all secret",
+        async (stack) => {
+            const run = await runStack(stack);
+            const generated = (name: string) =>
+                reveal(run.one("random:index/randomPassword:RandomPassword", name).state.result);
+            const [airflowPw, mlflowPw, redisPw] = ["fx-pg-airflow", "fx-pg-mlflow", "fx-redis"].map(generated);
+            const airflow = run.one("kubernetes:core/v1:Secret", "fx-airflow-connections");
+            expect(airflow.inputs.metadata.name).toBe("airflow-connections");
+            expect(findPlaintext(airflow.inputs.stringData, run.sentinels)).toEqual([]);
+            const pg = "fx-postgres-rw.fx-ml.svc.cluster.local:5432";
+            expect(reveal(airflow.inputs.stringData)).toEqual({
+                "sql-alchemy-conn": `postgresql+psycopg2://airflow:${encodeURIComponent(airflowPw)}@${pg}/airflow`,
+                "result-backend": `db+postgresql://airflow:${encodeURIComponent(airflowPw)}@${pg}/airflow`,
+                "broker-url": `redis://:${encodeURIComponent(redisPw)}@fx-redis.fx-ml.svc.cluster.local:6379/1`,
+            });
+            const mlflow = run.one("kubernetes:core/v1:Secret", "fx-mlflow-backend-store");
+            expect(mlflow.inputs.metadata.name).toBe("mlflow-backend-store");
+            expect(findPlaintext(mlflow.inputs.stringData, run.sentinels)).toEqual([]);
+            expect(reveal(mlflow.inputs.stringData)).toEqual({
+                uri: `postgresql://mlflow:${encodeURIComponent(mlflowPw)}@${pg}/mlflow`,
+            });
+        },
+    );
+
+    test("the Airflow and MLflow components get Secret keys, never a password", async () => {
+        const run = await runStack("gpu");
+        for (const type of ["fx:app:Airflow", "fx:app:Mlflow"]) {
+            expect(findPlaintext(run.one(type, "fx").inputs, run.sentinels)).toEqual([]);
+        }
+        const mlflow = run.one("kubernetes:apps/v1:Deployment", "mlflow").inputs.spec.template.spec.containers[0];
+        expect(mlflow.env).toContainEqual({
+            name: "MLFLOW_BACKEND_STORE_URI",
+            valueFrom: { secretKeyRef: { name: "mlflow-backend-store", key: "uri" } },
+        });
+    });
+});
+
+describe("connection strings", () => {
+    const value = (o: pulumi.Output<string>) => new Promise<string>((resolve) => o.apply(resolve));
+
+    test("a password with URL characters is encoded, in the Redis URL and the Postgres login", async () => {
+        expect(await value(redisUrl("p@ss/w:rd", "fx-redis.fx-ml.svc.cluster.local:6379", 1))).toBe(
+            "redis://:p%40ss%2Fw%3Ard@fx-redis.fx-ml.svc.cluster.local:6379/1",
+        );
+        expect(await value(postgresLogin("mlflow", "a b#c", { host: "pg", port: 5432 }))).toBe(
+            "mlflow:a%20b%23c@pg:5432/mlflow",
+        );
     });
 });

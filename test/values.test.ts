@@ -1,6 +1,7 @@
+import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
-import { chartSource, chartValues, staticValues } from "../lib/chart-values";
-import { CHARTS } from "../lib/charts";
+import { chartSource, chartValues, staticValues, VALUES_DIR } from "../lib/chart-values";
+import { ChartRef, CHARTS } from "../lib/charts";
 
 describe("chartValues", () => {
     test("computed values win, nested maps merge key by key, lists replace, Outputs pass through untouched", () => {
@@ -60,5 +61,26 @@ describe("chartValues", () => {
             chart: "/srv/charts/cert-manager-v1.19.1.tgz",
             version: "v1.19.1",
         });
+    });
+});
+
+describe("the chart registry (lib/charts.ts)", () => {
+    test("each values file under charts-values/ belongs to one registry entry, and each entry's file exists", () => {
+        const files = fs
+            .readdirSync(VALUES_DIR)
+            .filter((f) => f.endsWith(".yaml"))
+            .map((f) => f.slice(0, -5))
+            .sort();
+        const named = Object.values(CHARTS)
+            .map((ref: ChartRef) => ref.values)
+            .filter((v): v is string => v !== undefined)
+            .sort();
+        expect(named).toEqual(files);
+        expect(new Set(named).size).toBe(named.length);
+    });
+
+    test("every entry installs under its own release name", () => {
+        const releases = Object.values(CHARTS).map((ref) => ref.release);
+        expect(new Set(releases).size).toBe(releases.length);
     });
 });

@@ -16,6 +16,7 @@ import * as path from "path";
 import * as crypto from "crypto";
 import { isDeepStrictEqual } from "util";
 import { parse } from "yaml";
+import type { RawConfig } from "../config/check";
 import { captureRegistrations, RegistrationMeta, resetRuntimeStore, waitForRPCs } from "./pulumi-internals";
 
 // Each run adds process listeners inside the Pulumi runtime; a test file runs many stacks.
@@ -113,6 +114,37 @@ export function secretKeys(): string[] {
 
 export function sentinelFor(key: string): string {
     return `SENTINEL-${key}-${crypto.createHash("sha256").update(key).digest("hex").slice(0, 8)}`;
+}
+
+type ConfigOptions = Pick<RunOptions, "config" | "unsetSecrets" | "secretConfig">;
+
+/** A stack's config values by key, as YAML gives them (the project's keys without the prefix). */
+function configValues(stack: StackName, options: ConfigOptions): Record<string, unknown> {
+    const values: Record<string, unknown> = {};
+    for (const [k, d] of Object.entries(projectConfig()))
+        if ((d.default ?? d.value) !== undefined) values[k] = d.default ?? d.value;
+    Object.assign(values, stackConfig(stack));
+    for (const k of secretKeys()) if (!options.unsetSecrets?.includes(k)) values[k] = sentinelFor(k);
+    for (const [k, v] of Object.entries(options.config ?? {})) {
+        if (v === undefined) delete values[k];
+        else values[k] = v;
+    }
+    return values;
+}
+
+/**
+ * A stack's config as the engine would hold it (config/check.ts RawConfig): Pulumi.yaml defaults, Pulumi.<stack>.yaml,
+ * a sentinel per secret key, then `options.config`. What the program reads under mocks, and what a test hands to
+ * config/validate.ts directly.
+ */
+export function rawConfig(stack: StackName, options: ConfigOptions = {}): RawConfig {
+    const values = configValues(stack, options);
+    const secrets = secretKeys();
+    const fullKey = (k: string) => (k.includes(":") ? k : `${PROJECT}:${k}`);
+    const cfg: Record<string, string> = {};
+    for (const [k, v] of Object.entries(values)) cfg[fullKey(k)] = typeof v === "string" ? v : JSON.stringify(v);
+    const secretValues = [...secrets, ...(options.secretConfig ?? [])].filter((k) => values[k] !== undefined);
+    return { project: PROJECT, stack, values: cfg, secrets: secretValues.map(fullKey) };
 }
 
 /** Per-type outputs a real provider would compute; everything else echoes the inputs. */
@@ -236,22 +268,11 @@ function readRecorded(file: string): StackRunData | undefined {
 
 /** Runs the program now, under mocks, and returns the run's plain data. */
 export async function liveRun(stack: StackName, options: RunOptions = {}): Promise<StackRunData> {
-    const decls = projectConfig();
-    const values: Record<string, unknown> = {};
-    for (const [k, d] of Object.entries(decls))
-        if ((d.default ?? d.value) !== undefined) values[k] = d.default ?? d.value;
-    Object.assign(values, stackConfig(stack));
-    const secrets = secretKeys();
-    const sentinels: string[] = [];
-    for (const k of secrets) {
-        if (options.unsetSecrets?.includes(k)) continue;
-        values[k] = sentinelFor(k);
-        sentinels.push(sentinelFor(k));
-    }
-    for (const [k, v] of Object.entries(options.config ?? {})) {
-        if (v === undefined) delete values[k];
-        else values[k] = v;
-    }
+    const values = configValues(stack, options);
+    const raw = rawConfig(stack, options);
+    const sentinels = secretKeys()
+        .filter((k) => !options.unsetSecrets?.includes(k))
+        .map(sentinelFor);
 
     const resources: RecordedResource[] = [];
     const outputs: Record<string, StackOutput> = {};
@@ -307,11 +328,7 @@ export async function liveRun(stack: StackName, options: RunOptions = {}): Promi
             stack,
             false,
         );
-        const cfg: Record<string, string> = {};
-        const fullKey = (k: string) => (k.includes(":") ? k : `${PROJECT}:${k}`);
-        for (const [k, v] of Object.entries(values)) cfg[fullKey(k)] = typeof v === "string" ? v : JSON.stringify(v);
-        const secretValues = [...secrets, ...(options.secretConfig ?? [])].filter((k) => values[k] !== undefined);
-        pulumi.runtime.setAllConfig(cfg, secretValues.map(fullKey));
+        pulumi.runtime.setAllConfig({ ...raw.values }, [...raw.secrets]);
 
         // With no engine (mocks), pulumi.log.warn goes to console.warn: record the program's warnings instead.
         const consoleWarn = console.warn;

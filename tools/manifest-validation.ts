@@ -6,8 +6,9 @@
  * 2. unknown-field: the built-in kinds through `kubernetes-models`' TypeScript declarations, type-checked with the
  *    compiler's excess-property check, because its runtime validators accept unknown fields (strict field validation
  *    on the server rejects them); custom resources by the CRD schema's closed `properties`.
- * 3. rules the API server enforces in code rather than in the schema: names, labels, ports, containers, env, volumes,
- *    selectors.
+ * 3. what the API server accepts but this program must not (env names that are not C identifiers). The rules the
+ *    server enforces in code (names, labels, ports, selectors, volumes) are its own: the API server tier
+ *    (test/tiers/apiserver*.test.ts) applies every object to a real kube-apiserver.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -123,56 +124,8 @@ export function unknownFieldProblems(objects: readonly K8sObject[]): Problem[] {
 }
 
 // Patterns from k8s.io/apimachinery/pkg/util/validation.
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
-const QUALIFIED_NAME_PART = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
-const IANA_SVC_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 /** Stricter than the API server (which also allows `-` and `.`): names a shell and Python settings can read. */
 const C_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-const isDns1123Label = (s: string) => s.length <= 63 && DNS1123_LABEL.test(s);
-const isDns1123Subdomain = (s: string) => s.length <= 253 && DNS1123_SUBDOMAIN.test(s);
-const isDns1035Label = (s: string) => s.length <= 63 && DNS1035_LABEL.test(s);
-
-/** Why `key` is not a qualified name (`[prefix/]name`), or undefined. */
-function qualifiedNameError(key: string): string | undefined {
-    const parts = key.split("/");
-    if (parts.length > 2) return "has more than one '/'";
-    const name = parts[parts.length - 1];
-    if (parts.length === 2 && !isDns1123Subdomain(parts[0])) return `prefix '${parts[0]}' is not a DNS-1123 subdomain`;
-    if (name.length === 0 || name.length > 63) return "name part must be 1-63 characters";
-    if (!QUALIFIED_NAME_PART.test(name))
-        return "name part must be alphanumeric, '-', '_' or '.', start and end alphanumeric";
-    return undefined;
-}
-
-/** Why `name` is not an IANA service name (container port names, named targetPorts), or undefined. */
-export function ianaSvcNameError(name: string): string | undefined {
-    if (name.length > 15) return `is ${name.length} characters, at most 15 allowed`;
-    if (!IANA_SVC_NAME.test(name)) return "must be lower-case alphanumeric or '-', start and end alphanumeric";
-    if (name.includes("--")) return "must not contain '--'";
-    if (!/[a-z]/.test(name)) return "must contain at least one letter";
-    return undefined;
-}
-
-/** RBAC object names are path segments (ValidateRBACName): anything but `.`, `..`, `/` and `%`. */
-const isPathSegmentName = (s: string) => s.length > 0 && s !== "." && s !== ".." && !/[/%]/.test(s);
-const PATH_SEGMENT = { check: isPathSegmentName, what: "a path segment name (not '.' or '..', no '/' or '%')" };
-
-/** Kinds whose names the API server checks by another rule than a DNS-1123 subdomain. */
-const NAME_RULES: Record<string, { check: (s: string) => boolean; what: string }> = {
-    Service: { check: isDns1035Label, what: "a DNS-1035 label (lower-case, starts with a letter, <= 63)" },
-    Namespace: { check: isDns1123Label, what: "a DNS-1123 label (<= 63)" },
-    // Pod hostnames are `<statefulset>-<ordinal>`.
-    StatefulSet: { check: isDns1123Label, what: "a DNS-1123 label (<= 63)" },
-    Role: PATH_SEGMENT,
-    ClusterRole: PATH_SEGMENT,
-    RoleBinding: PATH_SEGMENT,
-    ClusterRoleBinding: PATH_SEGMENT,
-};
-const DEFAULT_NAME_RULE = { check: isDns1123Subdomain, what: "a DNS-1123 subdomain (<= 253)" };
 
 /** The pod template spec of a workload kind, with its path, if the object has one. */
 export function podSpecs(o: K8sObject): { at: string; labels?: Record<string, string>; spec: any }[] {
@@ -196,123 +149,29 @@ export function podSpecs(o: K8sObject): { at: string; labels?: Record<string, st
     }
 }
 
-/** 3. Rules the schema does not carry. */
-export function ruleProblems(o: K8sObject): Problem[] {
+/**
+ * 3. What the API server cannot check, because it allows it: an env name that is not a C identifier (the server takes
+ * any printable name; a shell and pydantic settings read only identifiers). Every rule the server itself enforces
+ * (names, labels, ports, selectors, volumes) is left to it: the API server tier applies every object.
+ */
+export function stricterThanServerProblems(o: K8sObject): Problem[] {
     const problems: Problem[] = [];
-    const add = (rule: string, message: string) => problems.push({ object: objectId(o), rule, message });
-    const name = o.metadata?.name;
-    const nameRule = NAME_RULES[o.kind] ?? DEFAULT_NAME_RULE;
-    if (typeof name !== "string" || !nameRule.check(name))
-        add("name", `metadata.name '${name}' must be ${nameRule.what}`);
-    const ns = o.metadata?.namespace;
-    if (ns !== undefined && !isDns1123Label(ns)) add("name", `metadata.namespace '${ns}' must be a DNS-1123 label`);
-
-    const checkLabels = (labels: Record<string, unknown> | undefined, at: string) => {
-        for (const [k, v] of Object.entries(labels ?? {})) {
-            const keyError = qualifiedNameError(k);
-            if (keyError) add("label-key", `${at} key '${k}' ${keyError}`);
-            if (typeof v !== "string" || v.length > 63 || !LABEL_VALUE.test(v)) {
-                add(
-                    "label-value",
-                    `${at}['${k}'] = '${v}': at most 63 alphanumeric, '-', '_' or '.', start and end alphanumeric`,
-                );
-            }
-        }
-    };
-    checkLabels(o.metadata?.labels, "metadata.labels");
-    for (const k of Object.keys(o.metadata?.annotations ?? {})) {
-        const keyError = qualifiedNameError(k);
-        if (keyError) add("annotation-key", `metadata.annotations key '${k}' ${keyError}`);
-    }
-    if (o.spec?.selector?.matchLabels) checkLabels(o.spec.selector.matchLabels, "spec.selector.matchLabels");
-
-    for (const { at, labels, spec } of podSpecs(o)) {
-        checkLabels(labels, `${at.replace(/\.spec$/, "")}.metadata.labels`);
-        const matchLabels: Record<string, string> = o.spec?.selector?.matchLabels ?? {};
-        for (const [k, v] of Object.entries(matchLabels)) {
-            if (labels?.[k] !== v)
-                add("selector", `spec.selector.matchLabels ${k}=${v} does not match the pod template labels`);
-        }
-        // A StatefulSet's volumeClaimTemplates are volumes of its pods too.
-        const claims: string[] =
-            o.kind === "StatefulSet" ? (o.spec?.volumeClaimTemplates ?? []).map((c: any) => c.metadata?.name) : [];
-        podSpecProblems(spec ?? {}, at, add, claims);
-    }
-
-    if (o.kind === "Service" && o.apiVersion === "v1") {
-        const ports: any[] = o.spec?.ports ?? [];
-        const names = new Set<string>();
-        for (const [i, p] of ports.entries()) {
-            if (ports.length > 1 && !p.name)
-                add("service-port", `spec.ports[${i}] needs a name: the Service has several ports`);
-            if (p.name !== undefined) {
-                if (!isDns1123Label(p.name))
-                    add("service-port", `spec.ports[${i}].name '${p.name}' must be a DNS-1123 label`);
-                if (names.has(p.name)) add("service-port", `spec.ports[${i}].name '${p.name}' is not unique`);
-                names.add(p.name);
-            }
-            if (typeof p.targetPort === "string") {
-                const e = ianaSvcNameError(p.targetPort);
-                if (e) add("port-name", `spec.ports[${i}].targetPort '${p.targetPort}' ${e}`);
+    for (const { at, spec } of podSpecs(o)) {
+        for (const field of ["initContainers", "containers", "ephemeralContainers"]) {
+            for (const [i, c] of (spec?.[field] ?? []).entries()) {
+                for (const [j, e] of (c.env ?? []).entries()) {
+                    if (!C_IDENTIFIER.test(e.name ?? "")) {
+                        problems.push({
+                            object: objectId(o),
+                            rule: "env-name",
+                            message: `${at}.${field}[${i}].env[${j}].name '${e.name}' must be a C identifier ([A-Za-z_][A-Za-z0-9_]*)`,
+                        });
+                    }
+                }
             }
         }
     }
     return problems;
-}
-
-function podSpecProblems(
-    spec: any,
-    at: string,
-    add: (rule: string, message: string) => void,
-    claimTemplates: readonly string[] = [],
-): void {
-    const volumes = new Set<string>(claimTemplates);
-    for (const [i, v] of (spec.volumes ?? []).entries()) {
-        if (!isDns1123Label(v.name)) add("volume", `${at}.volumes[${i}].name '${v.name}' must be a DNS-1123 label`);
-        if (volumes.has(v.name)) add("volume", `${at}.volumes[${i}].name '${v.name}' is not unique`);
-        volumes.add(v.name);
-    }
-    const containerNames = new Set<string>();
-    const groups: [string, any[]][] = [
-        ["initContainers", spec.initContainers ?? []],
-        ["containers", spec.containers ?? []],
-        ["ephemeralContainers", spec.ephemeralContainers ?? []],
-    ];
-    for (const [field, containers] of groups) {
-        for (const [i, c] of containers.entries()) {
-            const cat = `${at}.${field}[${i}]`;
-            if (!isDns1123Label(c.name ?? ""))
-                add("container-name", `${cat}.name '${c.name}' must be a DNS-1123 label`);
-            if (containerNames.has(c.name)) add("container-name", `${cat}.name '${c.name}' is not unique in the pod`);
-            containerNames.add(c.name);
-
-            const portNames = new Set<string>();
-            for (const [j, p] of (c.ports ?? []).entries()) {
-                if (p.name === undefined) continue;
-                const e = ianaSvcNameError(p.name);
-                if (e) add("port-name", `${cat}.ports[${j}].name '${p.name}' ${e}`);
-                if (portNames.has(p.name))
-                    add("port-name", `${cat}.ports[${j}].name '${p.name}' is not unique in the container`);
-                portNames.add(p.name);
-            }
-            for (const [j, e] of (c.env ?? []).entries()) {
-                if (!C_IDENTIFIER.test(e.name ?? "")) {
-                    add(
-                        "env-name",
-                        `${cat}.env[${j}].name '${e.name}' must be a C identifier ([A-Za-z_][A-Za-z0-9_]*)`,
-                    );
-                }
-            }
-            const mountPaths = new Set<string>();
-            for (const [j, m] of (c.volumeMounts ?? []).entries()) {
-                if (!volumes.has(m.name))
-                    add("volume", `${cat}.volumeMounts[${j}] names volume '${m.name}', which the pod does not declare`);
-                if (mountPaths.has(m.mountPath))
-                    add("volume", `${cat}.volumeMounts[${j}].mountPath '${m.mountPath}' is mounted twice`);
-                mountPaths.add(m.mountPath);
-            }
-        }
-    }
 }
 
 /**
@@ -427,7 +286,12 @@ export function validateObjects(objects: readonly K8sObject[], crds: readonly K8
     const seen = new Set(schema.map((p) => p.object));
     // A type error the schema check already reported for an object is not repeated from the compiler.
     const typed = unknownFieldProblems(builtIn).filter((p) => p.rule === "unknown-field" || !seen.has(p.object));
-    return [...schema, ...typed, ...customResourceProblems(custom, crds), ...objects.flatMap(ruleProblems)];
+    return [
+        ...schema,
+        ...typed,
+        ...customResourceProblems(custom, crds),
+        ...objects.flatMap(stricterThanServerProblems),
+    ];
 }
 
 /** One line per problem, for test failure messages and the lint script. */

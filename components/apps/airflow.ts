@@ -1,11 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { AirflowRelease, ResourceSpec } from "../../config";
+import { AirflowRelease } from "../../config/rules";
 import { FeastConnection, feastEnv } from "../data/feast";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
-import { execProbe, httpProbe, labels, tcpProbe } from "../../lib/k8s";
+import { execProbe, httpProbe, labels, ResourceSpec, serviceHost, tcpProbe } from "../../lib/k8s";
 import { AIRFLOW_USER, ContainerSpec, ScratchVolume, Workload, WorkloadArgs } from "../../lib/workload";
-import { APP, DATABASES, ENV, IMAGE_PATHS, MODEL, PORT_NAMES, PORTS, SECRETS } from "../../lib/contracts";
+import { APP, ENV, IMAGE_PATHS, MODEL, PORT_NAMES, PORTS } from "../../lib/contracts";
 
 const airflowHome = IMAGE_PATHS.airflowHome;
 /** Celery app of the celery provider (Airflow >= 2.7), for `celery inspect ping`. */
@@ -22,11 +22,8 @@ export interface AirflowArgs {
      * webserver vs api-server and the 3.x settings.
      */
     version: AirflowRelease;
-    postgres: { host: pulumi.Input<string>; port: number };
-    /** The `airflow` role's password (secret output): composed into the connection URLs inside a Secret. */
-    dbPassword: pulumi.Input<string>;
-    /** Celery broker URL with the Redis password (Redis.brokerUrl: a secret output); kept in a Secret. */
-    brokerUrl: pulumi.Input<string>;
+    /** The metadata database, result backend and Celery broker URLs, by Secret key (Secrets.connections). */
+    connections: { sqlAlchemyConn: SecretKeyRef; resultBackend: SecretKeyRef; brokerUrl: SecretKeyRef };
     keys: { fernet: SecretKeyRef; webserverSecret: SecretKeyRef; jwtSecret: SecretKeyRef };
     admin: { username: SecretKeyRef; password: SecretKeyRef };
     /** Task settings (worker only). */
@@ -87,7 +84,7 @@ export class Airflow extends pulumi.ComponentResource {
         const ns = pulumi.output(args.namespace);
         const parent = { parent: this };
         const webserverName = APP.airflowWebserver;
-        const webserverHost = pulumi.interpolate`${webserverName}.${ns}.svc.cluster.local`;
+        const webserverHost = serviceHost(webserverName, ns);
 
         // Non-secret settings, shared by every Airflow pod.
         const settings: Record<string, pulumi.Input<string>> = {
@@ -123,35 +120,10 @@ export class Airflow extends pulumi.ComponentResource {
             parent,
         );
 
-        // The connection URLs hold passwords: composed as secret outputs into a Secret, read by reference.
-        const enc = (s: pulumi.Input<string>) => pulumi.output(s).apply(encodeURIComponent);
-        const db = pulumi.interpolate`${DATABASES.airflow}:${enc(args.dbPassword)}@${args.postgres.host}:${args.postgres.port}/${DATABASES.airflow}`;
-        const ck = SECRETS.airflowConnections.keys;
-        const connections = new k8s.core.v1.Secret(
-            `${name}-connections`,
-            {
-                metadata: {
-                    name: SECRETS.airflowConnections.name,
-                    namespace: args.namespace,
-                    labels: labels("airflow", "credentials"),
-                },
-                type: "Opaque",
-                stringData: pulumi.secret(
-                    pulumi.output({
-                        [ck.sqlAlchemyConn]: pulumi.interpolate`postgresql+psycopg2://${db}`,
-                        [ck.resultBackend]: pulumi.interpolate`db+postgresql://${db}`,
-                        [ck.brokerUrl]: args.brokerUrl,
-                    }),
-                ),
-            },
-            parent,
-        );
-        const conn = (key: string): SecretKeyRef => ({ name: connections.metadata.name, key });
-
         const commonEnv: k8s.types.input.core.v1.EnvVar[] = [
-            secretEnv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", conn(ck.sqlAlchemyConn)),
-            secretEnv("AIRFLOW__CELERY__BROKER_URL", conn(ck.brokerUrl)),
-            secretEnv("AIRFLOW__CELERY__RESULT_BACKEND", conn(ck.resultBackend)),
+            secretEnv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", args.connections.sqlAlchemyConn),
+            secretEnv("AIRFLOW__CELERY__BROKER_URL", args.connections.brokerUrl),
+            secretEnv("AIRFLOW__CELERY__RESULT_BACKEND", args.connections.resultBackend),
             secretEnv("AIRFLOW__CORE__FERNET_KEY", args.keys.fernet),
             secretEnv("AIRFLOW__WEBSERVER__SECRET_KEY", args.keys.webserverSecret),
             ...(v3
@@ -195,7 +167,7 @@ export class Airflow extends pulumi.ComponentResource {
             runAs: AIRFLOW_USER,
             imagePullSecretName: args.imagePullSecretName,
         };
-        const wsOpts = { parent: this, dependsOn: [configMap, connections] };
+        const wsOpts = { parent: this, dependsOn: [configMap] };
         const adminEnv = ENV.airflowAdminJob;
         // The DAG files map their tasks over the instruments when they are parsed: the processes that parse them
         // (the scheduler on Airflow 2, the dag-processor on 3, and each worker before it runs a task) get the list.
@@ -243,9 +215,9 @@ export class Airflow extends pulumi.ComponentResource {
                 job: { backoffLimit: 6, activeDeadlineSeconds: 900 },
                 await: { timeout: "15m" },
             },
-            { ...wsOpts, dependsOn: [configMap, connections, this.migrateJob] },
+            { ...wsOpts, dependsOn: [configMap, this.migrateJob] },
         );
-        const after = { parent: this, dependsOn: [configMap, connections, this.migrateJob, this.createUserJob] };
+        const after = { parent: this, dependsOn: [configMap, this.migrateJob, this.createUserJob] };
 
         // --- Long-running pods ----------------------------------------------------------------------------------
         const workloads: Record<string, Workload> = {};

@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "../../config";
 import { FeastConnection, feastOnlineEnv } from "../data/feast";
-import { httpProbe, labels } from "../../lib/k8s";
+import { httpProbe, labels, ResourceSpec } from "../../lib/k8s";
 import { Workload } from "../../lib/workload";
 import { APP, ENV, IMAGE_PATHS, MODEL, PORT_NAMES, PORTS } from "../../lib/contracts";
 
@@ -82,7 +81,7 @@ export class Fastapi extends pulumi.ComponentResource {
         const meta = { name: FASTAPI_NAME, namespace: args.namespace, labels: labels(FASTAPI_NAME, "inference-api") };
 
         new k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            FASTAPI_NAME,
+            `${name}-autoscaler`,
             {
                 metadata: meta,
                 spec: {
@@ -100,14 +99,14 @@ export class Fastapi extends pulumi.ComponentResource {
                     ],
                 },
             },
-            { parent: this, dependsOn: [this.workload] },
+            { parent: this, dependsOn: [this.workload], aliases: [{ name: FASTAPI_NAME }] },
         );
 
         // maxUnavailable 1 (not minAvailable) so a single-replica dev stack can still drain its node.
         new k8s.policy.v1.PodDisruptionBudget(
-            FASTAPI_NAME,
+            `${name}-disruption-budget`,
             { metadata: meta, spec: { maxUnavailable: 1, selector: { matchLabels: this.workload.selector } } },
-            { parent: this },
+            { parent: this, aliases: [{ name: FASTAPI_NAME }] },
         );
         this.registerOutputs({ serviceName: this.serviceName });
     }

@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec, Toleration } from "../../config";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
-import { dataVolume, httpProbe } from "../../lib/k8s";
+import { dataVolume, httpProbe, ResourceSpec, Toleration } from "../../lib/k8s";
 import { ContainerSpec, ScratchVolume, Workload } from "../../lib/workload";
 import { APP, ENV, IMAGE_PATHS, PORT_NAMES, PORTS } from "../../lib/contracts";
 

@@ -1,10 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "../../config";
-import { secretEnv } from "../platform/secrets";
-import { dataVolume, httpProbe, labels, tcpProbe } from "../../lib/k8s";
+import { SecretKeyRef, secretEnv } from "../platform/secrets";
+import { dataVolume, httpProbe, ResourceSpec, serviceHost, tcpProbe } from "../../lib/k8s";
 import { Workload } from "../../lib/workload";
-import { APP, DATABASES, ENV, PORT_NAMES, PORTS, SECRETS } from "../../lib/contracts";
+import { APP, ENV, PORT_NAMES, PORTS } from "../../lib/contracts";
 
 const MLFLOW_NAME = APP.mlflow;
 const MLFLOW_PORT = PORTS.mlflow;
@@ -32,9 +31,8 @@ export interface MlflowArgs {
     namespace: pulumi.Input<string>;
     /** Digest-pinned fx-mlflow image. */
     image: pulumi.Input<string>;
-    postgres: { host: pulumi.Input<string>; port: number };
-    /** The `mlflow` database role's password (a secret output); composed into the backend URI inside a Secret. */
-    dbPassword: pulumi.Input<string>;
+    /** The backend store URI (it holds the database password), by Secret key (Secrets.connections). */
+    backendStoreUri: SecretKeyRef;
     resources: ResourceSpec;
     artifacts: MlflowArtifactStore;
     /** DNS suffix of the UIs: the ingress host is `mlflow.<domain>`. */
@@ -71,29 +69,7 @@ export class Mlflow extends pulumi.ComponentResource {
 
     constructor(name: string, args: MlflowArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:app:Mlflow", name, {}, opts);
-        const parent = { parent: this };
         const ns = pulumi.output(args.namespace);
-
-        // The backend URI holds the password: it lives in a Secret and reaches the server as an env var that
-        // `mlflow server` reads itself (ENV.mlflowServer.backendStoreUri), never in args.
-        const uri = pulumi.secret(
-            pulumi.interpolate`postgresql://${DATABASES.mlflow}:${pulumi
-                .output(args.dbPassword)
-                .apply(encodeURIComponent)}@${args.postgres.host}:${args.postgres.port}/${DATABASES.mlflow}`,
-        );
-        const backend = new k8s.core.v1.Secret(
-            `${name}-backend-store`,
-            {
-                metadata: {
-                    name: SECRETS.mlflowBackendStore.name,
-                    namespace: args.namespace,
-                    labels: labels(MLFLOW_NAME, "credentials"),
-                },
-                type: "Opaque",
-                stringData: pulumi.secret(pulumi.output({ [SECRETS.mlflowBackendStore.keys.uri]: uri })),
-            },
-            parent,
-        );
 
         const volumes: k8s.types.input.core.v1.Volume[] = [];
         const volumeMounts: k8s.types.input.core.v1.VolumeMount[] = [];
@@ -144,10 +120,8 @@ export class Mlflow extends pulumi.ComponentResource {
                         `--expose-prometheus=${METRICS_DIR}`,
                     ],
                     env: [
-                        secretEnv(ENV.mlflowServer.backendStoreUri, {
-                            name: backend.metadata.name,
-                            key: SECRETS.mlflowBackendStore.keys.uri,
-                        }),
+                        // `mlflow server` reads the URI (it holds the password) from its environment itself.
+                        secretEnv(ENV.mlflowServer.backendStoreUri, args.backendStoreUri),
                         // MLflow >= 3.5 security middleware; older releases ignore the variable.
                         { name: ENV.mlflowServer.allowedHosts, value: allowedHosts },
                         { name: ENV.process.home, value: "/tmp" },
@@ -172,10 +146,10 @@ export class Mlflow extends pulumi.ComponentResource {
                 // A ReadWriteOnce volume cannot be attached to a second pod on another node during a rolling update.
                 strategy: args.artifacts.kind === "pvc" ? { type: "Recreate" } : undefined,
             },
-            { parent: this, dependsOn: [backend] },
+            { parent: this },
         );
         this.serviceName = this.workload.serviceName!;
-        this.trackingUri = pulumi.interpolate`http://${this.serviceName}.${ns}.svc.cluster.local:${MLFLOW_PORT}`;
+        this.trackingUri = pulumi.interpolate`http://${serviceHost(this.serviceName, ns)}:${MLFLOW_PORT}`;
         this.registerOutputs({ trackingUri: this.trackingUri, serviceName: this.serviceName });
     }
 }

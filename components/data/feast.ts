@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceSpec } from "../../config";
+import { ResourceSpec } from "../../lib/k8s";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { AIRFLOW_USER, Workload } from "../../lib/workload";
 import { APP, DATABASES, ENV, IMAGE_PATHS } from "../../lib/contracts";
@@ -78,7 +78,7 @@ export class Feast extends pulumi.ComponentResource {
     public readonly applyJob: Workload;
 
     constructor(name: string, args: FeastArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:app:Feast", name, {}, opts);
+        super("fx:data:Feast", name, {}, { ...opts, aliases: [{ type: "fx:app:Feast" }, ...(opts?.aliases ?? [])] });
         this.applyJob = new Workload(
             APP.feastApply,
             {

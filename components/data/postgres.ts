@@ -1,13 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { CHARTS } from "../../lib/charts";
 import { podSecurityLabels } from "../platform/namespaces";
 import { allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
 import { APP, CHART_PODS, DATABASES, NAMESPACES, PORTS, RELEASES, SERVICES } from "../../lib/contracts";
 import { DB_ROLES, DbRole } from "../platform/secrets";
-import { BackupConfig, ChartOrigin, ResourceSpec, SUPPORTED_VERSIONS } from "../../config";
-import { labels, resources, serviceHost } from "../../lib/k8s";
-import { chartSource, chartValues } from "../../lib/chart-values";
+import { SUPPORTED_VERSIONS } from "../../config/rules";
+import { BackupConfig } from "../../config/types";
+import { labels, resources, ResourceSpec, serviceHost } from "../../lib/k8s";
+import { HelmCharts } from "../../lib/chart-values";
 
 /**
  * The exact Postgres image of each supported major version, from config/versions.yaml: its majors are the releases
@@ -32,8 +32,8 @@ export const POSTGRES_CLIENTS = [
 ] as const;
 
 export interface PostgresArgs {
-    /** Where the Helm charts come from (stack config `chartRepository`). */
-    charts: ChartOrigin;
+    /** The stack's Helm charts (stack config `chartRepository`). */
+    charts: HelmCharts;
     /** Namespace of the cluster (the pipeline's). */
     namespace: pulumi.Input<string>;
     /** Namespace of Prometheus, admitted to the metrics port. */
@@ -167,13 +167,11 @@ export class Postgres extends pulumi.ComponentResource {
 
         this.operatorNamespace = operatorNs.metadata.name;
 
-        this.operator = new k8s.helm.v3.Release(
+        this.operator = args.charts.release(
             `${name}-cnpg`,
+            "cnpgOperator",
             {
-                name: RELEASES.cnpgOperator,
                 namespace: this.operatorNamespace,
-                ...chartSource(CHARTS.cnpgOperator, args.charts),
-                values: chartValues("cloudnative-pg"),
                 // Helm waits for the operator Deployment, so its webhook answers before the Cluster is applied.
                 skipAwait: false,
             },
@@ -185,13 +183,11 @@ export class Postgres extends pulumi.ComponentResource {
         const backup = args.backup;
         /** The plugin the Cluster archives through, in the operator's namespace (where the operator finds plugins). */
         this.backupPlugin = backup
-            ? new k8s.helm.v3.Release(
+            ? args.charts.release(
                   `${name}-barman-cloud`,
+                  "barmanCloud",
                   {
-                      name: RELEASES.barmanCloud,
                       namespace: this.operatorNamespace,
-                      ...chartSource(CHARTS.barmanCloud, args.charts),
-                      values: chartValues("plugin-barman-cloud"),
                       // Its CRD (ObjectStore) and its Service must exist before the cluster chart uses them.
                       skipAwait: false,
                   },
@@ -216,13 +212,12 @@ export class Postgres extends pulumi.ComponentResource {
         }));
         const databases = DB_ROLES.map((db) => ({ name: db, owner: db, ensure: "present", encoding: "UTF8" }));
 
-        this.cluster = new k8s.helm.v3.Release(
+        this.cluster = args.charts.release(
             `${name}-cluster`,
+            "cnpgCluster",
             {
-                name: RELEASES.postgresCluster,
                 namespace: args.namespace,
-                ...chartSource(CHARTS.cnpgCluster, args.charts),
-                values: chartValues("cnpg-cluster", {
+                values: {
                     ...(backup ? backupValues(backup.config, backup.credentialsSecretName) : {}),
                     fullnameOverride: RELEASES.postgresCluster,
                     version: { postgresql: args.version },
@@ -267,7 +262,7 @@ export class Postgres extends pulumi.ComponentResource {
                             : {}),
                     },
                     databases,
-                }),
+                },
             },
             {
                 parent: this,

@@ -1,12 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { CHARTS } from "../../lib/charts";
-import { ChartOrigin } from "../../config";
 import { allowFrom, peer, podsLabelled, podsNamed } from "../../lib/netpol";
 import { APP, CHART_PODS, ENV, PORTS, REDIS_DBS, RELEASES, SERVICES } from "../../lib/contracts";
 import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { serviceHost } from "../../lib/k8s";
-import { chartSource, chartValues } from "../../lib/chart-values";
+import { HelmCharts } from "../../lib/chart-values";
 
 /** Pods that talk to Redis: FastAPI (online features), the Airflow pods (Celery broker) and the Feast apply Job. */
 export const REDIS_CLIENTS = [
@@ -19,8 +17,8 @@ export const REDIS_CLIENTS = [
 ] as const;
 
 export interface RedisArgs {
-    /** Where the Helm charts come from (stack config `chartRepository`). */
-    charts: ChartOrigin;
+    /** The stack's Helm charts (stack config `chartRepository`). */
+    charts: HelmCharts;
     namespace: pulumi.Input<string>;
     /** Namespace of Prometheus, admitted to the exporter port. */
     monitoringNamespace: pulumi.Input<string>;
@@ -54,13 +52,12 @@ export class Redis extends pulumi.ComponentResource {
     constructor(name: string, args: RedisArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:data:Redis", name, {}, opts);
 
-        this.release = new k8s.helm.v3.Release(
+        this.release = args.charts.release(
             `${name}-redis`,
+            "redis",
             {
-                name: RELEASES.redis,
                 namespace: args.namespace,
-                ...chartSource(CHARTS.redis, args.charts),
-                values: chartValues("redis", {
+                values: {
                     fullnameOverride: RELEASES.redis,
                     image: { tag: args.version },
                     // Files of this Secret are appended to redis.conf: `requirepass`.
@@ -74,7 +71,7 @@ export class Redis extends pulumi.ComponentResource {
                         // helm.sh/resource-policy: keep on the PVC; a reinstall of the release adopts it again.
                         keepPvc: args.retainOnDelete,
                     },
-                }),
+                },
             },
             // `pulumi destroy` refuses while the release is protected; `keepPvc` keeps the data if it is uninstalled.
             { parent: this, protect: args.retainOnDelete },
@@ -106,24 +103,5 @@ export class Redis extends pulumi.ComponentResource {
         );
 
         this.registerOutputs({ host: this.host, port: this.port, address: this.address });
-    }
-
-    /**
-     * `redis://:<password>@host:port/<db>` as a secret Output, for a consumer to put into a Secret of its own (the
-     * Celery broker URL: `brokerUrl(secrets.redisPasswordValue)`). Never export it or put it in an env literal.
-     */
-    url(password: pulumi.Input<string>, db: number = REDIS_DBS.celeryBroker): pulumi.Output<string> {
-        // Not a config value: a caller's database number, and Redis has 16 (`databases 16`, the chart's default).
-        if (!Number.isInteger(db) || db < 0 || db > 15) {
-            throw new Error(`Redis logical database must be 0 to 15, got ${db}`);
-        }
-        return pulumi.secret(
-            pulumi.interpolate`redis://:${pulumi.output(password).apply(encodeURIComponent)}@${this.address}/${db}`,
-        );
-    }
-
-    /** The Celery broker URL (logical database 1), a secret Output. */
-    brokerUrl(password: pulumi.Input<string>): pulumi.Output<string> {
-        return this.url(password, REDIS_DBS.celeryBroker);
     }
 }

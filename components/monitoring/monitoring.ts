@@ -3,11 +3,9 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { parse } from "yaml";
-import { CHARTS } from "../../lib/charts";
-import { ChartOrigin, ResourceSpec } from "../../config";
-import { labels, resources, serviceHost } from "../../lib/k8s";
-import { chartSource, chartValues } from "../../lib/chart-values";
-import { PORTS, RELEASES, SERVICES } from "../../lib/contracts";
+import { labels, resources, ResourceSpec, serviceHost } from "../../lib/k8s";
+import { HelmCharts } from "../../lib/chart-values";
+import { PORTS, SERVICES } from "../../lib/contracts";
 
 /** The monitoring files: rules, dashboards, the StatsD mapping and the metrics catalogue. */
 export const MONITORING_DIR = path.resolve(__dirname, "..", "..", "monitoring");
@@ -115,13 +113,17 @@ export function scrapeConfigs(appNamespace: string, monitoringNamespace: string)
         {
             job_name: "statsd-exporter",
             static_configs: [
-                { targets: [`${SERVICES.statsdExporter}.${monitoringNamespace}.svc:${PORTS.statsdMetrics}`] },
+                { targets: [`${serviceHost(SERVICES.statsdExporter, monitoringNamespace)}:${PORTS.statsdMetrics}`] },
             ],
         },
         {
             job_name: "kube-state-metrics",
             static_configs: [
-                { targets: [`${SERVICES.kubeStateMetrics}.${monitoringNamespace}.svc:${PORTS.kubeStateMetrics}`] },
+                {
+                    targets: [
+                        `${serviceHost(SERVICES.kubeStateMetrics, monitoringNamespace)}:${PORTS.kubeStateMetrics}`,
+                    ],
+                },
             ],
         },
         {
@@ -150,8 +152,8 @@ export function scrapeConfigs(appNamespace: string, monitoringNamespace: string)
 }
 
 export interface MonitoringArgs {
-    /** Where the Helm charts come from (stack config `chartRepository`). */
-    charts: ChartOrigin;
+    /** The stack's Helm charts (stack config `chartRepository`). */
+    charts: HelmCharts;
     /** Namespace of Prometheus, Grafana and the StatsD exporter. */
     namespace: pulumi.Input<string>;
     /** The pipeline's namespace: the only one whose pods are scraped. */
@@ -196,45 +198,41 @@ export class Monitoring extends pulumi.ComponentResource {
         this.statsdPort = PORTS.statsd;
         this.grafanaService = { service: SERVICES.grafana, port: PORTS.grafanaService };
 
-        const statsd = new k8s.helm.v3.Release(
+        const statsd = args.charts.release(
             `${name}-statsd-exporter`,
+            "statsdExporter",
             {
-                name: RELEASES.statsdExporter,
                 namespace: ns,
-                ...chartSource(CHARTS.statsdExporter, args.charts),
-                values: chartValues("prometheus-statsd-exporter", {
+                values: {
                     statsd: {
                         mappingConfig: fs.readFileSync(path.join(MONITORING_DIR, "statsd", "mapping.yaml"), "utf8"),
                     },
-                }),
+                },
             },
             parent,
         );
 
         const storageClass = args.storageClass ? { storageClass: args.storageClass } : {};
-        const prometheus = new k8s.helm.v3.Release(
+        const prometheus = args.charts.release(
             `${name}-prometheus`,
+            "prometheus",
             {
-                name: RELEASES.prometheus,
                 namespace: ns,
-                ...chartSource(CHARTS.prometheus, args.charts),
                 values: pulumi
                     .all([args.appNamespace, ns, pulumi.all(args.extraScrapeJobs ?? [])])
-                    .apply(([app, mon, extra]) =>
-                        chartValues("prometheus", {
-                            server: {
-                                retention: args.retention,
-                                resources: resources(args.serverResources),
-                                persistentVolume: { size: args.storageSize, ...storageClass },
-                            },
-                            alertmanager: { persistence: storageClass },
-                            "kube-state-metrics": { namespaces: [app, mon].join(",") },
-                            serverFiles: {
-                                "alerting_rules.yml": { groups: loadRuleGroups(args.features) },
-                                "prometheus.yml": { scrape_configs: [...scrapeConfigs(app, mon), ...extra] },
-                            },
-                        }),
-                    ),
+                    .apply(([app, mon, extra]) => ({
+                        server: {
+                            retention: args.retention,
+                            resources: resources(args.serverResources),
+                            persistentVolume: { size: args.storageSize, ...storageClass },
+                        },
+                        alertmanager: { persistence: storageClass },
+                        "kube-state-metrics": { namespaces: [app, mon].join(",") },
+                        serverFiles: {
+                            "alerting_rules.yml": { groups: loadRuleGroups(args.features) },
+                            "prometheus.yml": { scrape_configs: [...scrapeConfigs(app, mon), ...extra] },
+                        },
+                    })),
             },
             { ...parent, dependsOn: [statsd] },
         );
@@ -255,13 +253,12 @@ export class Monitoring extends pulumi.ComponentResource {
                 ),
         );
 
-        new k8s.helm.v3.Release(
+        args.charts.release(
             `${name}-grafana`,
+            "grafana",
             {
-                name: RELEASES.grafana,
                 namespace: ns,
-                ...chartSource(CHARTS.grafana, args.charts),
-                values: chartValues("grafana", {
+                values: {
                     admin: { existingSecret: args.grafanaAdminSecretName },
                     datasources: {
                         "datasources.yaml": {
@@ -280,7 +277,7 @@ export class Monitoring extends pulumi.ComponentResource {
                             ],
                         },
                     },
-                }),
+                },
             },
             { ...parent, dependsOn: [prometheus, ...dashboards] },
         );

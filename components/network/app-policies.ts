@@ -8,7 +8,7 @@ import { labels } from "../../lib/k8s";
  * Default-deny ingress in every namespace the stack owns, then exactly the application flows the stack needs.
  * Postgres and Redis admit their clients in their own components (components/data/postgres.ts, redis.ts).
  *
- * Ingress only, as the issue asks: no egress policies, so pods keep DNS and reach the API server, ACME servers,
+ * Ingress only: no egress policies, so pods keep DNS and reach the API server, ACME servers,
  * Hugging Face and OANDA without a list of external CIDRs that would rot. Every pod port listed below is the
  * container port (NetworkPolicies see pod IPs and ports, after the Service's port mapping).
  */
@@ -47,7 +47,6 @@ export interface AppNetworkPoliciesArgs {
 export class AppNetworkPolicies extends pulumi.ComponentResource {
     constructor(name: string, args: AppNetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:network:AppNetworkPolicies", name, {}, opts);
-        const parent = { parent: this };
         const edge = peer({ namespace: args.ingressControllerNamespace });
         const prometheus = peer({ namespace: args.monitoring, pods: podsNamed(APP.prometheus) });
         const inApp = (...names: string[]) => peer({ namespace: args.app, pods: podsNamed(...names) });
@@ -64,7 +63,7 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
             if (namespace === undefined) continue;
             // Selects every pod and allows nothing: ingress the policies below do not list is dropped.
             new k8s.networking.v1.NetworkPolicy(
-                `default-deny-ingress-${key}`,
+                `${name}-default-deny-${key}`,
                 {
                     metadata: {
                         name: "default-deny-ingress",
@@ -75,6 +74,7 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
                 },
                 {
                     parent: this,
+                    aliases: [{ name: `default-deny-ingress-${key}` }],
                     dependsOn: key === "cnpg-operator" && args.cnpgOperator ? [args.cnpgOperator.after] : [],
                 },
             );
@@ -86,7 +86,12 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
             pods: ReturnType<typeof podsNamed>,
             app: string,
             rules: IngressRule[],
-        ) => allowFrom(`allow-${policy}`, { namespace, podSelector: pods, app, rules }, parent);
+        ) =>
+            allowFrom(
+                `${name}-allow-${policy}`,
+                { namespace, podSelector: pods, app, rules, policyName: `allow-${policy}` },
+                { parent: this, aliases: [{ name: `allow-${policy}` }] },
+            );
 
         // --- pipeline namespace -------------------------------------------------------------------------------
         allow("airflow-webserver", args.app, podsNamed(APP.airflowWebserver), APP.airflowWebserver, [
@@ -157,7 +162,7 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
         );
         // allowFrom() writes TCP ports; StatsD is UDP, so this one policy spells its port out.
         new k8s.networking.v1.NetworkPolicy(
-            "statsd-exporter-udp",
+            `${name}-statsd-exporter-udp`,
             {
                 metadata: {
                     name: "statsd-exporter-udp",
@@ -171,7 +176,7 @@ export class AppNetworkPolicies extends pulumi.ComponentResource {
                     ingress: [{ from: [inApp(...AIRFLOW)], ports: [{ protocol: "UDP", port: PORTS.statsd }] }],
                 },
             },
-            parent,
+            { parent: this, aliases: [{ name: "statsd-exporter-udp" }] },
         );
 
         // --- cert-manager namespace ---------------------------------------------------------------------------

@@ -1,10 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { CertManager } from "@pulumi/kubernetes-cert-manager";
-import { CHARTS } from "../../lib/charts";
-import { ChartOrigin, StackConfig } from "../../config";
+import { StackConfig } from "../../config/types";
 import { labels } from "../../lib/k8s";
-import { chartSource } from "../../lib/chart-values";
+import { chartSource, HelmCharts } from "../../lib/chart-values";
 import { RELEASES } from "../../lib/contracts";
 
 /** A Service an Ingress routes to: its namespace, name and port (the Service port, not the pod's). */
@@ -26,8 +25,6 @@ export const HOSTS: Readonly<Record<Exposed, string>> = {
 };
 
 export interface EdgeArgs {
-    /** Where the Helm charts come from (stack config `chartRepository`). */
-    charts: ChartOrigin;
     /** The stack's edge settings: domain, ingress class, issuer kind, ACME account, whether to install cert-manager. */
     edge: StackConfig["edge"];
     /**
@@ -58,32 +55,33 @@ export class Edge extends pulumi.ComponentResource {
     public readonly certManager?: CertManager;
 
     constructor(name: string, args: EdgeArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:edge:Edge", name, {}, opts);
+        super("fx:network:Edge", name, {}, { ...opts, aliases: [{ type: "fx:edge:Edge" }, ...(opts?.aliases ?? [])] });
         const { edge } = args;
 
         this.certManager = args.certManager;
         const after = this.certManager ? { dependsOn: [this.certManager] } : {};
 
         const clusterIssuer = (
+            role: string,
             issuerName: string,
             spec: Record<string, unknown>,
             extra?: pulumi.CustomResourceOptions,
         ) =>
             new k8s.apiextensions.CustomResource(
-                issuerName,
+                `${name}-${role}`,
                 {
                     apiVersion: "cert-manager.io/v1",
                     kind: "ClusterIssuer",
                     metadata: { name: issuerName, labels: labels(issuerName, "tls") },
                     spec,
                 },
-                { parent: this, ...after, ...extra },
+                { parent: this, ...after, aliases: [{ name: issuerName }], ...extra },
             );
 
         let issuer: k8s.apiextensions.CustomResource;
         if (edge.tlsIssuer === "acme") {
             // Validated in config: acmeEmail is set whenever tlsIssuer is acme.
-            issuer = clusterIssuer("fx-ml-acme", {
+            issuer = clusterIssuer("acme-issuer", "fx-ml-acme", {
                 acme: {
                     email: edge.acmeEmail,
                     server: edge.acmeServer,
@@ -92,10 +90,10 @@ export class Edge extends pulumi.ComponentResource {
                 },
             });
         } else {
-            const bootstrap = clusterIssuer("fx-ml-selfsigned", { selfSigned: {} });
+            const bootstrap = clusterIssuer("selfsigned-issuer", "fx-ml-selfsigned", { selfSigned: {} });
             const caSecret = "fx-ml-ca";
             const ca = new k8s.apiextensions.CustomResource(
-                "fx-ml-ca",
+                `${name}-ca-certificate`,
                 {
                     apiVersion: "cert-manager.io/v1",
                     kind: "Certificate",
@@ -115,9 +113,13 @@ export class Edge extends pulumi.ComponentResource {
                         issuerRef: { name: bootstrap.metadata.name, kind: "ClusterIssuer", group: "cert-manager.io" },
                     },
                 },
-                { parent: this, dependsOn: [bootstrap, ...(this.certManager ? [this.certManager] : [])] },
+                {
+                    parent: this,
+                    aliases: [{ name: "fx-ml-ca" }],
+                    dependsOn: [bootstrap, ...(this.certManager ? [this.certManager] : [])],
+                },
             );
-            issuer = clusterIssuer("fx-ml-ca", { ca: { secretName: caSecret } }, { dependsOn: [ca] });
+            issuer = clusterIssuer("ca-issuer", "fx-ml-ca", { ca: { secretName: caSecret } }, { dependsOn: [ca] });
         }
         this.issuerName = issuer.metadata.name;
 
@@ -126,7 +128,7 @@ export class Edge extends pulumi.ComponentResource {
             const host = `${HOSTS[key]}.${edge.domain}`;
             const backend = args.backends[key];
             const ingress = new k8s.networking.v1.Ingress(
-                `${HOSTS[key]}-ingress`,
+                `${name}-${HOSTS[key]}-ingress`,
                 {
                     metadata: {
                         name: HOSTS[key],
@@ -156,7 +158,7 @@ export class Edge extends pulumi.ComponentResource {
                     },
                 },
                 // The issuer first: cert-manager's ingress-shim requests the certificate as soon as the Ingress exists.
-                { parent: this, dependsOn: [issuer] },
+                { parent: this, dependsOn: [issuer], aliases: [{ name: `${HOSTS[key]}-ingress` }] },
             );
             urls[key] = pulumi.interpolate`https://${ingress.spec.rules[0].host}`;
         }
@@ -172,7 +174,7 @@ export class Edge extends pulumi.ComponentResource {
  */
 export function installCertManager(
     edgeName: string,
-    charts: ChartOrigin,
+    charts: HelmCharts,
     namespace: pulumi.Input<string>,
     opts: pulumi.ComponentResourceOptions,
 ): CertManager {
@@ -222,7 +224,7 @@ export function installCertManager(
  * `repositoryOpts.repo` is unset (pulumi-go-helmbase InitDefaults), and the provider then looks the chart up there even
  * when `chart` is a local archive or an OCI reference; an explicit empty repository keeps the chart where it is.
  */
-export function certManagerChart(charts: ChartOrigin): ReturnType<typeof chartSource> {
-    const source = chartSource(CHARTS.certManager, charts);
+export function certManagerChart(charts: HelmCharts): ReturnType<typeof chartSource> {
+    const source = charts.source("certManager");
     return { ...source, repositoryOpts: source.repositoryOpts ?? { repo: "" } };
 }

@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { CHARTS } from "../../lib/charts";
-import { ChartOrigin } from "../../config";
 import { allowFrom, peer, podsLabelled } from "../../lib/netpol";
 import { SecretKeyRef } from "./secrets";
 import { labels } from "../../lib/k8s";
-import { chartSource, chartValues } from "../../lib/chart-values";
-import { CELERY_QUEUE, CHART_PODS, PORTS, RELEASES } from "../../lib/contracts";
+import { HelmCharts } from "../../lib/chart-values";
+import { CELERY_QUEUE, CHART_PODS, PORTS } from "../../lib/contracts";
 
 export interface WorkerAutoscalerArgs {
-    charts: ChartOrigin;
+    /** The stack's Helm charts (stack config `chartRepository`). */
+    charts: HelmCharts;
     /** KEDA's namespace (Namespaces.keda). */
     kedaNamespace: pulumi.Input<string>;
     /** The pipeline namespace, where the workers and Redis run. */
@@ -47,14 +46,17 @@ export class WorkerAutoscaler extends pulumi.ComponentResource {
     public readonly scaledObject: k8s.apiextensions.CustomResource;
 
     constructor(name: string, args: WorkerAutoscalerArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:app:WorkerAutoscaler", name, {}, opts);
-        this.release = new k8s.helm.v3.Release(
+        super(
+            "fx:platform:WorkerAutoscaler",
+            name,
+            {},
+            { ...opts, aliases: [{ type: "fx:app:WorkerAutoscaler" }, ...(opts?.aliases ?? [])] },
+        );
+        this.release = args.charts.release(
             `${name}-keda`,
+            "keda",
             {
-                name: RELEASES.keda,
                 namespace: args.kedaNamespace,
-                ...chartSource(CHARTS.keda, args.charts),
-                values: chartValues("keda"),
                 // Its CRDs and admission webhook must answer before the ScaledObject is applied.
                 skipAwait: false,
             },

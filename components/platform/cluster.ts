@@ -1,13 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-
-/** The cluster a stack deploys to, from stack config (`kubeContext`, `kubeconfig`). */
-export interface ClusterTarget {
-    /** kubeconfig context; never the "current" one implicitly. */
-    readonly context: string;
-    /** Path of the kubeconfig file; unset means the default lookup ($KUBECONFIG, then ~/.kube/config). */
-    readonly kubeconfig?: string;
-}
+import type { ClusterTarget } from "../../config/types";
 
 /** Name of the one explicit Kubernetes provider; a test checks every Kubernetes resource uses it. */
 export const CLUSTER_PROVIDER_NAME = "cluster";

@@ -1,13 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as k8s from "@pulumi/kubernetes";
-import { CHARTS } from "../../lib/charts";
-import { ChartOrigin, Toleration } from "../../config";
-import { chartSource, chartValues } from "../../lib/chart-values";
-import { RELEASES } from "../../lib/contracts";
+import { Toleration } from "../../lib/k8s";
+import { HelmCharts } from "../../lib/chart-values";
 
 export interface GpuDevicePluginArgs {
-    /** Where the Helm charts come from (stack config `chartRepository`). */
-    charts: ChartOrigin;
+    /** The stack's Helm charts (stack config `chartRepository`). */
+    charts: HelmCharts;
     /**
      * Node labels of the GPU pool; the DaemonSet is pinned to them. Never empty from config: gpuNodeSelector, or with
      * the plugin installed and none given, the label its node-feature-discovery sets (NFD_NVIDIA_GPU_LABEL).
@@ -49,15 +46,19 @@ export class GpuDevicePlugin extends pulumi.ComponentResource {
     public readonly releaseName: pulumi.Output<string>;
 
     constructor(name: string, args: GpuDevicePluginArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:gpu:DevicePlugin", name, {}, opts);
-        const release = new k8s.helm.v3.Release(
+        super(
+            "fx:platform:DevicePlugin",
             name,
+            {},
+            { ...opts, aliases: [{ type: "fx:gpu:DevicePlugin" }, ...(opts?.aliases ?? [])] },
+        );
+        const release = args.charts.release(
+            name,
+            "nvidiaDevicePlugin",
             {
-                name: RELEASES.devicePlugin,
                 namespace: args.namespace,
-                ...chartSource(CHARTS.nvidiaDevicePlugin, args.charts),
                 // Helm replaces lists whole, so these terms and tolerations replace the chart's defaults.
-                values: chartValues("nvidia-device-plugin", {
+                values: {
                     affinity: gpuNodeAffinity(args.nodeSelector),
                     tolerations: [
                         { key: "CriticalAddonsOnly", operator: "Exists" },
@@ -66,7 +67,7 @@ export class GpuDevicePlugin extends pulumi.ComponentResource {
                     // node-feature-discovery's worker must run on the tainted GPU nodes to label them (its chart
                     // default tolerates only nvidia.com/gpu=present, not a taint without a value).
                     nfd: { worker: { tolerations: args.tolerations.map((t) => ({ ...t })) } },
-                }),
+                },
                 atomic: true,
                 timeout: 300,
             },

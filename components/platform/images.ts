@@ -143,7 +143,12 @@ export class Images extends pulumi.ComponentResource {
     public readonly tags: Readonly<Partial<Record<ImageKey, string>>>;
 
     constructor(name: string, args: ImagesArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:images:Images", name, {}, opts);
+        super(
+            "fx:platform:Images",
+            name,
+            {},
+            { ...opts, aliases: [{ type: "fx:images:Images" }, ...(opts?.aliases ?? [])] },
+        );
 
         // A folder with a .dockerignore: config (appContext) checks both before anything is declared.
         const contextDir = path.resolve(args.context);

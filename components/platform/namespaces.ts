@@ -53,10 +53,15 @@ export class Namespaces extends pulumi.ComponentResource {
     public readonly keda?: pulumi.Output<string>;
 
     constructor(name: string, args: NamespacesArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:core:Namespaces", name, {}, opts);
+        super(
+            "fx:platform:Namespaces",
+            name,
+            {},
+            { ...opts, aliases: [{ type: "fx:core:Namespaces" }, ...(opts?.aliases ?? [])] },
+        );
         const make = (ns: string, component: string, level: PodSecurityLevel, reason?: string) =>
             new k8s.core.v1.Namespace(
-                ns,
+                `${name}-${ns}`,
                 {
                     metadata: {
                         name: ns,
@@ -64,7 +69,7 @@ export class Namespaces extends pulumi.ComponentResource {
                         annotations: reason ? { "fx-ml-pipeline/pod-security-reason": reason } : undefined,
                     },
                 },
-                { parent: this },
+                { parent: this, aliases: [{ name: ns }] },
             ).metadata.name;
         this.app = make(args.app, "pipeline", "restricted");
         this.monitoring = make(args.monitoring, "monitoring", "restricted");

@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import * as random from "@pulumi/random";
-import { StackConfig } from "../../config";
+import type { BackupCredentials, StackConfig } from "../../config/types";
 import { labels } from "../../lib/k8s";
-import { DATABASES, SECRETS } from "../../lib/contracts";
+import { DATABASES, REDIS_DBS, SECRETS } from "../../lib/contracts";
 
 /** A key of a Kubernetes Secret: what consumers get instead of the value. */
 export interface SecretKeyRef {
@@ -25,12 +25,57 @@ export function toUrlSafeBase64(b64: string): string {
     return b64.replace(/\+/g, "-").replace(/\//g, "_");
 }
 
+type SecretData = Record<string, pulumi.Input<string>>;
+
+const encoded = (s: pulumi.Input<string>) => pulumi.output(s).apply(encodeURIComponent);
+
+/** `<role>:<password>@host:port/<role>` (each role owns the database of its name), the password URL-encoded. */
+export function postgresLogin(
+    role: DbRole,
+    password: pulumi.Input<string>,
+    at: { host: pulumi.Input<string>; port: number },
+): pulumi.Output<string> {
+    return pulumi.interpolate`${role}:${encoded(password)}@${at.host}:${at.port}/${role}`;
+}
+
+/** `redis://:<password>@<address>/<db>`, the password URL-encoded. */
+export function redisUrl(
+    password: pulumi.Input<string>,
+    address: pulumi.Input<string>,
+    db: number,
+): pulumi.Output<string> {
+    return pulumi.interpolate`redis://:${encoded(password)}@${address}/${db}`;
+}
+
 export interface SecretsArgs {
-    config: StackConfig;
     /** Namespace of the pipeline's Secrets. */
     namespace: pulumi.Input<string>;
     /** Namespace of Grafana's admin Secret. */
     monitoringNamespace: pulumi.Input<string>;
+    /** Grafana's admin user name (config grafanaAdminUser). */
+    grafanaAdminUser: string;
+    /** The registry and its credentials (config registry*): a pull Secret when it takes credentials. */
+    registry: StackConfig["registry"];
+    /** OANDA v20 credentials (secret config), when the stack collects live candles. */
+    oanda?: { token: pulumi.Output<string>; accountId: pulumi.Output<string> };
+    /** Hugging Face token (secret config hfToken), when FinGPT runs in model mode. */
+    huggingFaceToken?: pulumi.Output<string>;
+    /** The object store's credentials of the Postgres backups (secret config), when backups are on. */
+    backupCredentials?: BackupCredentials;
+}
+
+/** Where the connection Secrets point: the addresses the data components give. */
+export interface ConnectionTargets {
+    postgres: { host: pulumi.Input<string>; port: number };
+    redis: { address: pulumi.Input<string> };
+}
+
+/** The connection strings that hold a password, by Secret key. */
+export interface Connections {
+    /** Airflow's metadata database, Celery result backend and broker (Redis database 1). */
+    airflow: { sqlAlchemyConn: SecretKeyRef; resultBackend: SecretKeyRef; brokerUrl: SecretKeyRef };
+    /** MLflow's backend store URI. */
+    mlflowBackendStore: SecretKeyRef;
 }
 
 /**
@@ -51,11 +96,8 @@ export class Secrets extends pulumi.ComponentResource {
     public readonly dbRoles: Readonly<
         Record<DbRole, { secretName: pulumi.Output<string>; username: SecretKeyRef; password: SecretKeyRef }>
     >;
-    /** Password values of the database roles, as secret outputs, for consumers that must compose a URL in a Secret. */
-    public readonly dbPasswords: Readonly<Record<DbRole, pulumi.Output<string>>>;
     /** Redis: `password`. */
     public readonly redisPassword: SecretKeyRef;
-    public readonly redisPasswordValue: pulumi.Output<string>;
     /**
      * Redis server config fragment, key `requirepass.conf` (`requirepass <password>`): the redis chart appends every
      * file of this Secret to redis.conf, so it holds nothing else. Same password as `redisPassword`.
@@ -75,29 +117,26 @@ export class Secrets extends pulumi.ComponentResource {
     /** `kubernetes.io/dockerconfigjson` pull secret for a registry with credentials. */
     public readonly imagePullSecretName?: pulumi.Output<string>;
 
+    /** The generated passwords: they stay in this component, which composes every string that holds one. */
+    private readonly dbPasswords: Readonly<Record<DbRole, pulumi.Output<string>>>;
+    private readonly redisPasswordValue: pulumi.Output<string>;
+    private readonly name: string;
+    private readonly namespace: pulumi.Input<string>;
+
     constructor(name: string, args: SecretsArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("fx:core:Secrets", name, {}, opts);
-        const { config } = args;
+        super(
+            "fx:platform:Secrets",
+            name,
+            {},
+            { ...opts, aliases: [{ type: "fx:core:Secrets" }, ...(opts?.aliases ?? [])] },
+        );
+        this.name = name;
+        this.namespace = args.namespace;
         const parent = { parent: this };
         const password = (id: string, length = 32) =>
             pulumi.secret(new random.RandomPassword(`${name}-${id}`, { length, special: false }, parent).result);
-
-        const secret = (
-            id: string,
-            namespace: pulumi.Input<string>,
-            data: Record<string, pulumi.Input<string>>,
-            type = "Opaque",
-        ) =>
-            new k8s.core.v1.Secret(
-                `${name}-${id}`,
-                {
-                    metadata: { name: id, namespace, labels: labels(id, "credentials") },
-                    type,
-                    // The whole map is a secret output, so Pulumi state and previews never show the values.
-                    stringData: pulumi.secret(pulumi.output(data)),
-                },
-                parent,
-            );
+        const secret = (id: string, namespace: pulumi.Input<string>, data: SecretData, type = "Opaque") =>
+            this.secret(`${name}-${id}`, id, namespace, data, type);
 
         // Fernet wants 32 random bytes in URL-safe base64; RandomBytes gives the standard alphabet.
         const fernetBytes = new random.RandomBytes(`${name}-airflow-fernet`, { length: 32 }, parent);
@@ -159,36 +198,36 @@ export class Secrets extends pulumi.ComponentResource {
 
         const ga = SECRETS.grafanaAdmin;
         const grafana = secret(ga.name, args.monitoringNamespace, {
-            [ga.keys.user]: config.grafanaAdminUser,
+            [ga.keys.user]: args.grafanaAdminUser,
             [ga.keys.password]: password(ga.name),
         });
         this.grafanaAdminSecretName = grafana.metadata.name;
 
-        if (config.data.oandaToken && config.data.oandaAccountId) {
+        if (args.oanda) {
             const { name: oandaName, keys } = SECRETS.oanda;
             const oanda = secret(oandaName, args.namespace, {
-                [keys.token]: config.data.oandaToken,
-                [keys.accountId]: config.data.oandaAccountId,
+                [keys.token]: args.oanda.token,
+                [keys.accountId]: args.oanda.accountId,
             });
             this.oanda = { token: keyRef(oanda, keys.token), accountId: keyRef(oanda, keys.accountId) };
         }
 
-        if (config.fingpt.hfToken) {
+        if (args.huggingFaceToken) {
             const { name: hfName, keys } = SECRETS.huggingface;
-            const hf = secret(hfName, args.namespace, { [keys.token]: config.fingpt.hfToken });
+            const hf = secret(hfName, args.namespace, { [keys.token]: args.huggingFaceToken });
             this.huggingFaceToken = keyRef(hf, keys.token);
         }
 
-        if (config.backup) {
+        if (args.backupCredentials) {
             const { name: backupName, keys } = SECRETS.postgresBackup;
             const creds = secret(backupName, args.namespace, {
-                [keys.accessKeyId]: config.backup.accessKeyId,
-                [keys.secretAccessKey]: config.backup.secretAccessKey,
+                [keys.accessKeyId]: args.backupCredentials.accessKeyId,
+                [keys.secretAccessKey]: args.backupCredentials.secretAccessKey,
             });
             this.backupCredentialsSecretName = creds.metadata.name;
         }
 
-        const { server, username, password: registryPassword } = config.registry;
+        const { server, username, password: registryPassword } = args.registry;
         if (username && registryPassword) {
             const host = server.split("/")[0];
             const dockerConfig = registryPassword.apply((pw) =>
@@ -211,5 +250,65 @@ export class Secrets extends pulumi.ComponentResource {
             redisConfigSecret: this.redisConfigSecretName,
             grafanaAdminSecret: this.grafanaAdminSecretName,
         });
+    }
+    /** A Secret of this component: the whole map is a secret output, so state and previews never show the values. */
+    private secret(
+        resourceName: string,
+        id: string,
+        namespace: pulumi.Input<string>,
+        data: SecretData,
+        type = "Opaque",
+        opts: pulumi.CustomResourceOptions = {},
+    ): k8s.core.v1.Secret {
+        return new k8s.core.v1.Secret(
+            resourceName,
+            {
+                metadata: { name: id, namespace, labels: labels(id, "credentials") },
+                type,
+                stringData: pulumi.secret(pulumi.output(data)),
+            },
+            { ...opts, parent: this },
+        );
+    }
+
+    /**
+     * The connection strings that hold a password, composed here where the passwords live, into the Secrets their
+     * consumers read by key: Airflow's database, result backend and Celery broker, MLflow's backend store. The data
+     * components give the addresses.
+     */
+    connections(to: ConnectionTargets): Connections {
+        const pg = (role: DbRole) => postgresLogin(role, this.dbPasswords[role], to.postgres);
+        const ac = SECRETS.airflowConnections;
+        // Each was its consumer's child until the credentials moved here: the aliases keep the Secrets in place.
+        const airflow = this.secret(
+            `${this.name}-airflow-connections`,
+            ac.name,
+            this.namespace,
+            {
+                [ac.keys.sqlAlchemyConn]: pulumi.interpolate`postgresql+psycopg2://${pg(DATABASES.airflow)}`,
+                [ac.keys.resultBackend]: pulumi.interpolate`db+postgresql://${pg(DATABASES.airflow)}`,
+                [ac.keys.brokerUrl]: redisUrl(this.redisPasswordValue, to.redis.address, REDIS_DBS.celeryBroker),
+            },
+            "Opaque",
+            { aliases: [{ name: "fx-connections", parent: pulumi.createUrn("fx", "fx:app:Airflow") }] },
+        );
+        const mb = SECRETS.mlflowBackendStore;
+        const mlflow = this.secret(
+            `${this.name}-mlflow-backend-store`,
+            mb.name,
+            this.namespace,
+            { [mb.keys.uri]: pulumi.interpolate`postgresql://${pg(DATABASES.mlflow)}` },
+            "Opaque",
+            { aliases: [{ name: "fx-backend-store", parent: pulumi.createUrn("fx", "fx:app:Mlflow") }] },
+        );
+        const ref = (s: k8s.core.v1.Secret, key: string): SecretKeyRef => ({ name: s.metadata.name, key });
+        return {
+            airflow: {
+                sqlAlchemyConn: ref(airflow, ac.keys.sqlAlchemyConn),
+                resultBackend: ref(airflow, ac.keys.resultBackend),
+                brokerUrl: ref(airflow, ac.keys.brokerUrl),
+            },
+            mlflowBackendStore: ref(mlflow, mb.keys.uri),
+        };
     }
 }

@@ -1,4 +1,4 @@
-import { formatPath, scanTemplate } from "./chart-values";
+import { formatPath, scanTemplate } from "../tools/unread-chart-values";
 
 /** What a template reads and passes on whole, as dotted paths. */
 function scan(template: string) {

@@ -3,8 +3,8 @@
  * rendered objects (pod templates, PVCs) and from the merged values of each Helm release (CHART_RESOURCES says where
  * each chart keeps them). Written by scripts/footprint.ts to bench/results/footprint-<stack>.md; not asserted.
  */
-import { HelmRelease, K8sObject, Rendered } from "./render-lib";
-import { podSpecs } from "./manifest-validation";
+import { HelmRelease, K8sObject, Rendered } from "../tools/render-lib";
+import { podSpecs } from "../tools/manifest-validation";
 
 /** Requests and limits in millicores, bytes and GPUs. */
 export interface Amounts {
