@@ -183,6 +183,7 @@ const fastapi = new Fastapi(
         feast: feastConnection,
         mlflowTrackingUri: mlflow.trackingUri,
         instruments: config.data.instruments,
+        marketHolidays: config.data.marketHolidays,
         imagePullSecretName: pullSecret,
     },
     { ...onCluster, dependsOn: [postgres, redis, feast] },

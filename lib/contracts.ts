@@ -248,6 +248,8 @@ export const ENV = {
     /** The inference API (app/fastapi_service): ServiceSettings, gunicorn.conf.py. */
     fastapi: {
         featureMaxAgeSeconds: "FEATURE_MAX_AGE_SECONDS",
+        /** ISO dates, comma-separated, on which the market is closed (fx_pipeline.market reads them). */
+        marketHolidays: "MARKET_HOLIDAYS",
         modelReloadSeconds: "MODEL_RELOAD_SECONDS",
         /** gunicorn.conf.py's worker count. */
         webConcurrency: "WEB_CONCURRENCY",
