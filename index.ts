@@ -210,6 +210,7 @@ const airflow = new Airflow(
             oandaEnvironment: config.data.oandaEnvironment,
             oanda: secrets.oanda,
             instruments: config.data.instruments,
+            marketHolidays: config.data.marketHolidays,
             feast: feastConnection,
             mlflowTrackingUri: mlflow.trackingUri,
         },

@@ -59,7 +59,7 @@ export class Fastapi extends pulumi.ComponentResource {
                         { name: ENV.instruments, value: args.instruments.join(",") },
                         // Counted in trading time: weekends by New York time and these holidays do not age features.
                         { name: ENV.fastapi.featureMaxAgeSeconds, value: "7200" },
-                        { name: ENV.fastapi.marketHolidays, value: args.marketHolidays.join(",") },
+                        { name: ENV.marketHolidays, value: args.marketHolidays.join(",") },
                         { name: ENV.fastapi.modelReloadSeconds, value: "60" },
                         { name: ENV.fastapi.webConcurrency, value: String(args.workers) },
                         { name: ENV.fastapi.prometheusMultiprocDir, value: IMAGE_PATHS.fastapiMetricsDir },

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from fx_pipeline.config import parse_instruments
-from fx_pipeline.market import HOLIDAYS_ENV, parse_holidays
+from fx_pipeline.config import MarketHolidays, market_holidays_field, parse_instruments
 
 
 class ServiceSettings(BaseSettings):
@@ -32,15 +30,10 @@ class ServiceSettings(BaseSettings):
     # Counted in trading time (fx_pipeline.market): features from the last close stay current while the market is
     # closed (weekends by New York time, and the holidays below).
     feature_max_age_seconds: float = Field(7200, validation_alias="FEATURE_MAX_AGE_SECONDS", gt=0)
-    market_holidays: Annotated[frozenset[date], NoDecode] = Field(frozenset(), validation_alias=HOLIDAYS_ENV)
+    market_holidays: MarketHolidays = market_holidays_field()
     model_reload_seconds: float = Field(60, validation_alias="MODEL_RELOAD_SECONDS", gt=0)
 
     @field_validator("instruments", mode="before")
     @classmethod
     def _split(cls, v: object) -> list[str]:
         return parse_instruments(v)
-
-    @field_validator("market_holidays", mode="before")
-    @classmethod
-    def _holidays(cls, v: object) -> frozenset[date]:
-        return parse_holidays(v)

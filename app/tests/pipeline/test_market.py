@@ -99,3 +99,22 @@ def test_sample_source_skips_a_configured_holiday():
     assert times[times.index("2026-12-24 21:00") + 1] == "2026-12-27 22:00"
     plain = [t.strftime("%Y-%m-%d %H:%M") for t in sample_candles("USD_SGD", 96, end=end)["time"]]
     assert plain[plain.index("2026-12-24 21:00") + 1] == "2026-12-24 22:00"
+
+
+def test_collect_task_takes_market_holidays_from_the_environment(monkeypatch, tmp_path):
+    from pydantic import ValidationError
+
+    from fx_pipeline import tasks
+    from fx_pipeline.config import PipelineSettings
+
+    monkeypatch.setenv("FX_DATA_SOURCE", "sample")
+    monkeypatch.setenv("FX_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FX_HISTORY_HOURS", "100")
+    monkeypatch.setenv("MARKET_HOLIDAYS", "2026-12-25")
+    out = tasks.collect_candles("USD_SGD", PipelineSettings(), now=utc(2026, 12, 28, 0))
+    # 100 hours back from Monday 00:00 UTC: Wednesday 20:00 to Sunday 23:00. Open with the holiday: Wednesday 20:00 to
+    # Thursday 21:00 (26 candles) and Sunday 22:00, 23:00; without it Friday to 21:00 would add 24 (52).
+    assert out == {"instrument": "USD_SGD", "fetched": 28, "stored": 28, "last": "2026-12-27 23:00:00+00:00"}
+    monkeypatch.setenv("MARKET_HOLIDAYS", "2026-12-25,Christmas")
+    with pytest.raises(ValidationError, match="MARKET_HOLIDAYS item 'Christmas' is not a date: give ISO dates"):
+        PipelineSettings()
