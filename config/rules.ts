@@ -121,6 +121,11 @@ export const CRON_FIELD = /^[0-9A-Za-z*?/,-]+$/;
 export const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 /** An OANDA instrument, BASE_QUOTE. */
 export const INSTRUMENT = /^[A-Z]{3}_[A-Z]{3}$/;
+/** A market holiday (marketHolidays): an ISO date that exists in the calendar, as fx_pipeline.market parses it. */
+export const MARKET_HOLIDAY: Pattern = {
+    pattern: /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/,
+    hint: "each holiday must be an ISO date YYYY-MM-DD that exists, such as 2026-12-25",
+};
 
 /** An S3 bucket name (3 to 63 lower-case letters, digits, '.' and '-'), then an optional path of plain segments. */
 const S3_DESTINATION = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/[A-Za-z0-9._-]+)*$/;

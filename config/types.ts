@@ -127,6 +127,8 @@ export interface StackConfig {
         readonly oandaToken?: pulumi.Output<string>;
         readonly oandaAccountId?: pulumi.Output<string>;
         readonly instruments: readonly string[];
+        /** ISO dates on which the FX market is closed (New York trading days); staleness does not count them. */
+        readonly marketHolidays: readonly string[];
     };
     readonly grafanaAdminUser: string;
 }

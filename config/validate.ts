@@ -5,6 +5,7 @@ import { readAppContext, readCluster, REFERENCE_APP } from "./paths";
 import {
     holds,
     isAirflowRelease,
+    MARKET_HOLIDAY,
     NO_EFFECT,
     SECRET_NEEDED,
     SECRET_UNUSED,
@@ -202,7 +203,14 @@ function readEdge(c: Check): StackConfig["edge"] | undefined {
     return { domain, ingressClass, ingressControllerNamespace, installCertManager, tlsIssuer, acmeEmail, acmeServer };
 }
 
-/** The candles' source, its credentials and the instruments. */
+/** Whether YYYY-MM-DD (already of that form) names a day that exists: not 2026-02-30. */
+function calendarDate(d: string): boolean {
+    const [y, m, day] = d.split("-").map(Number);
+    const t = new Date(Date.UTC(y, m - 1, day));
+    return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === day;
+}
+
+/** The candles' source, its credentials, the instruments and the market's holidays. */
 function readData(c: Check): StackConfig["data"] | undefined {
     const source = c.oneOf("dataSource");
     const oandaEnvironment = c.oneOf("oandaEnvironment");
@@ -215,7 +223,11 @@ function readData(c: Check): StackConfig["data"] | undefined {
             }
         }
     }
-    if (!source || !oandaEnvironment || !instruments) return undefined;
+    const marketHolidays = c.strings("marketHolidays");
+    for (const d of marketHolidays ?? []) {
+        if (!MARKET_HOLIDAY.pattern.test(d) || !calendarDate(d)) c.fail("marketHolidays", d, MARKET_HOLIDAY.hint);
+    }
+    if (!source || !oandaEnvironment || !instruments || !marketHolidays) return undefined;
     const token = c.secret("oandaToken");
     const accountId = c.secret("oandaAccountId");
     return {
@@ -224,6 +236,7 @@ function readData(c: Check): StackConfig["data"] | undefined {
         oandaToken: source === "oanda" && token ? pulumi.secret(token) : undefined,
         oandaAccountId: source === "oanda" && accountId ? pulumi.secret(accountId) : undefined,
         instruments,
+        marketHolidays,
     };
 }
 

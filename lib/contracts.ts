@@ -245,6 +245,8 @@ export const ENV = {
     model: { trackingUri: "MLFLOW_TRACKING_URI", name: "MODEL_NAME", alias: "MODEL_ALIAS" },
     /** The instruments served and collected (comma list): ServiceSettings, PipelineSettings and the DAG files. */
     instruments: "INSTRUMENTS",
+    /** ISO dates (comma list) on which the FX market is closed besides weekends: ServiceSettings, PipelineSettings. */
+    marketHolidays: "MARKET_HOLIDAYS",
     /** The inference API (app/fastapi_service): ServiceSettings, gunicorn.conf.py. */
     fastapi: {
         featureMaxAgeSeconds: "FEATURE_MAX_AGE_SECONDS",

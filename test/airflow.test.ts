@@ -33,6 +33,7 @@ function program(version: AirflowRelease, dataSource: "oanda" | "sample" = "oand
                         ? { token: ref("oanda", "token"), accountId: ref("oanda", "account-id") }
                         : undefined,
                 instruments: ["USD_SGD"],
+                marketHolidays: ["2026-12-25"],
                 feast: feastConnection(),
                 mlflowTrackingUri: "http://mlflow.fx-ml.svc.cluster.local:5000",
             },
@@ -199,7 +200,12 @@ describe("airflow", () => {
         expect(c.ports).toEqual([{ name: "worker-logs", containerPort: 8793, protocol: "TCP" }]);
         expect(c.readinessProbe.tcpSocket).toEqual({ port: "worker-logs" });
         const env = envOf(c);
-        expect(env).toMatchObject({ FX_DATA_SOURCE: "oanda", OANDA_ENVIRONMENT: "practice", FEAST_REDIS_DB: "0" });
+        expect(env).toMatchObject({
+            FX_DATA_SOURCE: "oanda",
+            OANDA_ENVIRONMENT: "practice",
+            FEAST_REDIS_DB: "0",
+            MARKET_HOLIDAYS: "2026-12-25",
+        });
         expect(env.OANDA_API_TOKEN).toEqual({ secretKeyRef: { name: "oanda", key: "token" } });
         expect(env.OANDA_ACCOUNT_ID).toEqual({ secretKeyRef: { name: "oanda", key: "account-id" } });
         const others = run.resources.filter(

@@ -369,6 +369,18 @@ const BAD: [string, StackName, RunOptions, string[]][] = [
         ["instruments", "usdsgd", "BASE_QUOTE"],
     ],
     [
+        "market holiday not an ISO date",
+        "dev",
+        { config: { marketHolidays: ["2026-12-25", "25/12/2026"] } },
+        ["marketHolidays", "25/12/2026", "each holiday must be an ISO date YYYY-MM-DD that exists"],
+    ],
+    [
+        "market holiday that does not exist",
+        "dev",
+        { config: { marketHolidays: ["2026-02-30"] } },
+        ["marketHolidays", "2026-02-30", "each holiday must be an ISO date YYYY-MM-DD that exists"],
+    ],
+    [
         "unknown platform",
         "dev",
         { config: { imagePlatform: "windows/amd64" } },

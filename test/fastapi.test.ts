@@ -15,6 +15,7 @@ function program(replicas = { min: 2, max: 6 }) {
             feast: feastConnection(),
             mlflowTrackingUri: "http://mlflow.fx-ml.svc.cluster.local:5000",
             instruments: ["USD_SGD", "EUR_USD"],
+            marketHolidays: ["2026-12-25", "2027-01-01"],
         });
     };
 }
@@ -38,6 +39,8 @@ describe("fastapi", () => {
             MODEL_ALIAS: "champion",
             WEB_CONCURRENCY: "3",
             INSTRUMENTS: "USD_SGD,EUR_USD",
+            FEATURE_MAX_AGE_SECONDS: "7200",
+            MARKET_HOLIDAYS: "2026-12-25,2027-01-01",
         });
         expect(env.REDIS_PASSWORD).toEqual({ secretKeyRef: { name: "redis-auth", key: "password" } });
         // FastAPI reads the online store only: least privilege keeps the registry's Postgres credentials out.
@@ -83,6 +86,8 @@ describe.each(["dev", "gpu"] as const)("%s stack: FastAPI's size", (stack) => {
         const run = await runStack(stack);
         const c = run.one("kubernetes:apps/v1:Deployment", "fastapi").inputs.spec.template.spec.containers[0];
         expect(envOf(c).WEB_CONCURRENCY).toBe(String(run.config.fastapiWorkers));
+        // marketHolidays defaults to none: an empty MARKET_HOLIDAYS, which ServiceSettings reads as no holidays.
+        expect(envOf(c).MARKET_HOLIDAYS).toBe("");
         expect(c.resources.limits.memory).toBe(run.config.fastapiMemory);
     });
 });

@@ -32,6 +32,8 @@ export interface AirflowArgs {
         oandaEnvironment: "practice" | "live";
         oanda?: { token: SecretKeyRef; accountId: SecretKeyRef };
         instruments: readonly string[];
+        /** ISO dates on which the market is closed besides weekends (config marketHolidays): the sample source skips them. */
+        marketHolidays: readonly string[];
         feast: FeastConnection;
         mlflowTrackingUri: pulumi.Input<string>;
     };
@@ -320,6 +322,7 @@ export class Airflow extends pulumi.ComponentResource {
             { name: p.dataSource, value: t.dataSource },
             { name: p.dataDir, value: IMAGE_PATHS.workerData },
             instrumentsEnv,
+            { name: ENV.marketHolidays, value: t.marketHolidays.join(",") },
             { name: p.oandaEnvironment, value: t.oandaEnvironment },
             { name: ENV.model.trackingUri, value: t.mlflowTrackingUri },
             { name: ENV.model.name, value: MODEL.name },

@@ -21,6 +21,8 @@ export interface FastapiArgs {
     feast: FeastConnection;
     mlflowTrackingUri: pulumi.Input<string>;
     instruments: readonly string[];
+    /** ISO dates on which the market is closed besides weekends (config marketHolidays, validated there). */
+    marketHolidays: readonly string[];
     imagePullSecretName?: pulumi.Input<string>;
 }
 
@@ -55,7 +57,9 @@ export class Fastapi extends pulumi.ComponentResource {
                         { name: ENV.model.name, value: MODEL.name },
                         { name: ENV.model.alias, value: MODEL.alias },
                         { name: ENV.instruments, value: args.instruments.join(",") },
+                        // Counted in trading time: weekends by New York time and these holidays do not age features.
                         { name: ENV.fastapi.featureMaxAgeSeconds, value: "7200" },
+                        { name: ENV.marketHolidays, value: args.marketHolidays.join(",") },
                         { name: ENV.fastapi.modelReloadSeconds, value: "60" },
                         { name: ENV.fastapi.webConcurrency, value: String(args.workers) },
                         { name: ENV.fastapi.prometheusMultiprocDir, value: IMAGE_PATHS.fastapiMetricsDir },

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -25,6 +26,7 @@ from redis.backoff import NoBackoff  # noqa: E402
 from redis.exceptions import RedisError  # noqa: E402
 
 from fx_http import Breaker, DependencyUnavailable, apply_contract, error_responses  # noqa: E402
+from fx_pipeline.market import HOLIDAYS_ENV, TradingCalendar  # noqa: E402
 from fx_pipeline.online import FeatureRowIncomplete, OnlineFeatureReader  # noqa: E402
 
 from . import metrics  # noqa: E402
@@ -54,7 +56,9 @@ class PredictResponse(BaseModel):
     model_version: str
     features: dict[str, float]
     feature_timestamp: datetime
-    feature_age_seconds: float
+    feature_age_seconds: float = Field(description="Seconds on the clock since the features' event time.")
+    feature_trading_age_seconds: float = Field(
+        description="Seconds of open market since the features' event time (what FEATURE_MAX_AGE_SECONDS limits).")
 
 
 class HealthBody(BaseModel):
@@ -93,8 +97,14 @@ def make_redis(s: ServiceSettings) -> aioredis.Redis:
     return aioredis.Redis.from_pool(pool)
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_app(settings: ServiceSettings | None = None, clock: Callable[[], datetime] = _utcnow) -> FastAPI:
+    """``clock`` gives "now" for the features' age (tests pass a fixed instant)."""
     s = settings or ServiceSettings()
+    calendar = TradingCalendar(s.market_holidays)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -144,13 +154,17 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if row is None:
             raise DependencyUnavailable("features", f"no online features for {instrument} yet: the feature "
                                                     "pipeline has not materialized it", retry_after=60)
-        now = datetime.now(timezone.utc)
+        now = clock()
         age = row.age_seconds(now)
+        trading_age = calendar.trading_seconds(row.event_timestamp, now)
         metrics.FEATURE_AGE.labels(instrument).set(age)
-        if age > s.feature_max_age_seconds:
+        metrics.FEATURE_TRADING_AGE.labels(instrument).set(trading_age)
+        if trading_age > s.feature_max_age_seconds:
             raise DependencyUnavailable(
-                "features", f"features for {instrument} are stale: {age:.0f}s old (limit FEATURE_MAX_AGE_SECONDS="
-                            f"{s.feature_max_age_seconds:.0f}), last at {row.event_timestamp.isoformat()}", retry_after=60)
+                "features", f"features for {instrument} are stale: {trading_age:.0f}s of trading time old "
+                            f"({age:.0f}s on the clock; limit FEATURE_MAX_AGE_SECONDS={s.feature_max_age_seconds:.0f}, "
+                            f"closed weekends by New York time and on {HOLIDAYS_ENV}), "
+                            f"last at {row.event_timestamp.isoformat()}", retry_after=60)
         missing = [f for f in model.features if f not in row.values]
         if missing:
             raise DependencyUnavailable("features", f"model v{model.version} needs features {missing} that the "
@@ -168,7 +182,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             instrument=instrument, probability_up=p, direction=direction, confidence=max(p, 1.0 - p),
             model_name=model.name, model_version=model.version,
             features={f: row.values[f] for f in model.features},
-            feature_timestamp=row.event_timestamp, feature_age_seconds=age,
+            feature_timestamp=row.event_timestamp, feature_age_seconds=age, feature_trading_age_seconds=trading_age,
         )
         # Serialized once by pydantic-core: returning the model would have FastAPI validate it again, encode it to
         # dicts and json.dumps them (a third of the endpoint's CPU). The schema stays declared by response_model.

@@ -30,6 +30,9 @@ PROB_UP = Histogram(
 )
 FEATURE_AGE = Gauge("fx_feature_age_seconds", "Age of the online features last read", ["instrument"],
                     multiprocess_mode="livemostrecent")
+FEATURE_TRADING_AGE = Gauge(
+    "fx_feature_trading_age_seconds", "Seconds of open market since the online features last read (weekends and "
+    "holidays do not count; FEATURE_MAX_AGE_SECONDS limits this)", ["instrument"], multiprocess_mode="livemostrecent")
 MODEL_INFO = Gauge("fx_model_info", "Model version loaded (1)", ["model", "version"], multiprocess_mode="livemax")
 MODEL_LOADED = Gauge("fx_model_loaded", "1 when every live worker has a model", multiprocess_mode="livemin")
 

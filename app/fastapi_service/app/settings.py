@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from fx_pipeline.config import parse_instruments
+from fx_pipeline.config import MarketHolidays, market_holidays_field, parse_instruments
 
 
 class ServiceSettings(BaseSettings):
@@ -27,7 +27,10 @@ class ServiceSettings(BaseSettings):
     model_name: str = Field("fx-usdsgd-predictor", validation_alias="MODEL_NAME", min_length=1)
     model_alias: str = Field("champion", validation_alias="MODEL_ALIAS", min_length=1)
     instruments: Annotated[list[str], NoDecode] = Field(["USD_SGD"], validation_alias="INSTRUMENTS")
+    # Counted in trading time (fx_pipeline.market): features from the last close stay current while the market is
+    # closed (weekends by New York time, and the holidays below).
     feature_max_age_seconds: float = Field(7200, validation_alias="FEATURE_MAX_AGE_SECONDS", gt=0)
+    market_holidays: MarketHolidays = market_holidays_field()
     model_reload_seconds: float = Field(60, validation_alias="MODEL_RELOAD_SECONDS", gt=0)
 
     @field_validator("instruments", mode="before")

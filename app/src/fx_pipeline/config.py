@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .market import HOLIDAYS_ENV, parse_holidays
 
 INSTRUMENT_RE = re.compile(r"^[A-Z]{3}_[A-Z]{3}$")
 
@@ -26,6 +29,14 @@ def parse_instruments(value: object) -> list[str]:
         if not INSTRUMENT_RE.match(item):
             raise ValueError(f"INSTRUMENTS item {item!r} is not an OANDA instrument like USD_SGD")
     return list(dict.fromkeys(items))
+
+
+# MARKET_HOLIDAYS as a settings field: a comma list of ISO dates (fx_pipeline.market), read by the service and the tasks.
+MarketHolidays = Annotated[frozenset[date], NoDecode, BeforeValidator(parse_holidays)]
+
+
+def market_holidays_field():
+    return Field(frozenset(), validation_alias=HOLIDAYS_ENV)
 
 
 class _Base(BaseSettings):
@@ -56,6 +67,8 @@ class PipelineSettings(_Base):
     # How much history a collection run asks for (hours of H1 candles).
     history_hours: int = Field(24 * 365, validation_alias="FX_HISTORY_HOURS", ge=100, le=24 * 365 * 5)
     sample_seed: int = Field(42, validation_alias="FX_SAMPLE_SEED")
+    # Days the sample source makes no candles besides weekends (the service does not age features on them either).
+    market_holidays: MarketHolidays = market_holidays_field()
 
     @field_validator("instruments", mode="before")
     @classmethod

@@ -9,19 +9,20 @@ import numpy as np
 import pandas as pd
 
 from .candles import validate_candles
+from .market import TradingCalendar
 
 START_PRICE = {"USD_SGD": 1.35, "EUR_USD": 1.08, "GBP_USD": 1.27, "USD_JPY": 150.0}
 
 
-def market_open(ts: pd.DatetimeIndex) -> np.ndarray:
-    """FX trades from Sunday 22:00 UTC to Friday 22:00 UTC."""
-    dow, hour = ts.dayofweek, ts.hour
-    closed = (dow == 5) | ((dow == 4) & (hour >= 22)) | ((dow == 6) & (hour < 22))
-    return ~np.asarray(closed)
+def market_open(ts: pd.DatetimeIndex, calendar: TradingCalendar | None = None) -> np.ndarray:
+    """Whether each candle opens while the market is open (fx_pipeline.market: New York time, holidays)."""
+    cal = calendar or TradingCalendar()
+    return np.fromiter((cal.is_open(t.to_pydatetime()) for t in ts), dtype=bool, count=len(ts))
 
 
 def sample_candles(
-    instrument: str, hours: int, end: datetime | None = None, seed: int = 42
+    instrument: str, hours: int, end: datetime | None = None, seed: int = 42,
+    calendar: TradingCalendar | None = None,
 ) -> pd.DataFrame:
     """Complete candles for the ``hours`` hours before ``end`` (default: the last full hour).
 
@@ -58,5 +59,5 @@ def sample_candles(
         df[f"mid_{name}"] = mid
         df[f"bid_{name}"] = mid - half_spread
         df[f"ask_{name}"] = mid + half_spread
-    df = df[market_open(pd.DatetimeIndex(df["time"]))]
+    df = df[market_open(pd.DatetimeIndex(df["time"]), calendar)]
     return validate_candles(df)

@@ -33,9 +33,11 @@ def collect_candles(instrument: str, settings: PipelineSettings | None = None,
     old = pd.read_parquet(path) if path.exists() else None
     hours = s.history_hours if old is None or old.empty else 72  # backfill once, then top up
     if s.data_source == "sample":
+        from .market import TradingCalendar
         from .sample import sample_candles
 
-        new = sample_candles(instrument, hours, end=now, seed=s.sample_seed)
+        new = sample_candles(instrument, hours, end=now, seed=s.sample_seed,
+                             calendar=TradingCalendar(s.market_holidays))
     else:
         from .oanda import OandaClient
 

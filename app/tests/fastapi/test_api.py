@@ -9,14 +9,14 @@ from fastapi.testclient import TestClient
 from api_helpers import sample_features, train, write_features
 
 
-def make_client(monkeypatch, **env):
+def make_client(monkeypatch, clock=None, **env):
     monkeypatch.setenv("INSTRUMENTS", env.pop("INSTRUMENTS", "USD_SGD"))
     monkeypatch.setenv("MODEL_RELOAD_SECONDS", str(env.pop("MODEL_RELOAD_SECONDS", 3600)))
     for k, v in env.items():
         monkeypatch.setenv(k, str(v))
     from app.main import create_app
 
-    return TestClient(create_app())
+    return TestClient(create_app(clock=clock) if clock else create_app())
 
 
 def wait_loaded(client, timeout=30):
@@ -112,15 +112,19 @@ def test_mlflow_unreachable_is_not_no_model(monkeypatch, redis_client, feast_sto
 
 
 def test_missing_and_stale_features(monkeypatch, redis_client, feast_store, feats, trained):
-    with make_client(monkeypatch, FEATURE_MAX_AGE_SECONDS=3600) as c:
+    now = datetime(2026, 1, 14, 12, tzinfo=timezone.utc)  # a Wednesday: three hours on the clock are of trading
+    with make_client(monkeypatch, clock=lambda: now, FEATURE_MAX_AGE_SECONDS=3600) as c:
         wait_loaded(c)
         r = c.post("/predict", json={"instrument": "USD_SGD"})
         assert r.status_code == 503 and "no online features for USD_SGD" in r.json()["detail"]
         assert r.json()["dependency"] == "features"
-        write_features(feast_store, feats, event_timestamp=datetime.now(timezone.utc) - timedelta(hours=3))
+        write_features(feast_store, feats, event_timestamp=now - timedelta(hours=3))
         r = c.post("/predict", json={"instrument": "USD_SGD"})
         assert r.status_code == 503
-        assert "stale" in r.json()["detail"] and "FEATURE_MAX_AGE_SECONDS=3600" in r.json()["detail"]
+        assert r.json()["detail"] == (
+            "features for USD_SGD are stale: 10800s of trading time old (10800s on the clock; limit "
+            "FEATURE_MAX_AGE_SECONDS=3600, closed weekends by New York time and on MARKET_HOLIDAYS), "
+            "last at 2026-01-14T09:00:00+00:00")
         reader = c.app.state.reader
         redis_client.hset(reader.key("USD_SGD"), reader._fields[0], b"\xff\xff\xff")  # not a ValueProto
         r = c.post("/predict", json={"instrument": "USD_SGD"})
