@@ -65,6 +65,25 @@ export const HOST_PATHS = [
 export const PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1";
 export const COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1";
 export const PROBE_IMAGE = "localhost/fx-node/fx-probe:stand-in";
+/**
+ * The air-gapped pattern: every upstream registry the charts and the program name resolves to the local registry
+ * (the images tier's, on the dev stack's registryServer port), and to nothing else: no fallback to the upstream, so no
+ * pull ever leaves the machine. `<host>/<path>:<tag>` is pulled as `<path>:<tag>` from the mirror.
+ */
+export const MIRROR = "127.0.0.1:5001";
+export const MIRRORED_REGISTRIES = ["docker.io", "ghcr.io", "quay.io", "registry.k8s.io", "nvcr.io", "localhost:5001"];
+
+/** containerd's hosts.toml for one mirrored registry (config_path layout: certs.d/<registry>/hosts.toml). */
+export function mirrorHostsToml(registry: string): string {
+    return [
+        `# ${registry}: served by the local registry only (air-gapped; written by tools/cluster.ts).`,
+        `server = "http://${MIRROR}"`,
+        "",
+        `[host."http://${MIRROR}"]`,
+        '  capabilities = ["pull", "resolve"]',
+        "",
+    ].join("\n");
+}
 const VOLUME_HELPER_IMAGE = "localhost/fx-node/fx-volume-helper:stand-in";
 const STANDIN = "org.opencontainers.image.description";
 
@@ -81,6 +100,8 @@ export interface Cluster {
     timings: Record<string, number>;
     /** Runs kubectl against the cluster; throws with its output when it fails. */
     kubectl(args: string[], input?: string): string;
+    /** Runs ctr against the node's containerd (namespace k8s.io); throws with its output when it fails. */
+    ctr(args: string[]): string;
     /** The last lines of every component's log, for failure messages. */
     logs(lines?: number): string;
     stop(): Promise<void>;
@@ -789,6 +810,11 @@ export async function startCluster(): Promise<Cluster> {
         fs.mkdirSync(path.join(dir, "containerd"), { recursive: true });
         fs.mkdirSync(path.join(dir, "cni", "net.d"), { recursive: true });
         fs.writeFileSync(path.join(dir, "containerd", "config.toml"), containerdConfig(dir));
+        for (const registry of MIRRORED_REGISTRIES) {
+            const hosts = path.join(dir, "containerd", "certs.d", registry);
+            fs.mkdirSync(hosts, { recursive: true });
+            fs.writeFileSync(path.join(hosts, "hosts.toml"), mirrorHostsToml(registry));
+        }
         fs.writeFileSync(path.join(dir, "cni", "net.d", "10-fx-node.conflist"), cniConfig(dir));
         const sock = path.join(dir, "containerd", "containerd.sock");
         processes.push([
@@ -905,7 +931,8 @@ spec:
         );
         step("CoreDNS available, storage provisioner started");
         timings["cluster start, total"] = (Date.now() - t0) / 1000;
-        return { api: a, kubeconfig: a.kubeconfig, dir, createdHostPaths, timings, kubectl, logs, stop };
+        const ctrK8s = (args: string[]) => ctr(["-n", "k8s.io", ...args]);
+        return { api: a, kubeconfig: a.kubeconfig, dir, createdHostPaths, timings, kubectl, ctr: ctrK8s, logs, stop };
     } catch (e) {
         try {
             await stop();

@@ -19,11 +19,13 @@ import {
     CLUSTER_DOMAIN,
     dockerdRuns,
     leftovers,
+    MIRROR,
     NODE_NAME,
     PROBE_IMAGE,
     startCluster,
     waitFor,
 } from "../../tools/cluster";
+import { startRegistry } from "../../tools/docker";
 import { ROOT } from "../../tools/harness";
 import { TOOLS_BIN } from "../../tools/stacks";
 
@@ -372,6 +374,83 @@ test("a PVC of the default StorageClass is bound, written by a pod, and its volu
             const r = await cluster!.api.request("GET", `/api/v1/persistentvolumes/${pv.metadata.name}`);
             return r.status === 404 && !fs.existsSync(folder) ? true : undefined;
         });
+    });
+});
+
+test("an image named by its upstream registry is pulled through the mirror from the local registry, and nothing else is reached", async () => {
+    await withDiagnostics(async () => {
+        // The images tier's registry (localhost:5001, the dev stack's registryServer): the node's only source.
+        const registry = await startRegistry(5001);
+        try {
+            // The probe image, pushed to the mirror under a path of its own and removed from the node's store.
+            const local = `${MIRROR}/fx-node-test/fx-probe:mirror`;
+            cluster!.ctr(["images", "tag", "--force", PROBE_IMAGE, local]);
+            cluster!.ctr(["images", "push", "--plain-http", local]);
+            cluster!.ctr(["images", "rm", local]);
+            const pushed = await fetch(`http://${MIRROR}/v2/fx-node-test/fx-probe/manifests/mirror`, {
+                method: "HEAD",
+                headers: {
+                    Accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+                },
+            });
+            const digest = pushed.headers.get("docker-content-digest");
+            expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+            const pod = (name: string, image: string) => ({
+                apiVersion: "v1",
+                kind: "Pod",
+                metadata: { name, namespace: NS },
+                spec: {
+                    restartPolicy: "Never",
+                    securityContext: RESTRICTED_POD,
+                    containers: [
+                        {
+                            name: "probe",
+                            image,
+                            imagePullPolicy: "Always",
+                            args: ["write", "/scratch/ok.txt", "pulled"],
+                            volumeMounts: [{ name: "scratch", mountPath: "/scratch" }],
+                            resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
+                            securityContext: RESTRICTED_CONTAINER,
+                        },
+                    ],
+                    volumes: [{ name: "scratch", emptyDir: {} }],
+                },
+            });
+            // docker.io, as a chart names its images: resolved to the mirror, references unchanged.
+            apply([
+                pod("mirrored", "docker.io/fx-node-test/fx-probe:mirror"),
+                pod("absent", "quay.io/fx-node-test/not-there:1"),
+            ]);
+            const phase = await waitUntil("the mirrored pod finished", async () => {
+                const p = (await get(`/api/v1/namespaces/${NS}/pods/mirrored`)).status.phase;
+                return p === "Succeeded" || p === "Failed" ? p : undefined;
+            });
+            expect(phase).toBe("Succeeded");
+            const status = (await get(`/api/v1/namespaces/${NS}/pods/mirrored`)).status.containerStatuses[0];
+            expect(status.imageID).toBe(`docker.io/fx-node-test/fx-probe@${digest}`);
+            // An image the mirror does not hold fails to pull; with no fallback to quay.io, nothing leaves the machine.
+            const waiting = await waitUntil("the absent image's pull failed", async () => {
+                const c = (await get(`/api/v1/namespaces/${NS}/pods/absent`)).status.containerStatuses?.[0];
+                const reason = c?.state?.waiting?.reason;
+                return reason === "ErrImagePull" || reason === "ImagePullBackOff" ? c.state.waiting : undefined;
+            });
+            // The mirror answered "not found": its hosts.toml names no upstream to fall back to.
+            expect(waiting.message).toMatch(/quay\.io\/fx-node-test\/not-there:1: not found/);
+            for (const registry of ["docker.io", "quay.io", "ghcr.io", "registry.k8s.io", "nvcr.io"]) {
+                const hosts = fs.readFileSync(
+                    path.join(cluster!.dir, "containerd", "certs.d", registry, "hosts.toml"),
+                    "utf8",
+                );
+                expect([registry, hosts.match(/^server = .*$/m)?.[0], hosts.match(/\[host\."[^"]+"\]/g)]).toEqual([
+                    registry,
+                    'server = "http://127.0.0.1:5001"',
+                    ['[host."http://127.0.0.1:5001"]'],
+                ]);
+            }
+            cluster!.kubectl(["delete", "pod", "-n", NS, "mirrored", "absent", "--wait=true", "--timeout=120s"]);
+        } finally {
+            await registry.stop();
+        }
     });
 });
 
