@@ -165,7 +165,7 @@ function client(host: string, started: boolean, logs: (n?: number) => string, st
     };
 }
 
-/** The engine DOCKER_HOST names when it answers; otherwise a dockerd of our own (see the file's comment). */
+/** The engine DOCKER_HOST names or the system's, when one answers; otherwise a dockerd of our own (see the file's comment). */
 export async function startDocker(): Promise<DockerEngine> {
     const need = (tool: string) => {
         if (!fs.existsSync(tool))
