@@ -4,7 +4,7 @@ import importlib.util
 import os
 import sys
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ class PgDatabase:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)  # kept out of assertion messages and logs
     name: str
 
     def url(self, driver: str | None = None) -> str:
