@@ -19,6 +19,9 @@ if command -v apt-get >/dev/null 2>&1; then
     node_packages=(containernetworking-plugins)
     command -v containerd >/dev/null || node_packages+=(containerd)
     apt-get install -y -qq --no-install-recommends "${node_packages[@]}" >/dev/null
+    # postgresql (Debian 12's 15): the server scripts/test-python.sh starts for the Feast SQL registry and the MLflow
+    # backend store of the reference app's tests (the stack runs both on Postgres).
+    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
 
 # statsd_exporter, the release prometheus-statsd-exporter 0.15.0 runs, for the StatsD mapping check.

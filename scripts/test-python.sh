@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build one virtualenv per image from app/requirements/ and run each service's pytest suite.
 # Venvs live in .venvs/<name> and are re-created only when their inputs' hash changes.
-# A redis-server on a free loopback port serves the suites that need it; it is stopped on exit.
+# A redis-server and a PostgreSQL server (Debian's), each on a free loopback port, serve the suites that need them;
+# both are stopped on exit. Postgres holds the Feast SQL registry and the MLflow backend store, as in the stack.
 # Usage: scripts/test-python.sh [--venvs-only] [suite ...]   (suites: pipeline fastapi fingpt mlflow; default all)
 #   --venvs-only: build (or confirm up to date) the venvs and stop; the jest env-contract test (test/contracts.test.ts)
 #   introspects the services' settings with them, so scripts/test.sh runs this before jest.
@@ -73,7 +74,8 @@ make_venv() {
 setup_venv() {
   case "$1" in
     pipeline) make_venv pipeline "apache-airflow==$AIRFLOW_VERSION" -r "$REQ/airflow.txt" -e "$APP" "${PYTEST_PINS[@]}" ;;
-    # alembic: test-only, for the sqlite MLflow registry (the image talks HTTP to the MLflow server)
+    # alembic: test-only, for the MLflow registry the tests open on Postgres directly (the image talks HTTP to the
+    # MLflow server)
     # fx_http: the HTTP contract both services share (app/libs/fx_http), installed into both images.
     fastapi)  make_venv fastapi -r "$REQ/base.txt" -r "$REQ/fastapi.txt" -e "$APP" -e "$APP/libs/fx_http" alembic==1.20.1 \
                 "${PYTEST_PINS[@]}" "${FUZZ_PINS[@]}" ;;
@@ -85,16 +87,24 @@ setup_venv() {
 
 REDIS_PID=""
 REDIS_DIR=""
+PG_DIR=""
+PG_STARTED=0
 cleanup() {
   if [[ -n "$REDIS_PID" ]]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
   if [[ -n "$REDIS_DIR" ]]; then rm -rf "$REDIS_DIR"; fi
+  if [[ $PG_STARTED -eq 1 ]]; then as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DIR/data" -m fast -t 60 >/dev/null 2>&1 || true; fi
+  if [[ -n "$PG_DIR" ]]; then rm -rf "$PG_DIR"; fi
 }
 trap cleanup EXIT
+
+free_port() {
+  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
 
 start_redis() {
   command -v redis-server >/dev/null || { log "redis-server not found: apt-get install -y redis-server"; exit 1; }
   local port i
-  port="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  port="$(free_port)"
   REDIS_DIR="$(mktemp -d)"
   redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$REDIS_DIR" \
     --daemonize no --logfile "$REDIS_DIR/redis.log" &
@@ -109,6 +119,44 @@ start_redis() {
   log "redis-server did not start (attempts: $i)"; cat "$REDIS_DIR/redis.log" >&2; exit 1
 }
 
+# Debian's PostgreSQL server binaries (package postgresql; not on PATH), newest major installed.
+PG_BIN="${PG_BIN:-$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1)}"
+as_pg() { # the server refuses to run as root: as root, run as the postgres user (Debian's package creates it)
+  if [[ $EUID -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+# One role per stack database user (feast, mlflow), each with a generated password and CREATEDB: the fixtures in
+# app/tests/conftest.py create a fresh database per test as that role. Passwords reach the suites through the
+# environment only (TEST_PG_<ROLE>_PASSWORD); the role statements go to psql on stdin, never in argv.
+start_postgres() {
+  [[ -x "$PG_BIN/initdb" ]] || { log "PostgreSQL server not found under /usr/lib/postgresql: apt-get install -y postgresql"; exit 1; }
+  local port role pw sql="" envs=()
+  port="$(free_port)"
+  PG_DIR="$(mktemp -d)"
+  if [[ $EUID -eq 0 ]]; then chown postgres: "$PG_DIR"; fi
+  if ! as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
+      -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1; then
+    log "initdb failed:"; cat "$PG_DIR/initdb.log" >&2; exit 1
+  fi
+  # listen on loopback only, unix socket in the temp folder; pg_ctl -w waits (up to 120 s) until it accepts.
+  if ! as_pg "$PG_BIN/pg_ctl" start -D "$PG_DIR/data" -w -t 120 -l "$PG_DIR/postgres.log" \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off" >/dev/null 2>&1; then
+    log "postgres did not start on 127.0.0.1:$port; its log:"; cat "$PG_DIR/postgres.log" >&2; exit 1
+  fi
+  PG_STARTED=1
+  for role in feast mlflow; do
+    pw="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" # hex: URL-safe, as feature_store.yaml requires
+    sql+="CREATE ROLE $role LOGIN CREATEDB PASSWORD '$pw';"$'\n'
+    envs+=("TEST_PG_${role^^}_USER=$role" "TEST_PG_${role^^}_PASSWORD=$pw")
+  done
+  if ! as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$port" -U postgres -d postgres \
+      <<<"$sql" >"$PG_DIR/psql.log" 2>&1; then
+    log "creating the test roles failed:"; cat "$PG_DIR/psql.log" "$PG_DIR/postgres.log" >&2; exit 1
+  fi
+  export TEST_PG_HOST=127.0.0.1 TEST_PG_PORT="$port" "${envs[@]}"
+  log "postgres $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (roles: feast mlflow)"
+}
+
 main() {
   local venvs_only=0
   if [[ "${1:-}" == "--venvs-only" ]]; then venvs_only=1; shift; fi
@@ -120,6 +168,7 @@ main() {
   for s in "${suites[@]}"; do setup_venv "$s"; done
   if [[ $venvs_only -eq 1 ]]; then log "venvs ready in $VENVS: ${suites[*]} ($((SECONDS - t0))s)"; return; fi
   start_redis
+  start_postgres
   for s in "${suites[@]}"; do
     start=$SECONDS
     log "running $s tests"

@@ -71,7 +71,7 @@ describe("connection Secrets, composed where the passwords live", () => {
             expect(mlflow.inputs.metadata.name).toBe("mlflow-backend-store");
             expect(findPlaintext(mlflow.inputs.stringData, run.sentinels)).toEqual([]);
             expect(reveal(mlflow.inputs.stringData)).toEqual({
-                uri: `postgresql://mlflow:${encodeURIComponent(mlflowPw)}@${pg}/mlflow`,
+                uri: `postgresql+psycopg2://mlflow:${encodeURIComponent(mlflowPw)}@${pg}/mlflow`,
             });
         },
     );

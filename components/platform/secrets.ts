@@ -297,7 +297,7 @@ export class Secrets extends pulumi.ComponentResource {
             `${this.name}-mlflow-backend-store`,
             mb.name,
             this.namespace,
-            { [mb.keys.uri]: pulumi.interpolate`postgresql://${pg(DATABASES.mlflow)}` },
+            { [mb.keys.uri]: pulumi.interpolate`postgresql+psycopg2://${pg(DATABASES.mlflow)}` },
             "Opaque",
             { aliases: [{ name: "fx-backend-store", parent: pulumi.createUrn("fx", "fx:app:Mlflow") }] },
         );

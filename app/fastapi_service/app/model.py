@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -42,6 +43,15 @@ def _is_not_found(exc: Exception) -> bool:
     return code in _NOT_FOUND_CODES or (code == "INVALID_PARAMETER_VALUE" and "alias" in msg and "not found" in msg)
 
 
+def _redacted(uri: str) -> str:
+    """``uri`` fit for messages and HTTP answers: a password in its user info (a database URI) becomes ``***``."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 class ModelManager:
     def __init__(self, name: str, alias: str, tracking_uri: str | None) -> None:
         self.name, self.alias, self.tracking_uri = name, alias, tracking_uri
@@ -68,7 +78,7 @@ class ModelManager:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        where = self.tracking_uri or "the default tracking URI"
+        where = _redacted(self.tracking_uri) if self.tracking_uri else "the default tracking URI"
         try:
             client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
             mv = client.get_model_version_by_alias(self.name, self.alias)

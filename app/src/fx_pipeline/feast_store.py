@@ -24,7 +24,7 @@ REQUIRED_ENV = ["REDIS_HOST"]
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def render_config(repo_path: str | os.PathLike, registry_path: str | None = None) -> dict:
+def render_config(repo_path: str | os.PathLike) -> dict:
     """feature_store.yaml with ${VAR}s substituted (defaults filled), as a dict."""
     env = {**ENV_DEFAULTS, **os.environ}
     missing = [v for v in REQUIRED_ENV if not env.get(v)]
@@ -34,8 +34,6 @@ def render_config(repo_path: str | os.PathLike, registry_path: str | None = None
     for key, value in env.items():
         text = text.replace("${" + key + "}", value)
     raw = yaml.safe_load(text)
-    if registry_path:
-        raw["registry"] = {"registry_type": "sql", "path": registry_path, "cache_ttl_seconds": 60}
     unresolved = sorted(env_references(raw))
     if unresolved:
         raise RuntimeError(f"feature_store.yaml still references unset env {unresolved}")
@@ -58,16 +56,13 @@ def _walk(node):
         yield node
 
 
-def load_store(repo_path: str | os.PathLike | None = None, registry_path: str | None = None):
-    """A FeatureStore for ``repo_path`` (default ``$FEAST_REPO_PATH``).
-
-    ``registry_path`` overrides the SQL registry URL (tests use ``sqlite:///...``).
-    """
+def load_store(repo_path: str | os.PathLike | None = None):
+    """A FeatureStore for ``repo_path`` (default ``$FEAST_REPO_PATH``), its SQL registry as feature_store.yaml says."""
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
     repo = Path(repo_path or os.environ.get("FEAST_REPO_PATH", "/app/feast_repo"))
-    raw = render_config(repo, registry_path)
+    raw = render_config(repo)
     config = RepoConfig(**raw)
     config.repo_path = repo
     return FeatureStore(config=config, repo_path=str(repo))

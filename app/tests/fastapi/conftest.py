@@ -16,20 +16,20 @@ def redis_client(redis_env):
 
 
 @pytest.fixture
-def feast_store(tmp_path, redis_client):
-    """Feast store over the real repo definitions with a sqlite registry; writes go to the real Redis."""
+def feast_store(tmp_path, redis_client, feast_registry_env):
+    """Feast store over the real repo definitions, its SQL registry on the real Postgres; writes go to the real Redis."""
     from fx_pipeline import feast_store as fs
 
     repo = tmp_path / "feast_repo"
     shutil.copytree(APP / "feast_repo", repo)
-    store = fs.load_store(repo, registry_path=f"sqlite:///{tmp_path}/registry.db")
+    store = fs.load_store(repo)
     fs.apply(store, repo)
     return store
 
 
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def mlflow_uri(monkeypatch, mlflow_db_uri):
+    uri = mlflow_db_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MODEL_NAME", "fx-usdsgd-predictor")
     monkeypatch.setenv("MODEL_ALIAS", "champion")

@@ -1,5 +1,6 @@
-"""fx-fastapi against a real Redis populated by Feast's write path and a real MLflow (sqlite) registry."""
+"""fx-fastapi against a real Redis populated by Feast's write path and a real MLflow registry on Postgres."""
 
+import os
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -84,7 +85,10 @@ def test_no_model_yet_is_503(monkeypatch, redis_client, feast_store, feats, mlfl
             time.sleep(0.1)
         r = c.post("/predict", json={"instrument": "USD_SGD"})
         assert r.status_code == 503 and r.json()["dependency"] == "model", r.text
-        assert r.json()["detail"].startswith("no model loaded: no champion model registered yet: MLflow at sqlite:")
+        detail = r.json()["detail"]
+        assert detail.startswith("no model loaded: no champion model registered yet: MLflow at postgresql+psycopg://"
+                                 "mlflow:***@127.0.0.1:"), detail
+        assert os.environ["TEST_PG_MLFLOW_PASSWORD"] not in detail  # the backend store's password stays out
         assert "has no fx-usdsgd-predictor@champion (RESOURCE_DOES_NOT_EXIST)" in r.json()["detail"]
         h = c.get("/health").json()
         assert c.get("/health").status_code == 503 and h["model_loaded"] is False and h["redis"] is True

@@ -1,6 +1,7 @@
 """The fx-mlflow image's server: starts with the pinned MLflow, answers /health, exposes Prometheus metrics,
 and serves the model registry our pipeline uses (alias lookups over HTTP)."""
 
+import os
 import subprocess
 import sys
 import time
@@ -12,19 +13,22 @@ from liveserver import free_port
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, pg_database):
     d = tmp_path_factory.mktemp("mlflow")
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
+    # Backend store on the real Postgres, in MLFLOW_BACKEND_STORE_URI as the stack's mlflow component passes it (the
+    # password stays out of argv), with the image's driver named: SQLAlchemy 2.1's plain postgresql:// means psycopg 3,
+    # which the image does not install.
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": pg_database("mlflow").url("psycopg2")}
     proc = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{d}/mlflow.db", "--serve-artifacts",
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--serve-artifacts",
          "--artifacts-destination", str(d / "artifacts"), "--expose-prometheus", str(d / "prom"),
          "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # schema migrations on Postgres: generous for a busy 2-core machine
     while time.time() < deadline:
         try:
             if requests.get(f"{base}/health", timeout=1).status_code == 200:

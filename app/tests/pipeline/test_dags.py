@@ -55,11 +55,9 @@ def test_no_top_level_work():
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-def test_task_bodies_run_the_pipeline(dagbag, pipeline_env, sqlite_store, redis_env, monkeypatch):
-    """Call each task's own callable in order: bronze -> silver -> online store."""
-    from fx_pipeline import feast_store
-
-    monkeypatch.setattr(feast_store, "load_store", lambda *a, **k: sqlite_store)
+def test_task_bodies_run_the_pipeline(dagbag, pipeline_env, redis_env):
+    """Call each task's own callable in order: bronze -> silver -> online store. The tasks open Feast as deployed
+    (feature_store.yaml's SQL registry on the real Postgres) and train into MLflow's Postgres backend store."""
     dag = dagbag.dags["fx_market_pipeline"]
     collected = dag.get_task("collect").python_callable("USD_SGD")
     assert collected["stored"] > 500

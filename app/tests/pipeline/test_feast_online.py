@@ -38,11 +38,11 @@ def test_feature_store_yaml_uses_env(monkeypatch):
         feast_store.render_config(app / "feast_repo")
 
 
-def test_materialize_then_read(pipeline_env, sqlite_store, redis_env):
+def test_materialize_then_read(pipeline_env, pg_store, redis_env):
     s = PipelineSettings()
     tasks.collect_candles("USD_SGD", s, now=NOW)
     built = tasks.build_feature_table(s)
-    tasks.materialize_online(s, end=NOW, store=sqlite_store)
+    tasks.materialize_online(s, end=NOW, store=pg_store)
     assert redis_env.dbsize() == 1  # one hash for the one instrument
 
     reader = OnlineFeatureReader(redis_env)
@@ -53,7 +53,7 @@ def test_materialize_then_read(pipeline_env, sqlite_store, redis_env):
     for f in FEATURE_COLUMNS:
         assert got.values[f] == pytest.approx(float(newest[f]), rel=1e-12), f
 
-    feast_view = sqlite_store.get_online_features(
+    feast_view = pg_store.get_online_features(
         features=[f"{FEATURE_VIEW}:{f}" for f in FEATURE_COLUMNS], entity_rows=[{"instrument": "USD_SGD"}]
     ).to_dict()
     for f in FEATURE_COLUMNS:
@@ -61,13 +61,13 @@ def test_materialize_then_read(pipeline_env, sqlite_store, redis_env):
     assert reader.read("EUR_USD") is None
 
 
-def test_write_online_path_and_incomplete_row(pipeline_env, sqlite_store, redis_env):
+def test_write_online_path_and_incomplete_row(pipeline_env, pg_store, redis_env):
     s = PipelineSettings()
     tasks.collect_candles("USD_SGD", s, now=NOW)
     tasks.build_feature_table(s)
-    feast_store.apply(sqlite_store, s.feast_repo_path)
+    feast_store.apply(pg_store, s.feast_repo_path)
     feats = pd.read_parquet(tasks.silver_path(s))
-    assert feast_store.write_online(sqlite_store, feats) == 1
+    assert feast_store.write_online(pg_store, feats) == 1
     reader = OnlineFeatureReader(redis_env)
     row = reader.read("USD_SGD")
     assert row.values["ret_1h"] == pytest.approx(feats.sort_values("event_timestamp")["ret_1h"].iloc[-1])
@@ -78,6 +78,6 @@ def test_write_online_path_and_incomplete_row(pipeline_env, sqlite_store, redis_
         reader.read("USD_SGD")
 
 
-def test_materialize_needs_features_first(pipeline_env, sqlite_store):
+def test_materialize_needs_features_first(pipeline_env, pg_store):
     with pytest.raises(FileNotFoundError, match="build_features"):
-        tasks.materialize_online(PipelineSettings(), store=sqlite_store)
+        tasks.materialize_online(PipelineSettings(), store=pg_store)

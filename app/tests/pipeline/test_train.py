@@ -25,10 +25,10 @@ def test_time_split_is_ordered():
         time_split(signal_frame(150))
 
 
-def test_register_and_promote_only_if_better(tmp_path):
+def test_register_and_promote_only_if_better(mlflow_db_uri):
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_db_uri
     df = signal_frame()
     weak = train_and_register(df, model_name="fx-test", tracking_uri=uri,
                               params={"n_estimators": 2, "learning_rate": 0.01, "max_depth": 1})
