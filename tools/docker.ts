@@ -47,8 +47,11 @@ export interface DockerEngine {
     env: Record<string, string>;
     /** Runs the docker client; throws with its output when it exits non-zero. */
     run(args: string[], opts?: { input?: string; timeoutSeconds?: number }): string;
-    /** Runs the docker client and returns what it did, whatever its exit code. */
-    spawn(args: string[], opts?: { input?: string; timeoutSeconds?: number }): SpawnSyncReturns<string>;
+    /** Runs the docker client (`env`: more of the client's environment) and returns what it did, whatever its exit code. */
+    spawn(
+        args: string[],
+        opts?: { input?: string; timeoutSeconds?: number; env?: Record<string, string> },
+    ): SpawnSyncReturns<string>;
     /** The daemon's own last log lines (when started here). */
     logs(lines?: number): string;
     stop(): Promise<void>;
@@ -138,9 +141,12 @@ function waitFor(what: string, ready: () => boolean, failed: () => string | unde
 
 function client(host: string, started: boolean, logs: (n?: number) => string, stop: () => Promise<void>): DockerEngine {
     const env = clientEnv(host);
-    const spawn = (args: string[], opts: { input?: string; timeoutSeconds?: number } = {}) =>
+    const spawn = (
+        args: string[],
+        opts: { input?: string; timeoutSeconds?: number; env?: Record<string, string> } = {},
+    ) =>
         spawnSync(DOCKER_CLI, args, {
-            env,
+            env: { ...env, ...(opts.env ?? {}) },
             encoding: "utf8",
             input: opts.input,
             maxBuffer: 256 * 1024 * 1024,

@@ -453,6 +453,73 @@ describe("up and destroy of dev against a real API server, every image built and
             }
         });
 
+        test("every database URL the stack gives a container loads its driver in that container's image", () => {
+            const secrets = new Map(
+                created
+                    .filter((o) => o.kind === "Secret")
+                    .map((s) => [
+                        `${s.metadata.namespace}/${s.metadata.name}`,
+                        (s.data ?? {}) as Record<string, string>,
+                    ]),
+            );
+            const checks = new Map<string, { image: string; url: string; where: string }>();
+            for (const { owner, container } of containers(created)) {
+                const b = built.find((i) => i.repoDigest === container.image);
+                if (!b) continue;
+                const namespace = owner.split(" ")[1].split("/")[0];
+                for (const e of container.env ?? []) {
+                    const ref = e.valueFrom?.secretKeyRef;
+                    const data = ref ? secrets.get(`${namespace}/${ref.name}`)?.[ref.key] : undefined;
+                    const url = data ? Buffer.from(data, "base64").toString("utf8") : "";
+                    if (/^(db\+)?postgres(ql)?(\+\w+)?:\/\//.test(url))
+                        checks.set(`${b.imageName} ${e.name}`, {
+                            image: b.imageName,
+                            url,
+                            where: `${owner}/${container.name} ${e.name}`,
+                        });
+                }
+            }
+            // SQLAlchemy loads the dialect's DBAPI module when the engine is made, without connecting; Celery's result
+            // backend URL carries a `db+` prefix of its own.
+            const code = [
+                "import os, sqlalchemy",
+                "url = os.environ['FX_DB_URL']",
+                "url = url[3:] if url.startswith('db+') else url",
+                "print(sqlalchemy.create_engine(url).dialect.driver)",
+            ].join("\n");
+            const failures: string[] = [];
+            for (const c of checks.values()) {
+                const r = docker.spawn(
+                    [
+                        "run",
+                        "--rm",
+                        "--network=none",
+                        "--env",
+                        "FX_DB_URL",
+                        "--entrypoint",
+                        "python",
+                        c.image,
+                        "-c",
+                        code,
+                    ],
+                    { env: { FX_DB_URL: c.url }, timeoutSeconds: 300 },
+                );
+                if (r.status !== 0) {
+                    // The URL holds a password: only the error's last line, with the URL masked, is shown.
+                    const last = `${r.stderr ?? ""}`.trim().split("\n").pop() ?? "";
+                    failures.push(`${c.where}: ${last.split(c.url).join("<url>")}`);
+                }
+            }
+            expect(failures).toEqual([]);
+            expect([...checks.values()].map((c) => c.where.split(" ").pop()).sort()).toEqual(
+                expect.arrayContaining([
+                    "AIRFLOW__CELERY__RESULT_BACKEND",
+                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                    "MLFLOW_BACKEND_STORE_URI",
+                ]),
+            );
+        }, 900_000);
+
         test("OCI labels carry this build's revision and version, not the Dockerfiles' defaults", () => {
             for (const b of built) {
                 const labels = inspectImage(docker, b.imageName).Config.Labels ?? {};
