@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { DockerEngine, inspectImage } from "./docker";
 import { ROOT } from "./stacks";
-import { StandInBase } from "./standin-images";
+import { StandInBase, standInBaseOf } from "./standin-images";
 
 export const IMAGES_FIGURES = path.join(ROOT, "bench", "results", "images.md");
 
@@ -25,13 +25,6 @@ export interface ImageFiguresInput {
 const MB = 1e6;
 const mb = (bytes: number) => `${(bytes / MB).toFixed(0)} MB`;
 
-/** The stand-in base whose layers an image begins with (the longest such). */
-function baseOf(layers: string[], bases: { ref: string; layers: string[]; size: number }[]) {
-    return bases
-        .filter((b) => b.layers.every((l, i) => layers[i] === l))
-        .sort((a, b) => b.layers.length - a.layers.length)[0];
-}
-
 function section(input: ImageFiguresInput, when: string): string {
     const bases = input.bases.map((b) => {
         const info = inspectImage(input.docker, b.ref);
@@ -41,7 +34,7 @@ function section(input: ImageFiguresInput, when: string): string {
     let total = 0;
     for (const image of input.images) {
         const info = inspectImage(input.docker, image.imageName);
-        const base = baseOf(info.RootFS.Layers, bases);
+        const base = standInBaseOf(info.RootFS.Layers, bases);
         total += info.Size;
         rows.push(
             `| ${image.repository} | ${mb(info.Size)} | ${base ? mb(info.Size - base.size) : "-"} | ` +

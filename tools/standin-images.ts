@@ -197,3 +197,10 @@ export function buildStandInBases(
     }
     return out;
 }
+
+/** The stand-in base an image's layers begin with (the longest such), given each base's layers; none if no base. */
+export function standInBaseOf<T extends { layers: string[] }>(layers: string[], bases: readonly T[]): T | undefined {
+    return bases
+        .filter((b) => b.layers.every((l, i) => layers[i] === l))
+        .sort((a, b) => b.layers.length - a.layers.length)[0];
+}

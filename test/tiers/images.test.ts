@@ -63,6 +63,7 @@ import {
     machineCaFiles,
     PYTHON_REF,
     StandInBase,
+    standInBaseOf,
 } from "../../tools/standin-images";
 import {
     CONTROLLERS,
@@ -615,16 +616,11 @@ describe("up and destroy of dev against a real API server, every image built and
                     ...secretValues.map((v, i) => ({ label: `secret value #${i + 1}`, bytes: Buffer.from(v) })),
                 ];
                 // Each image's base: the stand-in whose layers its own begin with (the longest such).
+                const baseLayers = bases.map((s) => ({ layers: inspectImage(docker, s.ref).RootFS.Layers }));
                 skip = Object.fromEntries(
                     built.map((b) => {
                         const layers = inspectImage(docker, b.imageName).RootFS.Layers;
-                        const n = Math.max(
-                            ...bases.map((s) => {
-                                const l = inspectImage(docker, s.ref).RootFS.Layers;
-                                return l.every((x, i) => layers[i] === x) ? l.length : 0;
-                            }),
-                        );
-                        return [b.imageName, n];
+                        return [b.imageName, standInBaseOf(layers, baseLayers)?.layers.length ?? 0];
                     }),
                 );
                 scan = await timed("layer scan", () =>
