@@ -82,7 +82,10 @@ describe("edge: cert-manager, ClusterIssuer, Ingresses", () => {
             const host = `${prefix}.${domain}`;
             const ing = run.one(INGRESS, `fx-${prefix}-ingress`);
             expect(ing.inputs.metadata.namespace).toBe(namespace);
-            expect(ing.inputs.metadata.annotations["cert-manager.io/cluster-issuer"]).toBe(issuer);
+            expect(ing.inputs.metadata.annotations).toEqual({
+                "cert-manager.io/cluster-issuer": issuer,
+                "pulumi.com/skipAwait": "true",
+            });
             expect(ing.inputs.spec.ingressClassName).toBe("traefik");
             expect(ing.inputs.spec.tls).toEqual([{ hosts: [host], secretName: `${prefix}-tls` }]);
             expect(ing.inputs.spec.rules).toEqual([

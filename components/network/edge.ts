@@ -134,7 +134,14 @@ export class Edge extends pulumi.ComponentResource {
                         name: HOSTS[key],
                         namespace: backend.namespace,
                         labels: labels(HOSTS[key], "edge"),
-                        annotations: { "cert-manager.io/cluster-issuer": this.issuerName },
+                        annotations: {
+                            "cert-manager.io/cluster-issuer": this.issuerName,
+                            // The provider would wait for .status.loadBalancer, which only a controller that publishes
+                            // an address fills: Traefik behind a NodePort Service (scripts/kind-up.sh) never does, and
+                            // the up failed after 10 minutes. The backends' own readiness is awaited on their
+                            // Deployments (docs/decisions.md, "Ingresses are not awaited").
+                            "pulumi.com/skipAwait": "true",
+                        },
                     },
                     spec: {
                         ingressClassName: edge.ingressClass,
