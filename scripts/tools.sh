@@ -196,9 +196,18 @@ build_prometheus() {
     mirror_build "$1" github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" prometheus ./cmd/prometheus \
         -tags "$PROMETHEUS_TAGS" -ldflags "-s -w $(common_version v3.${PROMETHEUS_MODULE_VERSION#v0.3})"
 }
+# The module lacks the built web UI its ui package embeds (ui/app/dist, made by npm and Elm): a writable copy gets a
+# one-page placeholder in its place, so the stand-in serves its API and health endpoints but no UI.
 build_alertmanager() {
-    mirror_build "$1" github.com/prometheus/alertmanager "$ALERTMANAGER_VERSION" alertmanager ./cmd/alertmanager \
-        -ldflags "-s -w $(common_version "$ALERTMANAGER_VERSION")"
+    local dir="$1" src
+    src=$(go mod download -json "github.com/prometheus/alertmanager@$ALERTMANAGER_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    cp -r "$src" "$dir/src" && chmod -R u+w "$dir/src"
+    mkdir -p "$dir/src/ui/app/dist"
+    # Served gzipped only (ui/web.go), as the release's build leaves it: its probes' "/" answers from this.
+    echo '<!DOCTYPE html><title>Alertmanager stand-in</title><p>No web UI in this build.</p>' |
+        gzip -9n >"$dir/src/ui/app/dist/index.html.gz"
+    (cd "$dir/src" && GOWORK=off go build -mod=readonly -trimpath -o "$dir/bin/alertmanager" \
+        -ldflags "-s -w $(common_version "$ALERTMANAGER_VERSION")" ./cmd/alertmanager)
 }
 build_config_reloader() {
     mirror_build "$1" github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \

@@ -89,7 +89,9 @@ function standInTable(): Map<string, [string, string]> {
 describe("docs/airgap.md's stand-in table", () => {
     test("lists every image the mirror builds with what it is built from and its difference, and every exception with its reason", () => {
         const expected = new Map<string, [string, string]>([
-            ...MIRROR_IMAGES.map((s) => [s.reference, [builtFrom(s), s.versionDifference]] as [string, [string, string]]),
+            ...MIRROR_IMAGES.map(
+                (s) => [s.reference, [builtFrom(s), s.versionDifference]] as [string, [string, string]],
+            ),
             ...Object.entries(MIRROR_EXCEPTIONS).map(
                 ([r, why]) => [r, ["not available here", why]] as [string, [string, string]],
             ),

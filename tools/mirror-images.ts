@@ -144,7 +144,9 @@ export const MIRROR_IMAGES: readonly MirrorImageSpec[] = [
         cmd: ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
         expose: ["9093"],
         volumes: ["/alertmanager"],
-        versionDifference: `none in the program; no amtool; ${NO_SHELL}`,
+        versionDifference:
+            "no web UI (the module lacks the built Elm UI its ui package embeds: a one-page placeholder serves " +
+            `"/", which the chart's probes ask for); no amtool; ${NO_SHELL}`,
     },
     {
         kind: "go",
@@ -220,7 +222,8 @@ export const MIRROR_IMAGES: readonly MirrorImageSpec[] = [
         package: "postgresql-17",
         builtFrom: "Debian trixie's postgresql-17 on a debootstrap minbase of trixie",
         versionDifference:
-            "Debian trixie's PostgreSQL 17 minor release, not PGDG's 17.11; without the standard flavour's " +
+            "Debian trixie's PostgreSQL 17 minor release (17.12-0+deb13u1 when last built here), not PGDG's 17.11; " +
+            "without the standard flavour's " +
             "locales-all, pgaudit, pgvector and pg_failover_slots (the dev stack's Cluster uses none)",
     },
 ];
@@ -285,7 +288,8 @@ function moduleDir(module: string, version: string): string {
     const cache = spawnSync("go", ["env", "GOMODCACHE"], { encoding: "utf8" }).stdout.trim();
     const escaped = module.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
     const dir = path.join(cache, `${escaped}@${version}`);
-    if (!fs.existsSync(dir)) throw new Error(`${module}@${version} is not in the Go module cache: run scripts/tools.sh`);
+    if (!fs.existsSync(dir))
+        throw new Error(`${module}@${version} is not in the Go module cache: run scripts/tools.sh`);
     return dir;
 }
 
@@ -382,7 +386,8 @@ function build(
             fs.mkdirSync(path.join(root, "etc"), { recursive: true, mode: 0o755 });
             fs.writeFileSync(path.join(root, "etc", "passwd"), PASSWD, { mode: 0o644 });
             fs.writeFileSync(path.join(root, "etc", "group"), GROUP, { mode: 0o644 });
-            for (const [link, target] of Object.entries(spec.links ?? {})) fs.symlinkSync(target, path.join(root, link));
+            for (const [link, target] of Object.entries(spec.links ?? {}))
+                fs.symlinkSync(target, path.join(root, link));
             for (const [dir, mode] of Object.entries(spec.ownedDirs ?? {})) {
                 const owned = path.join(context, "owned", dir);
                 fs.mkdirSync(owned, { recursive: true });
@@ -393,10 +398,7 @@ function build(
                     fs.rmSync(path.join(root, dir), { recursive: true });
                 }
             }
-            fs.writeFileSync(
-                path.join(context, "Dockerfile"),
-                goDockerfile(spec, { ...labels, [INPUTS_LABEL]: key }),
-            );
+            fs.writeFileSync(path.join(context, "Dockerfile"), goDockerfile(spec, { ...labels, [INPUTS_LABEL]: key }));
             log(`[mirror] ${spec.reference}: ${builtFrom(spec)}`);
             buildContext(engine, context, tag, {});
             return { programBuildSeconds: buildSeconds, built: true };
@@ -419,7 +421,9 @@ function build(
                 .flatMap((f) => [f, fileSha(path.join(definition, f))]),
         );
         const packageVersion = () =>
-            engine.run(["run", "--rm", "--entrypoint", "dpkg-query", tag, "-W", "-f", "${Version}", spec.package]).trim();
+            engine
+                .run(["run", "--rm", "--entrypoint", "dpkg-query", tag, "-W", "-f", "${Version}", spec.package])
+                .trim();
         if (current(key)) return { packageVersion: packageVersion(), built: false };
         fs.cpSync(definition, context, { recursive: true });
         // The key is a label of the image, so the next run knows what it was built from.

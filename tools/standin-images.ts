@@ -99,13 +99,7 @@ export function debianBase(engine: DockerEngine, log: (s: string) => void, root:
             log(`[stand-ins] ${builtFrom} (cold: a minute or two)`);
             const r = spawnSync(
                 "debootstrap",
-                [
-                    `--variant=${root.variant}`,
-                    `--include=${root.include.join(",")}`,
-                    root.suite,
-                    dir,
-                    root.mirror,
-                ],
+                [`--variant=${root.variant}`, `--include=${root.include.join(",")}`, root.suite, dir, root.mirror],
                 { encoding: "utf8", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } },
             );
             if (r.status !== 0)
