@@ -209,9 +209,22 @@ build_alertmanager() {
     (cd "$dir/src" && GOWORK=off go build -mod=readonly -trimpath -o "$dir/bin/alertmanager" \
         -ldflags "-s -w $(common_version "$ALERTMANAGER_VERSION")" ./cmd/alertmanager)
 }
+# The root module replaces its nested pkg/client and pkg/apis/monitoring modules with folders its zip lacks: a writable
+# copy points them at the same release's published modules instead.
 build_config_reloader() {
-    mirror_build "$1" github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \
-        prometheus-config-reloader ./cmd/prometheus-config-reloader -ldflags "-s -w $(common_version "$PROMETHEUS_OPERATOR_VERSION")"
+    local dir="$1" src m
+    src=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+        sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    cp -r "$src" "$dir/src" && chmod -R u+w "$dir/src"
+    (
+        cd "$dir/src"
+        for m in pkg/client pkg/apis/monitoring; do
+            m="github.com/prometheus-operator/prometheus-operator/$m"
+            go mod edit -replace "$m=$m@$PROMETHEUS_OPERATOR_VERSION"
+        done
+        GOWORK=off go build -mod=mod -trimpath -o "$dir/bin/prometheus-config-reloader" \
+            -ldflags "-s -w $(common_version "$PROMETHEUS_OPERATOR_VERSION")" ./cmd/prometheus-config-reloader
+    )
 }
 build_kube_state_metrics() {
     mirror_build "$1" k8s.io/kube-state-metrics/v2 "$KUBE_STATE_METRICS_VERSION" kube-state-metrics . \

@@ -21,7 +21,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { spawnSync } from "child_process";
-import { DockerEngine, imageExists, inspectImage } from "./docker";
+import { DockerEngine, imageExists, inspectImage, pruneImages, pruneRegistry } from "./docker";
 import { TOOLS_BIN } from "./stacks";
 import { buildContext, DEBIAN, debianBase, DebianRoot, sha, STANDIN_DEFINITIONS } from "./standin-images";
 import { registryOf } from "./standins/docker-build";
@@ -125,7 +125,7 @@ export const MIRROR_IMAGES: readonly MirrorImageSpec[] = [
         versionDifference:
             "built with Kubernetes service discovery only (tags remove_all_sd,enable_kubernetes_sd: the dev stack's " +
             "scrape configs use no other); no web UI assets (the release embeds the built React UI, which needs " +
-            `npm: the API, /-/ready and /-/healthy answer, the UI pages do not); no promtool; ${NO_SHELL}`,
+            `npm: the API, /-/ready and /-/healthy answer, the UI pages answer 500); no promtool; ${NO_SHELL}`,
     },
     {
         kind: "go",
@@ -158,7 +158,9 @@ export const MIRROR_IMAGES: readonly MirrorImageSpec[] = [
         at: "/bin/prometheus-config-reloader",
         user: "nobody",
         entrypoint: ["/bin/prometheus-config-reloader"],
-        versionDifference: `none in the program; ${NO_SHELL}`,
+        versionDifference:
+            "none in the program (its nested pkg/client and pkg/apis/monitoring modules come from the proxy at the " +
+            `same tag, where the release builds them from its own tree); ${NO_SHELL}`,
     },
     {
         kind: "go",
@@ -473,5 +475,17 @@ export async function buildMirrorImages(
             cached: !built && digest === held,
         });
     }
+    // Earlier builds of the same repositories (another version, other inputs) leave the engine and the registry.
+    const repos = out.map((i) => i.pushed.slice(0, i.pushed.lastIndexOf(":")));
+    const keep = out.map((i) => i.pushed);
+    const removed = pruneImages(
+        engine,
+        keep,
+        repos.map((r) => `${r}:`),
+    );
+    const inRegistry = keep.map((p) => p.slice(registry.length + 1));
+    for (const repo of repos)
+        removed.push(...(await pruneRegistry(registry, inRegistry, repo.slice(registry.length + 1))));
+    if (removed.length) log(`[mirror] pruned earlier builds: ${removed.join(", ")}`);
     return out;
 }
