@@ -470,6 +470,12 @@ test("the offline mirror's stand-ins are pulled by their upstream references thr
                     `  ${i.reference} (${i.cached ? "cached" : "built or pushed"})`,
                     seconds(i.seconds * 1000),
                 ]);
+                if (i.programBuildSeconds !== undefined) {
+                    figures.push([
+                        "    its program's scripts/tools.sh build (Go caches as found)",
+                        `${i.programBuildSeconds} s`,
+                    ]);
+                }
             }
             process.stdout.write(`[mirror] not available here:\n${Object.entries(MIRROR_EXCEPTIONS).map(([r, why]) => `  ${r}: ${why}`).join("\n")}\n`); // prettier-ignore
             const postgres = "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie";
