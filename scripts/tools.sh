@@ -24,11 +24,24 @@ PULUMI_K8S_PLUGIN_VERSION=$(node -p 'require("./package.json").dependencies["@pu
 ACTIONLINT_VERSION=v1.7.12
 COREDNS_VERSION=v1.12.1             # the CoreDNS kubeadm v1.34 deploys
 LOCAL_PATH_PROVISIONER_VERSION=v0.0.30 # kind's default StorageClass provisioner; the newest version the proxy serves
+# The offline mirror's stand-ins (tools/mirror-images.ts): the programs of the third-party images the dev stack's pods
+# run, each at the version the rendered dev charts name (docs/airgap.md), built from its own module with its own go.mod.
+CNPG_VERSION=v1.30.0                 # ghcr.io/cloudnative-pg/cloudnative-pg:1.30.0 (cmd/manager)
+PROMETHEUS_MODULE_VERSION=v0.314.0   # quay.io/prometheus/prometheus:v3.14.0 (the module tags 3.14.0 as v0.314.0)
+ALERTMANAGER_VERSION=v0.34.0         # quay.io/prometheus/alertmanager:v0.34.0
+PROMETHEUS_OPERATOR_VERSION=v0.93.1  # quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1
+KUBE_STATE_METRICS_VERSION=v2.20.0   # registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0
+STATSD_EXPORTER_VERSION=v0.28.0      # prom/statsd-exporter:v0.28.0
+REDIS_EXPORTER_VERSION=v1.74.0       # the chart names v1.77.0, which the proxy does not serve; v1.74.0 is the newest it does
+# Prometheus with the Kubernetes service discovery only (its own build tags): the dev stack's scrape configs use no
+# other, and the 25 cloud SDKs of the full build would double its cold build.
+PROMETHEUS_TAGS=remove_all_sd,enable_kubernetes_sd
 
 CACHE="${FX_TOOLS_CACHE:-$HOME/.cache/fx-ml-tools}"
 BIN="$CACHE/bin"
 TOOLS=(kube-apiserver kube-controller-manager kubectl etcd helm pulumi pulumi-resource-kubernetes actionlint
-    kubelet kube-scheduler kube-proxy coredns local-path-provisioner fx-pause fx-probe fx-volume-helper)
+    kubelet kube-scheduler kube-proxy coredns local-path-provisioner fx-pause fx-probe fx-volume-helper
+    cnpg-manager prometheus alertmanager prometheus-config-reloader kube-state-metrics statsd_exporter redis_exporter)
 # The commands built from k8s.io/kubernetes; their list is part of that build folder's name, so adding one rebuilds it.
 KUBERNETES_CMDS=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
 # CoreDNS with the plugins the node's Corefile uses (tools/cluster.ts), not the 50-odd of the release build (cloud DNS
@@ -165,6 +178,67 @@ build_node_images() {
     (cd test/node-images && go build -trimpath -ldflags "-s -w" -o "$dir/bin/" ./cmd/...)
 }
 
+# mirror_build DIR MODULE VERSION OUT PACKAGE [go build flags...]: one command of a mirrored image, built in the module's
+# own folder (its go.mod, go.sum and replace lines, as its release is built), static, into DIR/bin/OUT.
+mirror_build() {
+    local dir="$1" module="$2" version="$3" out="$4" pkg="$5" src
+    shift 5
+    src=$(go mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    (cd "$src" && GOWORK=off go build -mod=readonly -trimpath -o "$dir/bin/$out" "$@" "$pkg")
+}
+# The version variables each project's release build sets (.promu.yml, Makefile, Dockerfile).
+common_version() { echo "-X github.com/prometheus/common/version.Version=${1#v}"; }
+
+build_cnpg() {
+    mirror_build "$1" github.com/cloudnative-pg/cloudnative-pg "$CNPG_VERSION" cnpg-manager ./cmd/manager -ldflags "-s -w"
+}
+build_prometheus() {
+    mirror_build "$1" github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" prometheus ./cmd/prometheus \
+        -tags "$PROMETHEUS_TAGS" -ldflags "-s -w $(common_version v3.${PROMETHEUS_MODULE_VERSION#v0.3})"
+}
+# The module lacks the built web UI its ui package embeds (ui/app/dist, made by npm and Elm): a writable copy gets a
+# one-page placeholder in its place, so the stand-in serves its API and health endpoints but no UI.
+build_alertmanager() {
+    local dir="$1" src
+    src=$(go mod download -json "github.com/prometheus/alertmanager@$ALERTMANAGER_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    cp -r "$src" "$dir/src" && chmod -R u+w "$dir/src"
+    mkdir -p "$dir/src/ui/app/dist"
+    # Served gzipped only (ui/web.go), as the release's build leaves it: its probes' "/" answers from this.
+    echo '<!DOCTYPE html><title>Alertmanager stand-in</title><p>No web UI in this build.</p>' |
+        gzip -9n >"$dir/src/ui/app/dist/index.html.gz"
+    (cd "$dir/src" && GOWORK=off go build -mod=readonly -trimpath -o "$dir/bin/alertmanager" \
+        -ldflags "-s -w $(common_version "$ALERTMANAGER_VERSION")" ./cmd/alertmanager)
+}
+# The root module replaces its nested pkg/client and pkg/apis/monitoring modules with folders its zip lacks: a writable
+# copy points them at the same release's published modules instead.
+build_config_reloader() {
+    local dir="$1" src m
+    src=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+        sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    cp -r "$src" "$dir/src" && chmod -R u+w "$dir/src"
+    (
+        cd "$dir/src"
+        for m in pkg/client pkg/apis/monitoring; do
+            m="github.com/prometheus-operator/prometheus-operator/$m"
+            go mod edit -replace "$m=$m@$PROMETHEUS_OPERATOR_VERSION"
+        done
+        GOWORK=off go build -mod=mod -trimpath -o "$dir/bin/prometheus-config-reloader" \
+            -ldflags "-s -w $(common_version "$PROMETHEUS_OPERATOR_VERSION")" ./cmd/prometheus-config-reloader
+    )
+}
+build_kube_state_metrics() {
+    mirror_build "$1" k8s.io/kube-state-metrics/v2 "$KUBE_STATE_METRICS_VERSION" kube-state-metrics . \
+        -ldflags "-s -w $(common_version "$KUBE_STATE_METRICS_VERSION")"
+}
+build_statsd_exporter() {
+    mirror_build "$1" github.com/prometheus/statsd_exporter "$STATSD_EXPORTER_VERSION" statsd_exporter . \
+        -ldflags "-s -w $(common_version "$STATSD_EXPORTER_VERSION")"
+}
+build_redis_exporter() {
+    mirror_build "$1" github.com/oliver006/redis_exporter "$REDIS_EXPORTER_VERSION" redis_exporter . \
+        -ldflags "-s -w -X main.BuildVersion=$REDIS_EXPORTER_VERSION"
+}
+
 build "$CACHE/kubernetes-$KUBERNETES_VERSION-$(printf '%s\n' "${KUBERNETES_CMDS[@]}" | cksum | cut -c1-8)" build_kubernetes
 build "$CACHE/etcd-$ETCD_VERSION" build_etcd
 build "$CACHE/helm-$HELM_VERSION" build_helm
@@ -173,6 +247,14 @@ build "$CACHE/pulumi-$PULUMI_VERSION" build_pulumi
 build "$CACHE/coredns-$COREDNS_VERSION-$(printf '%s\n' "${COREDNS_PLUGINS[@]}" | cksum | cut -c1-8)" build_coredns
 build "$CACHE/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION" build_local_path_provisioner
 build "$CACHE/node-images-$(cat test/node-images/go.mod test/node-images/cmd/*/*.go | sha256sum | cut -c1-12)" build_node_images
+# The mirror's programs, one after another (2 cores); they share the Go build cache where their modules agree.
+build "$CACHE/cnpg-manager-$CNPG_VERSION" build_cnpg
+build "$CACHE/prometheus-$PROMETHEUS_MODULE_VERSION-$(echo "$PROMETHEUS_TAGS" | cksum | cut -c1-8)" build_prometheus
+build "$CACHE/alertmanager-$ALERTMANAGER_VERSION" build_alertmanager
+build "$CACHE/prometheus-config-reloader-$PROMETHEUS_OPERATOR_VERSION" build_config_reloader
+build "$CACHE/kube-state-metrics-$KUBE_STATE_METRICS_VERSION" build_kube_state_metrics
+build "$CACHE/statsd_exporter-$STATSD_EXPORTER_VERSION" build_statsd_exporter
+build "$CACHE/redis_exporter-$REDIS_EXPORTER_VERSION" build_redis_exporter
 K8S_PLUGIN_DIR="$CACHE/pulumi-kubernetes-$PULUMI_K8S_PLUGIN_VERSION-${PULUMI_K8S_MODULE_VERSION##*-}"
 build "$K8S_PLUGIN_DIR" build_pulumi_kubernetes
 # The version the plugin was built as, beside its binary: tools/plugins.ts installs it under this version and refuses

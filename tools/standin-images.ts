@@ -26,13 +26,21 @@ import { ROOT } from "./stacks";
 
 const DEFINITIONS = path.join(ROOT, "tools", "standins", "images");
 
-/** The Debian release, mirror and package set of the debootstrap root (the mirror this machine's apt uses). */
-const DEBIAN = {
+/** A debootstrap root: the Debian release, variant, mirror and package set. */
+export interface DebianRoot {
+    suite: string;
+    variant: string;
+    mirror: string;
+    include: readonly string[];
+}
+
+/** The debootstrap root of the stand-ins (the mirror this machine's apt uses); the offline mirror's Debian-made images use it too. */
+export const DEBIAN: DebianRoot = {
     suite: "bookworm",
     variant: "minbase",
     mirror: "http://deb.debian.org/debian",
     include: ["ca-certificates"],
-} as const;
+};
 
 /** Versions the python stand-in installs over Debian's python3.11-venv (its ensurepip has pip 23.0.1). */
 const PYTHON_TOOLING = { PIP_VERSION: "25.3", SETUPTOOLS_VERSION: "80.9.0", WHEEL_VERSION: "0.45.1" } as const;
@@ -69,53 +77,47 @@ export function machineCaFiles(): string[] {
         .map((f) => path.join(MACHINE_CA_DIR, f));
 }
 
-function sha(...parts: string[]): string {
+export function sha(...parts: string[]): string {
     const h = crypto.createHash("sha256");
     for (const p of parts) h.update(p).update("\0");
     return h.digest("hex").slice(0, 16);
 }
 
 /** debootstrap's root of Debian, imported once per package set; the tarball is kept in the cache. */
-function debianBase(engine: DockerEngine, log: (s: string) => void): StandInBase {
-    const key = sha(JSON.stringify(DEBIAN));
-    const ref = `fx-ml-standin/debian-${DEBIAN.suite}:${DEBIAN.variant}-${key}`;
-    const builtFrom = `debootstrap --variant=${DEBIAN.variant} ${DEBIAN.suite} ${DEBIAN.mirror}`;
+export function debianBase(engine: DockerEngine, log: (s: string) => void, root: DebianRoot = DEBIAN): StandInBase {
+    const key = sha(JSON.stringify(root));
+    const ref = `fx-ml-standin/debian-${root.suite}:${root.variant}-${key}`;
+    const builtFrom = `debootstrap --variant=${root.variant} ${root.suite} ${root.mirror}`;
     if (imageExists(engine, ref)) return { ref, builtFrom, seconds: 0, cached: true };
     const t0 = Date.now();
     const cacheDir = path.join(DOCKER_CACHE, "debootstrap");
     fs.mkdirSync(cacheDir, { recursive: true });
-    const tarball = path.join(cacheDir, `${DEBIAN.suite}-${DEBIAN.variant}-${key}.tar`);
+    const tarball = path.join(cacheDir, `${root.suite}-${root.variant}-${key}.tar`);
     if (!fs.existsSync(tarball)) {
-        const root = fs.mkdtempSync(path.join(os.tmpdir(), "fx-debootstrap-"));
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fx-debootstrap-"));
         try {
             log(`[stand-ins] ${builtFrom} (cold: a minute or two)`);
             const r = spawnSync(
                 "debootstrap",
-                [
-                    `--variant=${DEBIAN.variant}`,
-                    `--include=${DEBIAN.include.join(",")}`,
-                    DEBIAN.suite,
-                    root,
-                    DEBIAN.mirror,
-                ],
+                [`--variant=${root.variant}`, `--include=${root.include.join(",")}`, root.suite, dir, root.mirror],
                 { encoding: "utf8", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } },
             );
             if (r.status !== 0)
                 throw new Error(`debootstrap failed (${r.status}):\n${(r.stdout + r.stderr).slice(-4000)}`);
             // As the official slim images: no package lists or downloaded packages.
             for (const d of ["var/cache/apt/archives", "var/lib/apt/lists"]) {
-                for (const f of fs.readdirSync(path.join(root, d))) {
-                    const p = path.join(root, d, f);
+                for (const f of fs.readdirSync(path.join(dir, d))) {
+                    const p = path.join(dir, d, f);
                     if (fs.statSync(p).isFile()) fs.rmSync(p);
                 }
             }
-            const tar = spawnSync("tar", ["-C", root, "--numeric-owner", "-cf", `${tarball}.tmp`, "."], {
+            const tar = spawnSync("tar", ["-C", dir, "--numeric-owner", "-cf", `${tarball}.tmp`, "."], {
                 encoding: "utf8",
             });
             if (tar.status !== 0) throw new Error(`tar of the debootstrap root failed: ${tar.stderr}`);
             fs.renameSync(`${tarball}.tmp`, tarball);
         } finally {
-            fs.rmSync(root, { recursive: true, force: true });
+            fs.rmSync(dir, { recursive: true, force: true });
         }
     }
     engine.run([
@@ -130,8 +132,28 @@ function debianBase(engine: DockerEngine, log: (s: string) => void): StandInBase
     return { ref, builtFrom, seconds: (Date.now() - t0) / 1000, cached: false };
 }
 
-/** `docker build` of a stand-in definition folder, with extra files copied into its context. */
-function buildDefinition(
+/** `docker build` of a prepared context folder under `ref`; `cached` when the image it gives is the one `ref` had. */
+export function buildContext(
+    engine: DockerEngine,
+    context: string,
+    ref: string,
+    args: Record<string, string>,
+): { seconds: number; cached: boolean } {
+    const before = imageExists(engine, ref) ? engine.run(["image", "inspect", "--format", "{{.Id}}", ref]) : "";
+    const t0 = Date.now();
+    const buildArgs = Object.entries(args).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]);
+    const r = engine.spawn(["build", "--progress=plain", ...buildArgs, "--tag", ref, context]);
+    if (r.status !== 0) {
+        throw new Error(
+            `stand-in ${ref}: docker build failed\n${(r.stdout + r.stderr).split("\n").slice(-40).join("\n")}`,
+        );
+    }
+    const after = engine.run(["image", "inspect", "--format", "{{.Id}}", ref]);
+    return { seconds: (Date.now() - t0) / 1000, cached: before === after };
+}
+
+/** `docker build` of a stand-in definition folder (tools/standins/images/<name>), with extra files copied into its context. */
+export function buildDefinition(
     engine: DockerEngine,
     name: string,
     ref: string,
@@ -145,21 +167,14 @@ function buildDefinition(
             fs.mkdirSync(path.dirname(path.join(context, dest)), { recursive: true });
             fs.copyFileSync(src, path.join(context, dest));
         }
-        const before = imageExists(engine, ref) ? engine.run(["image", "inspect", "--format", "{{.Id}}", ref]) : "";
-        const t0 = Date.now();
-        const buildArgs = Object.entries(args).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]);
-        const r = engine.spawn(["build", "--progress=plain", ...buildArgs, "--tag", ref, context]);
-        if (r.status !== 0) {
-            throw new Error(
-                `stand-in ${ref}: docker build failed\n${(r.stdout + r.stderr).split("\n").slice(-40).join("\n")}`,
-            );
-        }
-        const after = engine.run(["image", "inspect", "--format", "{{.Id}}", ref]);
-        return { seconds: (Date.now() - t0) / 1000, cached: before === after };
+        return buildContext(engine, context, ref, args);
     } finally {
         fs.rmSync(context, { recursive: true, force: true });
     }
 }
+
+/** The folder of the stand-in definitions (a Dockerfile and its files each); part of a definition's input key. */
+export const STANDIN_DEFINITIONS = DEFINITIONS;
 
 /**
  * Builds (or finds in the engine's cache, keyed by their inputs as BuildKit keys every step) the stand-in bases of

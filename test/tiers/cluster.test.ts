@@ -25,7 +25,8 @@ import {
     startCluster,
     waitFor,
 } from "../../tools/cluster";
-import { startRegistry } from "../../tools/docker";
+import { startDocker, startRegistry } from "../../tools/docker";
+import { buildMirrorImages, MIRROR_EXCEPTIONS } from "../../tools/mirror-images";
 import { ROOT } from "../../tools/harness";
 import { TOOLS_BIN } from "../../tools/stacks";
 
@@ -449,6 +450,82 @@ test("an image named by its upstream registry is pulled through the mirror from 
             }
             cluster!.kubectl(["delete", "pod", "-n", NS, "mirrored", "absent", "--wait=true", "--timeout=120s"]);
         } finally {
+            await registry.stop();
+        }
+    });
+});
+
+test("the offline mirror's stand-ins are pulled by their upstream references through the mirror and run: CloudNativePG's Postgres operand and Prometheus", async () => {
+    await withDiagnostics(async () => {
+        const registry = await startRegistry(5001);
+        const engine = await startDocker();
+        try {
+            const start = Date.now();
+            const images = await buildMirrorImages(engine, registry.address, {
+                log: (s) => process.stdout.write(`${s}\n`),
+            });
+            figures.push(["offline mirror: every stand-in built (or found) and pushed", seconds(Date.now() - start)]);
+            for (const i of images) {
+                figures.push([
+                    `  ${i.reference} (${i.cached ? "cached" : "built or pushed"})`,
+                    seconds(i.seconds * 1000),
+                ]);
+                if (i.programBuildSeconds !== undefined) {
+                    figures.push([
+                        "    its program's scripts/tools.sh build (Go caches as found)",
+                        `${i.programBuildSeconds} s`,
+                    ]);
+                }
+            }
+            process.stdout.write(`[mirror] not available here:\n${Object.entries(MIRROR_EXCEPTIONS).map(([r, why]) => `  ${r}: ${why}`).join("\n")}\n`); // prettier-ignore
+            const postgres = "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie";
+            const prometheus = "quay.io/prometheus/prometheus:v3.14.0";
+            const digestOf = (ref: string) => images.find((i) => i.reference === ref)!.digest;
+            // As the stack runs them: the operand as uid 26 (the Cluster's postgresUID), Prometheus as nobody.
+            const pod = (name: string, image: string, command: string[], uid: number) => ({
+                apiVersion: "v1",
+                kind: "Pod",
+                metadata: { name, namespace: NS },
+                spec: {
+                    restartPolicy: "Never",
+                    securityContext: { ...RESTRICTED_POD, runAsUser: uid, runAsGroup: uid, fsGroup: uid },
+                    containers: [
+                        {
+                            name: "main",
+                            image,
+                            imagePullPolicy: "Always",
+                            command,
+                            resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } },
+                            securityContext: RESTRICTED_CONTAINER,
+                        },
+                    ],
+                },
+            });
+            apply([
+                pod("mirror-postgres", postgres, ["postgres", "--version"], 26),
+                pod("mirror-prometheus", prometheus, ["/bin/prometheus", "--version"], 65534),
+            ]);
+            for (const [name, ref, version] of [
+                ["mirror-postgres", postgres, /^postgres \(PostgreSQL\) 17\.\d+/],
+                ["mirror-prometheus", prometheus, /^prometheus, version 3\.14\.0 /],
+            ] as const) {
+                const phase = await waitUntil(`${name} finished`, async () => {
+                    const p = (await get(`/api/v1/namespaces/${NS}/pods/${name}`)).status.phase;
+                    return p === "Succeeded" || p === "Failed" ? p : undefined;
+                });
+                const status = (await get(`/api/v1/namespaces/${NS}/pods/${name}`)).status.containerStatuses[0];
+                const log = cluster!.kubectl(["logs", "-n", NS, name]);
+                process.stdout.write(`[mirror] ${ref} -> ${status.imageID}: ${log.trim().split("\n")[0]}\n`);
+                expect([phase, status.image, status.imageID]).toEqual([
+                    "Succeeded",
+                    ref,
+                    `${ref.slice(0, ref.lastIndexOf(":"))}@${digestOf(ref)}`,
+                ]);
+                expect(log).toMatch(version);
+            }
+            cluster!.kubectl(["delete", "pod", "-n", NS, "mirror-postgres", "mirror-prometheus", "--wait=true", "--timeout=120s"]); // prettier-ignore
+        } finally {
+            await engine.stop();
             await registry.stop();
         }
     });
