@@ -18,7 +18,6 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import type { Stack } from "@pulumi/pulumi/automation";
 import { destroy, up, UpdateRun } from "../../tools/engine";
 import { runStack, StackRun } from "../../tools/harness";
 import { helmBinary, renderCharts } from "../../tools/helm-render";
@@ -118,6 +117,8 @@ beforeAll(async () => {
         ["chartRepository", "../shared/charts: no chart repository is reachable here"],
     ])
         log(`[cluster-stack] TIER OVERRIDE ${key}: ${reason}`);
+    for (const [image, reason] of Object.entries(MIRROR_EXCEPTIONS))
+        log(`[cluster-stack] EXCEPTION ${image}: not in the mirror: ${reason}`);
     for (const [release, reason] of Object.entries(NODE_EXCEPTIONS))
         log(`[cluster-stack] EXCEPTION ${release}: installed without waits or hooks, webhooks Ignore: ${reason}`);
 
@@ -151,6 +152,7 @@ beforeAll(async () => {
         fs.writeFileSync(path.join(RESULTS, "up.log"), output.join(""));
     }
     upSeconds = (Date.now() - start) / 1000;
+    fs.writeFileSync(path.join(RESULTS, "up.json"), JSON.stringify(upRun.result.summary, null, 2) + "\n");
     // Jobs without a waiter (the chart's) and the last readiness flips settle within the poll.
     await poll(
         "every pod of the stack Ready",
@@ -175,13 +177,22 @@ function writeFigures(): void {
         "# The dev stack on the real node",
         "",
         `Written by test/tiers/cluster-stack.test.ts on ${new Date().toISOString()} (${require("os").cpus().length} CPUs, ` +
-            `load average ${require("os").loadavg().map((l: number) => l.toFixed(2)).join(" / ")} at the end).`,
+            `load average ${require("os")
+                .loadavg()
+                .map((l: number) => l.toFixed(2))
+                .join(" / ")} at the end).`,
         "",
         "| step | seconds |",
         "|---|---|",
         ...Object.entries(s.timings).map(([k, v]) => `| ${k} | ${v.toFixed(1)} |`),
         `| pulumi up (start to end) | ${upSeconds.toFixed(1)} |`,
         `| pulumi up start to every pod Ready | ${allReadySeconds?.toFixed(1) ?? "not reached"} |`,
+        "",
+        `## The mirror's images (${mirror.every((m) => m.cached) ? "warm: all held already" : "built this run"})`,
+        "",
+        "| reference | built from | seconds this run | cached |",
+        "|---|---|---|---|",
+        ...mirror.map((m) => `| \`${m.reference}\` | ${m.builtFrom} | ${m.seconds.toFixed(1)} | ${m.cached} |`),
         "",
         ...figures,
     ];
@@ -204,7 +215,8 @@ describe("the dev stack on a real node", () => {
         const bad = unhealthy(pods);
         if (bad.length) throw new Error(reports(bad));
         const exceptions = pods.filter(isException);
-        for (const p of exceptions) log(`[cluster-stack] EXCEPTION pod ${p.namespace}/${p.name}: ${p.problems.join("; ")}`);
+        for (const p of exceptions)
+            log(`[cluster-stack] EXCEPTION pod ${p.namespace}/${p.name}: ${p.problems.join("; ")}`);
         expect(exceptions.map((p) => p.namespace === "cert-manager" || /grafana/.test(p.owner))).not.toContain(false);
     });
 });
@@ -247,9 +259,14 @@ describe("figures", () => {
             const specs = JSON.parse(kubectl(["get", "pods", "-n", ns, "-o", "json"])).items as any[];
             for (const p of specs) {
                 if (p.status?.phase !== "Running") continue;
-                const stat = summary.pods.find((x: any) => x.podRef.namespace === ns && x.podRef.name === p.metadata.name);
+                const stat = summary.pods.find(
+                    (x: any) => x.podRef.namespace === ns && x.podRef.name === p.metadata.name,
+                );
                 const ws = stat?.memory?.workingSetBytes ?? 0;
-                const req = p.spec.containers.reduce((n: number, c: any) => n + (bytesOf(c.resources?.requests?.memory) ?? 0), 0);
+                const req = p.spec.containers.reduce(
+                    (n: number, c: any) => n + (bytesOf(c.resources?.requests?.memory) ?? 0),
+                    0,
+                );
                 const lim = p.spec.containers.map((c: any) => bytesOf(c.resources?.limits?.memory));
                 used += ws;
                 requested += req;
@@ -334,7 +351,13 @@ describe("what the stack's pieces hold", () => {
         expect(owners).toEqual({ airflow: "airflow airflow", mlflow: "mlflow mlflow", feast: "feast feast" });
         // A wrong password is refused.
         expect(() =>
-            shell("fx-ml", pod, "postgres", "read -r PGPASSWORD; export PGPASSWORD; psql -h 127.0.0.1 -U mlflow -d mlflow -c 'select 1'", "wrong\n"),
+            shell(
+                "fx-ml",
+                pod,
+                "postgres",
+                "read -r PGPASSWORD; export PGPASSWORD; psql -h 127.0.0.1 -U mlflow -d mlflow -c 'select 1'",
+                "wrong\n",
+            ),
         ).toThrow(/password authentication failed for user "mlflow"/);
     });
 
@@ -387,7 +410,11 @@ describe("updates and the destroy", () => {
         await poll(
             "two FastAPI pods Ready",
             300,
-            () => (podStates(kubectl, ["fx-ml"]).filter((p) => /^Deployment\/fastapi$/.test(p.owner) && p.ready).length === 2 ? true : undefined),
+            () =>
+                podStates(kubectl, ["fx-ml"]).filter((p) => /^Deployment\/fastapi$/.test(p.owner) && p.ready).length ===
+                2
+                    ? true
+                    : undefined,
             () => reports(unhealthy(podStates(kubectl, ["fx-ml"]))),
         );
     }, 1_800_000);
