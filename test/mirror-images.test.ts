@@ -67,6 +67,23 @@ describe("the stand-ins' layout", () => {
         expect(exporter.versionDifference).toMatch(/^v1\.74\.0, not v1\.77\.0/);
     });
 
+    test("scripts/tools.sh pins each program at the version the mirror says it is built from", () => {
+        const sh = fs.readFileSync(path.join(ROOT, "scripts", "tools.sh"), "utf8");
+        const pin = (name: string) => new RegExp(`^${name}=(\\S+)`, "m").exec(sh)?.[1];
+        const goImages = MIRROR_IMAGES.filter((s) => s.kind === "go");
+        expect(Object.fromEntries(goImages.map((s) => [s.reference, s.version]))).toEqual({
+            "ghcr.io/cloudnative-pg/cloudnative-pg:1.30.0": pin("CNPG_VERSION"),
+            "quay.io/prometheus/prometheus:v3.14.0": pin("PROMETHEUS_MODULE_VERSION"),
+            "quay.io/prometheus/alertmanager:v0.34.0": pin("ALERTMANAGER_VERSION"),
+            "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1": pin("PROMETHEUS_OPERATOR_VERSION"),
+            "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0": pin("KUBE_STATE_METRICS_VERSION"),
+            "prom/statsd-exporter:v0.28.0": pin("STATSD_EXPORTER_VERSION"),
+            "docker.io/oliver006/redis_exporter:v1.77.0": pin("REDIS_EXPORTER_VERSION"),
+        });
+        expect(pin("PROMETHEUS_MODULE_VERSION")).toBe("v0.314.0");
+        expect(pin("REDIS_EXPORTER_VERSION")).toBe("v1.74.0");
+    });
+
     test("no image is both built and an exception", () => {
         const built = MIRROR_IMAGES.map((s) => s.reference);
         expect(built.filter((r) => r in MIRROR_EXCEPTIONS)).toEqual([]);

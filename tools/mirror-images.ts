@@ -23,7 +23,15 @@ import * as path from "path";
 import { spawnSync } from "child_process";
 import { DockerEngine, imageExists, inspectImage, pruneImages, pruneRegistry } from "./docker";
 import { TOOLS_BIN } from "./stacks";
-import { buildContext, DEBIAN, debianBase, DebianRoot, sha, STANDIN_DEFINITIONS } from "./standin-images";
+import {
+    buildContext,
+    DEBIAN,
+    debianBase,
+    debianBaseRef,
+    DebianRoot,
+    sha,
+    STANDIN_DEFINITIONS,
+} from "./standin-images";
 import { registryOf } from "./standins/docker-build";
 
 /** Debian trixie: CloudNativePG's `-trixie` operand, and the release with postgresql-17 (bookworm has 15). */
@@ -405,17 +413,17 @@ function build(
             buildContext(engine, context, tag, {});
             return { programBuildSeconds: buildSeconds, built: true };
         }
-        const base = debianBase(engine, log, spec.root);
+        // Keyed by the base's reference (a key of its debootstrap definition), not its image ID: another tier's prune
+        // may remove the base, and its re-import from the cached tarball has a new ID but the same files.
         const definition = path.join(STANDIN_DEFINITIONS, spec.definition);
         const args = {
             ...spec.args,
-            DEBIAN_BASE: base.ref,
+            DEBIAN_BASE: debianBaseRef(spec.root),
             STANDIN_FOR: spec.reference,
             STANDIN_FROM: spec.builtFrom,
             STANDIN_VERSION: tagOf(spec.reference),
         };
         const key = sha(
-            inspectImage(engine, base.ref).Id,
             JSON.stringify(args),
             ...fs
                 .readdirSync(definition)
@@ -427,6 +435,7 @@ function build(
                 .run(["run", "--rm", "--entrypoint", "dpkg-query", tag, "-W", "-f", "${Version}", spec.package])
                 .trim();
         if (current(key)) return { packageVersion: packageVersion(), built: false };
+        debianBase(engine, log, spec.root);
         fs.cpSync(definition, context, { recursive: true });
         // The key is a label of the image, so the next run knows what it was built from.
         fs.appendFileSync(path.join(context, "Dockerfile"), `LABEL ${INPUTS_LABEL}="${key}"\n`);

@@ -83,10 +83,15 @@ export function sha(...parts: string[]): string {
     return h.digest("hex").slice(0, 16);
 }
 
+/** The reference debianBase imports a root under: named by a key of the root's definition. */
+export function debianBaseRef(root: DebianRoot = DEBIAN): string {
+    return `fx-ml-standin/debian-${root.suite}:${root.variant}-${sha(JSON.stringify(root))}`;
+}
+
 /** debootstrap's root of Debian, imported once per package set; the tarball is kept in the cache. */
 export function debianBase(engine: DockerEngine, log: (s: string) => void, root: DebianRoot = DEBIAN): StandInBase {
     const key = sha(JSON.stringify(root));
-    const ref = `fx-ml-standin/debian-${root.suite}:${root.variant}-${key}`;
+    const ref = debianBaseRef(root);
     const builtFrom = `debootstrap --variant=${root.variant} ${root.suite} ${root.mirror}`;
     if (imageExists(engine, ref)) return { ref, builtFrom, seconds: 0, cached: true };
     const t0 = Date.now();
