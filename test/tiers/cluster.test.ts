@@ -398,18 +398,26 @@ async function untilFlow(
     url: string,
     allowed: boolean,
     since: number,
-): Promise<{ outcome: Outcome; seconds: number }> {
+): Promise<{ outcome: Outcome; seconds: number; attempts: number }> {
+    let attempts = 0;
     const outcome = await waitUntil(
         `${from} -> ${url} ${allowed ? "answered" : "denied"}`,
         async () => {
             const o = request(from, url);
+            attempts++;
             if (o.ok !== allowed) throw new Error(`last: ${o.ok ? `answered ${o.out.trim()}` : o.out.trim()}`);
             return o;
         },
         POLICY_TIMEOUT_SECONDS,
     );
-    return { outcome, seconds: (outcome.at - since) / 1000 };
+    return { outcome, seconds: (outcome.at - since) / 1000, attempts };
 }
+
+/** A policy change's figure: from the start of its `kubectl apply` to the start of the first request that saw it. */
+const policyFigure = (what: string, r: { seconds: number; attempts: number }): [string, string] => [
+    `NetworkPolicy ${what} (apply to the first request that saw it)`,
+    `${r.seconds.toFixed(1)} s (request ${r.attempts})`,
+];
 
 /** A denied request: dropped by the enforcer, so it timed out (a refused port would say "connection refused"). */
 const DENIED = /Client\.Timeout exceeded|context deadline exceeded/;
@@ -450,10 +458,7 @@ test("NetworkPolicies are enforced: default-deny ingress denies pod -> pod, an a
         let since = Date.now();
         apply([networkPolicy("default-deny-ingress", { podSelector: {}, policyTypes: ["Ingress"] })]);
         const denied = await untilFlow("client", toServer, false, since);
-        figures.push([
-            "NetworkPolicy default-deny ingress applied to pod -> pod denied",
-            `${denied.seconds.toFixed(1)} s`,
-        ]);
+        figures.push(policyFigure("default-deny ingress: pod -> pod denied", denied));
         expect(denied.outcome.out).toMatch(DENIED);
         expect(request("server", toClient)).toMatchObject({ ok: false, out: expect.stringMatching(DENIED) });
         // The enforcer dropped them: its verdict lines say so.
@@ -470,7 +475,7 @@ test("NetworkPolicies are enforced: default-deny ingress denies pod -> pod, an a
             }),
         ]);
         const allowed = await untilFlow("client", toServer, true, since);
-        figures.push(["NetworkPolicy allowing that flow applied to it answered", `${allowed.seconds.toFixed(1)} s`]);
+        figures.push(policyFigure("allowing that flow: answered", allowed));
         expect(allowed.outcome.out).toBe("fx-probe server\n");
         expect(request("client", `http://server.${NETPOL_NS}.svc.${CLUSTER_DOMAIN}/`)).toMatchObject({
             ok: true,
@@ -487,10 +492,7 @@ test("NetworkPolicies are enforced: default-deny ingress denies pod -> pod, an a
             }),
         ]);
         const egressDenied = await untilFlow("client", toServer, false, since);
-        figures.push([
-            "NetworkPolicy denying egress applied to the flow denied",
-            `${egressDenied.seconds.toFixed(1)} s`,
-        ]);
+        figures.push(policyFigure("denying the client's egress: the flow denied", egressDenied));
         expect(egressDenied.outcome.out).toMatch(DENIED);
         // ... until an egress rule allows it.
         since = Date.now();
@@ -502,10 +504,7 @@ test("NetworkPolicies are enforced: default-deny ingress denies pod -> pod, an a
             }),
         ]);
         const egressAllowed = await untilFlow("client", toServer, true, since);
-        figures.push([
-            "NetworkPolicy allowing that egress applied to it answered",
-            `${egressAllowed.seconds.toFixed(1)} s`,
-        ]);
+        figures.push(policyFigure("allowing that egress: answered", egressAllowed));
         expect(egressAllowed.outcome.out).toBe("fx-probe server\n");
         expect(request("server", toClient)).toMatchObject({ ok: false, out: expect.stringMatching(DENIED) });
         // kubelet's probes come from the node (root), which the enforcer leaves alone: both pods stayed Ready.
