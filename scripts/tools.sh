@@ -25,7 +25,8 @@ ACTIONLINT_VERSION=v1.7.12
 COREDNS_VERSION=v1.12.1             # the CoreDNS kubeadm v1.34 deploys
 LOCAL_PATH_PROVISIONER_VERSION=v0.0.30 # kind's default StorageClass provisioner; the newest version the proxy serves
 # The NetworkPolicy enforcer kind runs since v0.24 (inside kindnetd, as a library); v0.8.0's one command, patched
-# (scripts/kube-network-policies/: a --kubeconfig flag, and the NFQUEUE target this kernel has instead of nft_queue).
+# (scripts/kube-network-policies/: a --kubeconfig flag, the NFQUEUE target this kernel has instead of nft_queue, and
+# its --disable-nri flag passed on).
 KUBE_NETWORK_POLICIES_VERSION=v0.8.0
 # The offline mirror's stand-ins (tools/mirror-images.ts): the programs of the third-party images the dev stack's pods
 # run, each at the version the rendered dev charts name (docs/airgap.md), built from its own module with its own go.mod.
@@ -177,7 +178,8 @@ build_local_path_provisioner() {
 }
 
 # kube-network-policies' command from a writable copy of its module (its own go.mod and go.sum), with two files of
-# ours added and the two places that use them changed; each change is checked, so a different source fails here.
+# ours added, the two places that use them changed and one flag wired; each change is checked, so a different source
+# fails here.
 build_kube_network_policies() {
     local dir="$1" src patches="$PWD/scripts/kube-network-policies"
     src=$(go mod download -json "sigs.k8s.io/kube-network-policies@$KUBE_NETWORK_POLICIES_VERSION" |
@@ -187,9 +189,13 @@ build_kube_network_policies() {
         cd "$dir/src"
         cp "$patches/kubeconfig.go" cmd/ && cp "$patches/nfqueue_xt.go" pkg/networkpolicy/
         sed -i 's/config, err := rest.InClusterConfig()/config, err := restConfig(rest.InClusterConfig)/' cmd/main.go
+        # v0.8.0 parses --disable-nri but never passes it on: without this it always dials /var/run/nri/nri.sock,
+        # which would be another runtime's (the node's containerd 1.6 has no NRI).
+        sed -i 's/^\t\tNetfilterBug1766Fix: *netfilterBug1766Fix,$/&\n\t\tNRIdisabled: disableNRI,/' cmd/main.go
         perl -0pi -e 's/queue := &expr\.Queue\{Num: uint16\(c\.config\.QueueID\)\}\n\tif c\.config\.FailOpen \{\n\t\tqueue\.Flag = expr\.QueueFlagBypass\n\t\}/queue := nfqueueTarget(c.config.QueueID, c.config.FailOpen)/g' \
             pkg/networkpolicy/controller.go
         [[ $(grep -c 'restConfig(rest.InClusterConfig)' cmd/main.go) == 1 &&
+            $(grep -c 'NRIdisabled: disableNRI,' cmd/main.go) == 1 &&
             $(grep -c 'nfqueueTarget(c.config.QueueID, c.config.FailOpen)' pkg/networkpolicy/controller.go) == 2 &&
             $(grep -c 'expr.Queue' pkg/networkpolicy/controller.go) == 0 ]] ||
             { echo "kube-network-policies $KUBE_NETWORK_POLICIES_VERSION: the source is not what the patch expects" >&2; exit 1; }
