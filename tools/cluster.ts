@@ -13,8 +13,8 @@
  * packet for a Service address leaves this machine even when no rule matches it; the pods' bridge does not
  * masquerade and CoreDNS forwards nothing. Every process runs under the API server tier's watchdog; `stop()` removes
  * pods first (so CNI tears their networks down), then every process, mount, network namespace, iptables chain, link,
- * route, cgroup and nf_tables table the node made, and `leftovers()` lists whatever is still there. One node per machine at a time:
- * the bridge names, the ranges and the kubepods cgroups are fixed.
+ * route, cgroup and nf_tables table the node made, and `leftovers()` lists whatever is still there. One node per
+ * machine at a time: the bridge names, the ranges and the kubepods cgroups are fixed.
  *
  * Stand-in images (no registry is reachable here), each labelled as such: the pause image, CoreDNS (built by
  * scripts/tools.sh from its Go module), the probe workload and local-path-provisioner's volume helper
