@@ -14,9 +14,10 @@ if command -v apt-get >/dev/null 2>&1; then
     command -v dockerd >/dev/null 2>&1 || docker=(docker.io)
     apt-get install -y -qq --no-install-recommends shellcheck prometheus redis-server \
         docker-registry debootstrap "${docker[@]}" >/dev/null
-    # The cluster tier's node (tools/cluster.ts): the CNI plugins in /usr/lib/cni, and containerd (with runc) where
-    # none is installed (a machine with Docker's own containerd package keeps it: the two conflict).
-    node_packages=(containernetworking-plugins)
+    # The cluster tier's node (tools/cluster.ts): the CNI plugins in /usr/lib/cni, nft (to check and remove the
+    # NetworkPolicy enforcer's nf_tables table), and containerd (with runc) where none is installed (a machine with
+    # Docker's own containerd package keeps it: the two conflict).
+    node_packages=(containernetworking-plugins nftables)
     command -v containerd >/dev/null || node_packages+=(containerd)
     apt-get install -y -qq --no-install-recommends "${node_packages[@]}" >/dev/null
     # postgresql (Debian 12's 15): the server scripts/test-python.sh starts for the Feast SQL registry and the MLflow

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real engines the test tiers run (kube-apiserver, kube-controller-manager, etcd, kubectl, helm, the Pulumi
 # CLI, the Pulumi Kubernetes provider, actionlint; for the node tier kubelet, kube-scheduler, kube-proxy, CoreDNS,
-# local-path-provisioner and the node's stand-in images' programs) from the Go module proxy into
+# local-path-provisioner, kube-network-policies and the node's stand-in images' programs) from the Go module proxy into
 # $HOME/.cache/fx-ml-tools/<tool>-<version>/ and links each into $HOME/.cache/fx-ml-tools/bin (printed at the end; put
 # it first on PATH). A tool whose folder exists is not rebuilt, so a warm run takes seconds. Versions and the reasons
 # for them: docs/decisions.md ("Real engines from Go modules").
@@ -24,6 +24,10 @@ PULUMI_K8S_PLUGIN_VERSION=$(node -p 'require("./package.json").dependencies["@pu
 ACTIONLINT_VERSION=v1.7.12
 COREDNS_VERSION=v1.12.1             # the CoreDNS kubeadm v1.34 deploys
 LOCAL_PATH_PROVISIONER_VERSION=v0.0.30 # kind's default StorageClass provisioner; the newest version the proxy serves
+# The NetworkPolicy enforcer kind runs since v0.24 (inside kindnetd, as a library); v0.8.0's one command, patched
+# (scripts/kube-network-policies/: a --kubeconfig flag, the NFQUEUE target this kernel has instead of nft_queue, and
+# its --disable-nri flag passed on).
+KUBE_NETWORK_POLICIES_VERSION=v0.8.0
 # The offline mirror's stand-ins (tools/mirror-images.ts): the programs of the third-party images the dev stack's pods
 # run, each at the version the rendered dev charts name (docs/airgap.md), built from its own module with its own go.mod.
 CNPG_VERSION=v1.30.0                 # ghcr.io/cloudnative-pg/cloudnative-pg:1.30.0 (cmd/manager)
@@ -40,8 +44,9 @@ PROMETHEUS_TAGS=remove_all_sd,enable_kubernetes_sd
 CACHE="${FX_TOOLS_CACHE:-$HOME/.cache/fx-ml-tools}"
 BIN="$CACHE/bin"
 TOOLS=(kube-apiserver kube-controller-manager kubectl etcd helm pulumi pulumi-resource-kubernetes actionlint
-    kubelet kube-scheduler kube-proxy coredns local-path-provisioner fx-pause fx-probe fx-volume-helper
-    cnpg-manager prometheus alertmanager prometheus-config-reloader kube-state-metrics statsd_exporter redis_exporter)
+    kubelet kube-scheduler kube-proxy coredns local-path-provisioner kube-network-policies fx-pause fx-probe
+    fx-volume-helper cnpg-manager prometheus alertmanager prometheus-config-reloader kube-state-metrics statsd_exporter
+    redis_exporter)
 # The commands built from k8s.io/kubernetes; their list is part of that build folder's name, so adding one rebuilds it.
 KUBERNETES_CMDS=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
 # CoreDNS with the plugins the node's Corefile uses (tools/cluster.ts), not the 50-odd of the release build (cloud DNS
@@ -172,6 +177,32 @@ build_local_path_provisioner() {
         "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION"
 }
 
+# kube-network-policies' command from a writable copy of its module (its own go.mod and go.sum), with two files of
+# ours added, the two places that use them changed and one flag wired; each change is checked, so a different source
+# fails here.
+build_kube_network_policies() {
+    local dir="$1" src patches="$PWD/scripts/kube-network-policies"
+    src=$(go mod download -json "sigs.k8s.io/kube-network-policies@$KUBE_NETWORK_POLICIES_VERSION" |
+        sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    cp -r "$src" "$dir/src" && chmod -R u+w "$dir/src"
+    (
+        cd "$dir/src"
+        cp "$patches/kubeconfig.go" cmd/ && cp "$patches/nfqueue_xt.go" pkg/networkpolicy/
+        sed -i 's/config, err := rest.InClusterConfig()/config, err := restConfig(rest.InClusterConfig)/' cmd/main.go
+        # v0.8.0 parses --disable-nri but never passes it on: without this it always dials /var/run/nri/nri.sock,
+        # which would be another runtime's (the node's containerd 1.6 has no NRI).
+        sed -i 's/^\t\tNetfilterBug1766Fix: *netfilterBug1766Fix,$/&\n\t\tNRIdisabled: disableNRI,/' cmd/main.go
+        perl -0pi -e 's/queue := &expr\.Queue\{Num: uint16\(c\.config\.QueueID\)\}\n\tif c\.config\.FailOpen \{\n\t\tqueue\.Flag = expr\.QueueFlagBypass\n\t\}/queue := nfqueueTarget(c.config.QueueID, c.config.FailOpen)/g' \
+            pkg/networkpolicy/controller.go
+        [[ $(grep -c 'restConfig(rest.InClusterConfig)' cmd/main.go) == 1 &&
+            $(grep -c 'NRIdisabled: disableNRI,' cmd/main.go) == 1 &&
+            $(grep -c 'nfqueueTarget(c.config.QueueID, c.config.FailOpen)' pkg/networkpolicy/controller.go) == 2 &&
+            $(grep -c 'expr.Queue' pkg/networkpolicy/controller.go) == 0 ]] ||
+            { echo "kube-network-policies $KUBE_NETWORK_POLICIES_VERSION: the source is not what the patch expects" >&2; exit 1; }
+        go build -trimpath -ldflags "-s -w" -o "$dir/bin/kube-network-policies" ./cmd
+    )
+}
+
 # The project's own programs for the node's stand-in images (test/node-images: standard library only).
 build_node_images() {
     local dir="$1"
@@ -246,6 +277,9 @@ build "$CACHE/actionlint-$ACTIONLINT_VERSION" build_actionlint
 build "$CACHE/pulumi-$PULUMI_VERSION" build_pulumi
 build "$CACHE/coredns-$COREDNS_VERSION-$(printf '%s\n' "${COREDNS_PLUGINS[@]}" | cksum | cut -c1-8)" build_coredns
 build "$CACHE/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION" build_local_path_provisioner
+# Keyed by the patch too: the added files and the function that applies them.
+KNP_PATCH=$({ declare -f build_kube_network_policies; cat scripts/kube-network-policies/*.go; } | sha256sum | cut -c1-12)
+build "$CACHE/kube-network-policies-$KUBE_NETWORK_POLICIES_VERSION-$KNP_PATCH" build_kube_network_policies
 build "$CACHE/node-images-$(cat test/node-images/go.mod test/node-images/cmd/*/*.go | sha256sum | cut -c1-12)" build_node_images
 # The mirror's programs, one after another (2 cores); they share the Go build cache where their modules agree.
 build "$CACHE/cnpg-manager-$CNPG_VERSION" build_cnpg

@@ -3,15 +3,18 @@
  * (tools/apiserver.ts): etcd, kube-apiserver and kube-controller-manager with every default controller, then
  * kube-scheduler, a kubelet on its own containerd (its own config, root, state and socket under this cluster's
  * folder), the CNI bridge with host-local IPAM, portmap and firewall plugins, kube-proxy in iptables mode, CoreDNS as a
- * pod and a default StorageClass whose volumes local-path-provisioner really creates.
+ * pod, a default StorageClass whose volumes local-path-provisioner really creates, and NetworkPolicies enforced by
+ * kube-network-policies (what kind runs since v0.24), a host process like the other node components: its nf_tables
+ * table `inet kube-network-policies` sends the first packet of each connection of a pod that a policy selects to
+ * nfqueue NETPOL_QUEUE, where it accepts or drops it (docs/decisions.md).
  *
  * Addresses: the node is `NODE_ADDRESS` on a bridge of its own with no ports (`fxnode0`), the API server listens on
  * and advertises it, pods sit on `fxcni0` (POD_CIDR) and the whole Service range is routed into `fxnode0`, so no
  * packet for a Service address leaves this machine even when no rule matches it; the pods' bridge does not
  * masquerade and CoreDNS forwards nothing. Every process runs under the API server tier's watchdog; `stop()` removes
  * pods first (so CNI tears their networks down), then every process, mount, network namespace, iptables chain, link,
- * route and cgroup the node made, and `leftovers()` lists whatever is still there. One node per machine at a time:
- * the bridge names, the ranges and the kubepods cgroups are fixed.
+ * route, cgroup and nf_tables table the node made, and `leftovers()` lists whatever is still there. One node per
+ * machine at a time: the bridge names, the ranges and the kubepods cgroups are fixed.
  *
  * Stand-in images (no registry is reachable here), each labelled as such: the pause image, CoreDNS (built by
  * scripts/tools.sh from its Go module), the probe workload and local-path-provisioner's volume helper
@@ -46,6 +49,11 @@ export const DNS_SERVICE_IP = "10.96.0.10";
 export const CLUSTER_DOMAIN = "cluster.local";
 export const DEFAULT_STORAGE_CLASS = "standard";
 const CNI_BIN = "/usr/lib/cni";
+/** The enforcer's nf_tables table (family inet, its default name) and the nfqueue it reads (its default number). */
+export const NETPOL_TABLE = "kube-network-policies";
+export const NETPOL_QUEUE = 100;
+/** The kernel's list of bound nfqueues: one line per queue, its number first. */
+const NFQUEUE_PROC = "/proc/net/netfilter/nfnetlink_queue";
 /** Where a node's folder lists the HOST_PATHS it made, for `stop()` and for a --clean after a killed run. */
 const CREATED_HOST_PATHS = "created-host-paths.json";
 /**
@@ -146,6 +154,12 @@ export function dockerdRuns(): boolean {
     return spawnSync("pidof", ["dockerd"]).status === 0;
 }
 
+/** Whether the kernel needs kube-network-policies' DNS workaround (netfilter bug 1766, fixed in 6.12). */
+function netfilterBug1766Fix(): boolean {
+    const [major, minor] = os.release().split(".").map(Number);
+    return major < 6 || (major === 6 && minor < 12);
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -214,6 +228,22 @@ function removeIptables(): string[] {
     return errors;
 }
 
+/** The enforcer's nf_tables table, as `nft list tables` prints it, when it is there. */
+function netpolTables(): string[] {
+    if (!exists("nft")) return [];
+    const r = spawnSync("nft", ["list", "tables"], { encoding: "utf8" });
+    return r.stdout.split("\n").filter((l) => l.trim() === `table inet ${NETPOL_TABLE}`);
+}
+
+/** The enforcer's nfqueue while a process still reads it (the kernel drops its line when the reader is gone). */
+function boundNfqueue(): string[] {
+    if (!fs.existsSync(NFQUEUE_PROC)) return [];
+    return fs
+        .readFileSync(NFQUEUE_PROC, "utf8")
+        .split("\n")
+        .filter((l) => l.trim().split(/\s+/)[0] === String(NETPOL_QUEUE));
+}
+
 function mountsUnder(prefixes: string[]): string[] {
     return fs
         .readFileSync("/proc/self/mountinfo", "utf8")
@@ -260,8 +290,9 @@ function nodeProcesses(markers: string[]): string[] {
 }
 
 /**
- * Everything of a node still on this machine: processes, mounts, network namespaces, iptables chains and jumps,
- * links, routes, kubepods cgroups, CNI state, and the folders themselves. `folders`: the cluster's and its API
+ * Everything of a node still on this machine: processes, mounts, network namespaces, iptables chains and jumps, the
+ * NetworkPolicy enforcer's nf_tables table and nfqueue, links, routes, kubepods cgroups, CNI state, and the folders
+ * themselves. `folders`: the cluster's and its API
  * server's folders (every `fx-cluster-*` folder in the temp folder and the API server folder each names, when not given).
  */
 export function leftovers(folders?: string[]): string[] {
@@ -273,6 +304,8 @@ export function leftovers(folders?: string[]): string[] {
         if (/^cni-/.test(ns)) found.push(`network namespace /var/run/netns/${ns}`);
     }
     found.push(...nodeIptables().map((r) => `iptables ${r}`));
+    found.push(...netpolTables().map((t) => `nf_tables ${t.trim()}`));
+    found.push(...boundNfqueue().map((q) => `nfqueue ${q.trim()} (${NFQUEUE_PROC})`));
     for (const link of [NODE_LINK, CNI_BRIDGE]) if (linkExists(link)) found.push(`link ${link}`);
     for (const link of fs.readdirSync("/sys/class/net")) {
         const master = `/sys/class/net/${link}/master`;
@@ -339,6 +372,11 @@ export function removeLeftovers(folders: string[]): string[] {
         if (/^cni-/.test(ns)) tryRun("ip", ["netns", "delete", ns]);
     }
     errors.push(...removeIptables());
+    // The enforcer removes its table only on SIGINT; the watchdog stops it with SIGTERM, so the table goes here.
+    if (netpolTables().length) {
+        const e = tryRun("nft", ["delete", "table", "inet", NETPOL_TABLE]);
+        if (e) errors.push(e);
+    }
     for (const link of [CNI_BRIDGE, NODE_LINK]) if (linkExists(link)) tryRun("ip", ["link", "delete", link]);
     for (const route of [SERVICE_CIDR, POD_CIDR]) tryRun("ip", ["route", "delete", route]);
     for (const c of kubepodsCgroups()) {
@@ -712,8 +750,13 @@ export async function waitFor<T>(
 /** Starts the cluster and waits until the node is Ready and CoreDNS answers. Root only. */
 export async function startCluster(): Promise<Cluster> {
     if (process.getuid?.() !== 0) throw new Error("the node tier runs as root (kubelet, containerd, CNI, iptables)");
-    for (const f of ["containerd", "runc", "ctr"])
+    for (const f of ["containerd", "runc", "ctr", "nft"])
         if (!exists(f)) throw new Error(`${f} not found: run scripts/install-test-deps.sh`);
+    if (!fs.existsSync(NFQUEUE_PROC)) {
+        throw new Error(
+            `no ${NFQUEUE_PROC}: the NetworkPolicy enforcer needs nfnetlink_queue (modprobe nfnetlink_queue)`,
+        );
+    }
     for (const p of ["bridge", "host-local", "portmap", "firewall", "loopback"]) {
         if (!fs.existsSync(path.join(CNI_BIN, p)))
             throw new Error(`CNI plugin ${p} not in ${CNI_BIN}: run scripts/install-test-deps.sh`);
@@ -771,7 +814,7 @@ export async function startCluster(): Promise<Cluster> {
                 errors.push(`removing the pods: ${(e as Error).message}`);
             }
         }
-        for (const n of ["kubelet", "kube-proxy", "containerd"]) {
+        for (const n of ["kubelet", "kube-proxy", "kube-network-policies", "containerd"]) {
             const p = byName(n);
             if (p) await stopProcess(p);
         }
@@ -867,6 +910,18 @@ export async function startCluster(): Promise<Cluster> {
             "--conntrack-tcp-timeout-close-wait=0",
             "--v=1",
         ]);
+        start("kube-network-policies", [
+            `--kubeconfig=${a.kubeconfig}`,
+            `--hostname-override=${NODE_NAME}`,
+            `--nfqueue-id=${NETPOL_QUEUE}`,
+            `--metrics-bind-address=127.0.0.1:${await freePort()}`,
+            // Pod addresses from the API server: containerd 1.6 has no NRI socket.
+            "--disable-nri",
+            // This workaround queues DNS in PREROUTING for a conntrack race that kernels from 6.12 no longer have.
+            `--netfilter-bug-1766-fix=${netfilterBug1766Fix()}`,
+            // Each verdict and the policy behind it, for the node tier's failure messages.
+            "--v=2",
+        ]);
 
         const exited = () => {
             const gone = processes.find(([, p]) => p.exitCode !== null);
@@ -884,6 +939,14 @@ export async function startCluster(): Promise<Cluster> {
             exited,
         );
         step("node Ready (kubelet, kube-proxy, kube-scheduler started)");
+        await waitFor(
+            "the NetworkPolicy enforcer's nf_tables table and nfqueue",
+            READY_TIMEOUT_SECONDS,
+            async () => (netpolTables().length && boundNfqueue().length ? true : undefined),
+            logs,
+            exited,
+        );
+        step("NetworkPolicy enforcer reading its nfqueue");
 
         kubectl(["apply", "-f", "-"], coreDnsManifests());
         kubectl(["apply", "-f", "-"], storageManifests());

@@ -4,10 +4,14 @@
  * at its address; a Deployment of the probe workload (a STAND-IN image built here, test/node-images/cmd/fx-probe)
  * whose pods pass their readiness probe under Pod Security `restricted` and answer through their Service's ClusterIP
  * from this machine, from another pod (pod -> Service, by ClusterIP and by DNS name) and pod -> pod, with the iptables
- * FORWARD policy at DROP, as dockerd sets it; names resolved by CoreDNS from a pod; a PVC bound by the default
- * StorageClass, written by a pod, its folder created on the node and removed with the claim; after `stop()`, nothing
- * of the node left (tools/cluster.ts leftovers()). A failure prints the namespace's events, the pods' last log lines
- * and the components' logs. Timings go to out/cluster/ and the figures to bench/results/cluster-node.md.
+ * FORWARD policy at DROP, as dockerd sets it; NetworkPolicies enforced (kube-network-policies, as kind runs it): in a
+ * namespace of their own a default-deny ingress policy makes a pod -> pod request time out, a policy allowing that
+ * flow lets it through (and through its Service) while the reverse flow stays denied, and an egress policy denies,
+ * then allows, the same flow; names resolved by CoreDNS from a pod; a PVC bound by the default StorageClass, written
+ * by a pod, its folder created on the node and removed with the claim; after `stop()`, nothing of the node left
+ * (tools/cluster.ts leftovers(): the enforcer's nf_tables table and nfqueue included). A failure prints the
+ * namespaces' events, the pods' last log lines, the enforcer's last verdicts and the components' logs. Timings go to
+ * out/cluster/ and the figures to bench/results/cluster-node.md.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -20,6 +24,7 @@ import {
     dockerdRuns,
     leftovers,
     MIRROR,
+    NETPOL_TABLE,
     NODE_NAME,
     PROBE_IMAGE,
     startCluster,
@@ -35,6 +40,12 @@ const FIGURES = path.join(ROOT, "bench", "results", "cluster-node.md");
 const NS = "fx-node-test";
 /** Generous, for a busy 2-core machine. */
 const POD_TIMEOUT_SECONDS = 240;
+/** The NetworkPolicy checks' namespace: its policies touch no other test's pods. */
+const NETPOL_NS = "fx-netpol-test";
+/** A request's own limit: the enforcer drops a denied connection's first packet, so a denied request times out. */
+const REQUEST_SECONDS = 3;
+/** How long a policy change may take to be enforced or lifted (informers, then the enforcer's nf_tables sync). */
+const POLICY_TIMEOUT_SECONDS = 60;
 
 let cluster: Cluster | undefined;
 let folders: string[] = [];
@@ -71,12 +82,21 @@ function diagnostics(): string {
         }
     };
     const out = [
-        `--- events (${NS}, kube-system, local-path-storage) ---`,
-        ...[NS, "kube-system", "local-path-storage"].map((n) =>
+        `--- events (${NS}, ${NETPOL_NS}, kube-system, local-path-storage) ---`,
+        ...[NS, NETPOL_NS, "kube-system", "local-path-storage"].map((n) =>
             k(["get", "events", "-n", n, "--sort-by=.lastTimestamp"]),
         ),
         "--- pods ---",
         k(["get", "pods", "-A", "-o", "wide"]),
+        "--- NetworkPolicies ---",
+        k(["get", "networkpolicies", "-A", "-o", "wide"]),
+        `--- the enforcer's nf_tables table inet ${NETPOL_TABLE} ---`,
+        spawnSync("nft", ["list", "table", "inet", NETPOL_TABLE], { encoding: "utf8" }).stdout,
+        "--- the enforcer's last verdicts, syncs and errors ---",
+        enforcerLog()
+            .filter((l) => /verdict|Syncing|syncing|Pod |error|rror/.test(l))
+            .slice(-40)
+            .join("\n"),
     ];
     const pods = k([
         "get",
@@ -91,6 +111,12 @@ function diagnostics(): string {
     }
     out.push(cluster.logs(30));
     return out.join("\n");
+}
+
+/** kube-network-policies' log lines (tools/cluster.ts starts it with --v=2: one line per verdict). */
+function enforcerLog(): string[] {
+    const log = cluster ? path.join(cluster.dir, "kube-network-policies.log") : "";
+    return log && fs.existsSync(log) ? fs.readFileSync(log, "utf8").split("\n") : [];
 }
 
 /** Runs `body`; a failure carries the diagnostics. */
@@ -218,7 +244,7 @@ afterAll(async () => {
         }
         figures.push(["whole tier", seconds(Date.now() - t0)]);
         // The node's tools as scripts/tools.sh last built them (each build folder keeps its build's seconds).
-        for (const t of ["kubelet", "coredns", "local-path-provisioner", "fx-probe"]) {
+        for (const t of ["kubelet", "coredns", "local-path-provisioner", "kube-network-policies", "fx-probe"]) {
             const folder = path.dirname(path.dirname(fs.realpathSync(path.join(TOOLS_BIN, t))));
             const file = path.join(folder, "build-seconds");
             const built = fs.existsSync(file) ? `${fs.readFileSync(file, "utf8").trim()} s` : "not recorded";
@@ -301,6 +327,199 @@ test("a Deployment's pods pass their readiness probe and answer via the Service 
         // A port nothing listens on is refused, not answered: the checks above can fail.
         expect(() => exec(a.name, ["get", `http://${b.ip}:8081/`, "3"])).toThrow(/refused|timeout|deadline/i);
         expect(forwardPolicy()).toBe("DROP");
+    });
+});
+
+/** A pod of the NetworkPolicy checks: the probe workload serving on 8080, labelled with its role. */
+function netpolPod(role: string): object {
+    return {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: role, namespace: NETPOL_NS, labels: { role } },
+        spec: {
+            securityContext: RESTRICTED_POD,
+            containers: [
+                {
+                    name: "probe",
+                    image: PROBE_IMAGE,
+                    imagePullPolicy: "Never",
+                    args: ["serve", "-addr", ":8080"],
+                    ports: [{ name: "http", containerPort: 8080 }],
+                    readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 2 },
+                    resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
+                    securityContext: RESTRICTED_CONTAINER,
+                },
+            ],
+        },
+    };
+}
+
+const networkPolicy = (name: string, spec: object) => ({
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name, namespace: NETPOL_NS },
+    spec,
+});
+
+interface Outcome {
+    ok: boolean;
+    out: string;
+    /** When the request started, ms since the epoch. */
+    at: number;
+}
+
+/** One request from pod `from` (REQUEST_SECONDS at most): its answer, or the error it failed with. */
+function request(from: string, url: string): Outcome {
+    const at = Date.now();
+    try {
+        const out = cluster!.kubectl([
+            "exec",
+            "-n",
+            NETPOL_NS,
+            from,
+            "--",
+            "/fx-probe",
+            "get",
+            url,
+            String(REQUEST_SECONDS),
+        ]);
+        return { ok: true, out, at };
+    } catch (e) {
+        return { ok: false, out: (e as Error).message, at };
+    }
+}
+
+/**
+ * Repeats the request until it is answered (`allowed`) or fails; returns that request's outcome and the seconds from
+ * `since` to its start (an upper bound of the time the policy change took to be enforced).
+ */
+async function untilFlow(
+    from: string,
+    url: string,
+    allowed: boolean,
+    since: number,
+): Promise<{ outcome: Outcome; seconds: number; attempts: number }> {
+    let attempts = 0;
+    const outcome = await waitUntil(
+        `${from} -> ${url} ${allowed ? "answered" : "denied"}`,
+        async () => {
+            const o = request(from, url);
+            attempts++;
+            if (o.ok !== allowed) throw new Error(`last: ${o.ok ? `answered ${o.out.trim()}` : o.out.trim()}`);
+            return o;
+        },
+        POLICY_TIMEOUT_SECONDS,
+    );
+    return { outcome, seconds: (outcome.at - since) / 1000, attempts };
+}
+
+/** A policy change's figure: from the start of its `kubectl apply` to the start of the first request that saw it. */
+const policyFigure = (what: string, r: { seconds: number; attempts: number }): [string, string] => [
+    `NetworkPolicy ${what} (apply to the first request that saw it)`,
+    `${r.seconds.toFixed(1)} s (request ${r.attempts})`,
+];
+
+/** A denied request: dropped by the enforcer, so it timed out (a refused port would say "connection refused"). */
+const DENIED = /Client\.Timeout exceeded|context deadline exceeded/;
+
+test("NetworkPolicies are enforced: default-deny ingress denies pod -> pod, an allow policy lets that flow through, an egress policy denies then allows it", async () => {
+    await withDiagnostics(async () => {
+        apply([
+            {
+                apiVersion: "v1",
+                kind: "Namespace",
+                metadata: { name: NETPOL_NS, labels: { "pod-security.kubernetes.io/enforce": "restricted" } },
+            },
+            netpolPod("client"),
+            netpolPod("server"),
+            {
+                apiVersion: "v1",
+                kind: "Service",
+                metadata: { name: "server", namespace: NETPOL_NS },
+                spec: { selector: { role: "server" }, ports: [{ name: "http", port: 80, targetPort: "http" }] },
+            },
+        ]);
+        const ips = await waitUntil("the client and server pods Ready", async () => {
+            const list = await get(`/api/v1/namespaces/${NETPOL_NS}/pods`);
+            const ready = list.items.filter((p: any) =>
+                p.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
+            );
+            return ready.length === 2
+                ? Object.fromEntries(ready.map((p: any) => [p.metadata.name, p.status.podIP as string]))
+                : undefined;
+        });
+        const toServer = `http://${ips.server}:8080/`;
+        const toClient = `http://${ips.client}:8080/`;
+        // No policy yet: both flows are answered.
+        expect(request("client", toServer)).toMatchObject({ ok: true, out: "fx-probe server\n" });
+        expect(request("server", toClient)).toMatchObject({ ok: true, out: "fx-probe client\n" });
+
+        // Default deny for ingress: every pod of the namespace is selected, no ingress allowed.
+        let since = Date.now();
+        apply([networkPolicy("default-deny-ingress", { podSelector: {}, policyTypes: ["Ingress"] })]);
+        const denied = await untilFlow("client", toServer, false, since);
+        figures.push(policyFigure("default-deny ingress: pod -> pod denied", denied));
+        expect(denied.outcome.out).toMatch(DENIED);
+        expect(request("server", toClient)).toMatchObject({ ok: false, out: expect.stringMatching(DENIED) });
+        // The enforcer dropped them: its verdict lines say so.
+        expect(enforcerLog().some((l) => /Finished syncing packet.*verdict="drop"/.test(l))).toBe(true);
+
+        // Allow client -> server on the server's port: that flow is answered, pod to pod and through the Service;
+        // the reverse flow stays denied.
+        since = Date.now();
+        apply([
+            networkPolicy("server-from-client", {
+                podSelector: { matchLabels: { role: "server" } },
+                policyTypes: ["Ingress"],
+                ingress: [{ from: [{ podSelector: { matchLabels: { role: "client" } } }], ports: [{ port: 8080 }] }],
+            }),
+        ]);
+        const allowed = await untilFlow("client", toServer, true, since);
+        figures.push(policyFigure("allowing that flow: answered", allowed));
+        expect(allowed.outcome.out).toBe("fx-probe server\n");
+        expect(request("client", `http://server.${NETPOL_NS}.svc.${CLUSTER_DOMAIN}/`)).toMatchObject({
+            ok: true,
+            out: "fx-probe server\n",
+        });
+        expect(request("server", toClient)).toMatchObject({ ok: false, out: expect.stringMatching(DENIED) });
+
+        // Egress: the client may send nothing, so the flow its ingress policy allows is denied at the source...
+        since = Date.now();
+        apply([
+            networkPolicy("client-deny-egress", {
+                podSelector: { matchLabels: { role: "client" } },
+                policyTypes: ["Egress"],
+            }),
+        ]);
+        const egressDenied = await untilFlow("client", toServer, false, since);
+        figures.push(policyFigure("denying the client's egress: the flow denied", egressDenied));
+        expect(egressDenied.outcome.out).toMatch(DENIED);
+        // ... until an egress rule allows it.
+        since = Date.now();
+        apply([
+            networkPolicy("client-egress-to-server", {
+                podSelector: { matchLabels: { role: "client" } },
+                policyTypes: ["Egress"],
+                egress: [{ to: [{ podSelector: { matchLabels: { role: "server" } } }], ports: [{ port: 8080 }] }],
+            }),
+        ]);
+        const egressAllowed = await untilFlow("client", toServer, true, since);
+        figures.push(policyFigure("allowing that egress: answered", egressAllowed));
+        expect(egressAllowed.outcome.out).toBe("fx-probe server\n");
+        expect(request("server", toClient)).toMatchObject({ ok: false, out: expect.stringMatching(DENIED) });
+        // kubelet's probes come from the node (root), which the enforcer leaves alone: both pods stayed Ready.
+        const pods = await get(`/api/v1/namespaces/${NETPOL_NS}/pods`);
+        expect(
+            pods.items.map((p: any) => [
+                p.metadata.name,
+                p.status.conditions.find((c: any) => c.type === "Ready").status,
+                p.status.containerStatuses[0].restartCount,
+            ]),
+        ).toEqual([
+            ["client", "True", 0],
+            ["server", "True", 0],
+        ]);
+        cluster!.kubectl(["delete", "namespace", NETPOL_NS, "--wait=false"]);
     });
 });
 
@@ -531,7 +750,7 @@ test("the offline mirror's stand-ins are pulled by their upstream references thr
     });
 });
 
-test("after stop nothing of the node is left: no process, container, mount, network namespace, iptables chain, link, route or cgroup", async () => {
+test("after stop nothing of the node is left: no process, container, mount, network namespace, iptables chain, nf_tables table, nfqueue, link, route or cgroup", async () => {
     expect(cluster).toBeDefined();
     const start = Date.now();
     const c = cluster!;
