@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +37,27 @@ MLFLOW_UNREACHABLE = "mlflow_unreachable"  # the registry did not answer (networ
 LOAD_FAILED = "load_failed"      # the version exists but could not be loaded (artifact, format)
 # The registry's own answers for "not there": a missing registered model, or a model without that alias.
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+
+
+def load_booster(model_uri: str):
+    """The xgboost Booster of an MLflow model (xgboost flavor), without MLflow's xgboost flavor module.
+
+    ``mlflow.xgboost.load_model`` rebuilds the class the model was logged as (``XGBClassifier``), which needs
+    scikit-learn and SciPy's full stack; the service only calls ``Booster.inplace_predict``. The artifact is the one
+    the registry names (downloaded through MLflow, which stays the source of truth), the file is the one the flavor's
+    ``data`` entry names, and xgboost reads the sklearn wrapper's file as a plain Booster.
+    """
+    import xgboost
+    import yaml
+    from mlflow.artifacts import download_artifacts
+
+    with tempfile.TemporaryDirectory(prefix="fx-model-") as tmp:
+        local = download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+        with open(os.path.join(local, "MLmodel"), encoding="utf-8") as f:
+            flavor = (yaml.safe_load(f).get("flavors") or {}).get("xgboost")
+        if not flavor or not flavor.get("data"):
+            raise ValueError(f"{model_uri} has no xgboost flavor (MLmodel flavors.xgboost.data)")
+        return xgboost.Booster(model_file=os.path.join(local, flavor["data"]))
 
 
 def _is_not_found(exc: Exception) -> bool:
@@ -74,7 +97,6 @@ class ModelManager:
                 self.last_check = time.time()
 
     def _refresh(self) -> bool:
-        import mlflow.xgboost
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
@@ -97,8 +119,7 @@ class ModelManager:
             self.state = READY
             return False
         try:
-            model = mlflow.xgboost.load_model(f"models:/{self.name}/{mv.version}")
-            booster = model.get_booster() if hasattr(model, "get_booster") else model
+            booster = load_booster(f"models:/{self.name}/{mv.version}")
             # One row per request: OpenMP threads cannot speed that up, and their spin-waits after each predict
             # burn CPU that the other worker (and gunicorn's other pods on the node) could use.
             booster.set_param({"nthread": 1})
