@@ -7,12 +7,14 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from . import metrics
+from .registry import ModelVersion, RegistryClient, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -39,28 +41,68 @@ LOAD_FAILED = "load_failed"      # the version exists but could not be loaded (a
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 
 
-def load_booster(model_uri: str):
-    """The xgboost Booster of an MLflow model (xgboost flavor), without MLflow's xgboost flavor module.
+def booster_from_files(mlmodel: bytes, read: Callable[[str], bytes]):
+    """The xgboost Booster of an MLflow model in the xgboost flavor, from its MLmodel file and a reader of its files.
 
     ``mlflow.xgboost.load_model`` rebuilds the class the model was logged as (``XGBClassifier``), which needs
-    scikit-learn and SciPy's full stack; the service only calls ``Booster.inplace_predict``. The artifact is the one
-    the registry names (downloaded through MLflow, which stays the source of truth), the file is the one the flavor's
-    ``data`` entry names, and xgboost reads the sklearn wrapper's file as a plain Booster.
+    scikit-learn and SciPy's full stack; the service only calls ``Booster.inplace_predict``, and xgboost reads the
+    sklearn wrapper's file (the flavor's ``data``) as a plain Booster.
     """
     import xgboost
     import yaml
-    from mlflow.artifacts import download_artifacts
 
+    flavor = ((yaml.safe_load(mlmodel) or {}).get("flavors") or {}).get("xgboost") or {}
+    data = flavor.get("data")
+    if not data or ".." in data.split("/"):
+        raise ValueError(f"MLmodel has no usable xgboost flavor (flavors.xgboost.data: {data!r})")
     with tempfile.TemporaryDirectory(prefix="fx-model-") as tmp:
-        local = download_artifacts(artifact_uri=model_uri, dst_path=tmp)
-        with open(os.path.join(local, "MLmodel"), encoding="utf-8") as f:
-            flavor = (yaml.safe_load(f).get("flavors") or {}).get("xgboost")
-        if not flavor or not flavor.get("data"):
-            raise ValueError(f"{model_uri} has no xgboost flavor (MLmodel flavors.xgboost.data)")
-        return xgboost.Booster(model_file=os.path.join(local, flavor["data"]))
+        path = os.path.join(tmp, os.path.basename(data))  # the extension tells xgboost the format (.ubj, .json)
+        with open(path, "wb") as f:
+            f.write(read(data))
+        return xgboost.Booster(model_file=path)
+
+
+class _MlflowClientRegistry:
+    """A tracking URI that is not an HTTP server (a database, a local store: the tests' and the benchmark's), read
+    with MLflow's own client. The image does not install it: the stack always names the MLflow server."""
+
+    def __init__(self, tracking_uri: str | None) -> None:
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        mv = self.client.get_model_version_by_alias(name, alias)
+        return ModelVersion(mv.name, str(mv.version), dict(mv.tags or {}))
+
+    def load_booster(self, name: str, version: str):
+        from mlflow.artifacts import download_artifacts
+
+        with tempfile.TemporaryDirectory(prefix="fx-model-") as tmp:
+            local = download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
+
+            def read(rel: str) -> bytes:
+                with open(os.path.join(local, rel), "rb") as f:
+                    return f.read()
+
+            return booster_from_files(read("MLmodel"), read)
+
+
+class _RestRegistry(RegistryClient):
+    def load_booster(self, name: str, version: str):
+        uri = self.download_uri(name, version)
+        return booster_from_files(self.artifact(uri, "MLmodel"), lambda rel: self.artifact(uri, rel))
+
+
+def open_registry(tracking_uri: str | None):
+    """The MLflow server over its REST API (what the stack gives); anything else through MLflow's client."""
+    if tracking_uri and urlsplit(tracking_uri).scheme in ("http", "https"):
+        return _RestRegistry(tracking_uri, timeout=float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")))
+    return _MlflowClientRegistry(tracking_uri)
 
 
 def _is_not_found(exc: Exception) -> bool:
+    """The registry's answer "no such model, or no such alias" (MLflow's client and our REST reader alike)."""
     code = getattr(exc, "error_code", "")
     msg = str(exc)
     return code in _NOT_FOUND_CODES or (code == "INVALID_PARAMETER_VALUE" and "alias" in msg and "not found" in msg)
@@ -97,18 +139,15 @@ class ModelManager:
                 self.last_check = time.time()
 
     def _refresh(self) -> bool:
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
         where = _redacted(self.tracking_uri) if self.tracking_uri else "the default tracking URI"
         try:
-            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-            mv = client.get_model_version_by_alias(self.name, self.alias)
+            registry = open_registry(self.tracking_uri)
+            mv = registry.version_by_alias(self.name, self.alias)
         except Exception as exc:
-            if isinstance(exc, MlflowException) and _is_not_found(exc):
+            if _is_not_found(exc) and (isinstance(exc, RegistryError) or type(exc).__module__.startswith("mlflow")):
                 self.mlflow_reachable = True
                 self._failed(NO_CHAMPION, f"no champion model registered yet: MLflow at {where} has no "
-                                          f"{self.name}@{self.alias} ({exc.error_code})")
+                                          f"{self.name}@{self.alias} ({getattr(exc, 'error_code', '')})")
             else:
                 self.mlflow_reachable = False
                 self._failed(MLFLOW_UNREACHABLE, f"MLflow unreachable at {where}: {type(exc).__name__}: {exc}")
@@ -119,7 +158,7 @@ class ModelManager:
             self.state = READY
             return False
         try:
-            booster = load_booster(f"models:/{self.name}/{mv.version}")
+            booster = registry.load_booster(self.name, mv.version)
             # One row per request: OpenMP threads cannot speed that up, and their spin-waits after each predict
             # burn CPU that the other worker (and gunicorn's other pods on the node) could use.
             booster.set_param({"nthread": 1})
