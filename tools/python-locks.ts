@@ -105,7 +105,8 @@ export function checkLocks(
             for (const [pkg, version] of reqs) {
                 const got = (byName.get(pkg) ?? []).map((e) => e.version);
                 if (got.length === 0) say(`${input} pins ${pkg}==${version}; the lock lacks it`);
-                else if (!got.includes(version)) say(`${input} pins ${pkg}==${version}; the lock has ${got.join(", ")}`);
+                else if (!got.includes(version))
+                    say(`${input} pins ${pkg}==${version}; the lock has ${got.join(", ")}`);
             }
         }
         // Reachability: from the requirement pins through uv's "via" edges (a package is there because another is).
@@ -128,7 +129,9 @@ export function checkLocks(
         }
         for (const e of lock.entries) {
             if (!reached.has(e.name)) {
-                say(`${e.name}==${e.version} is required by nothing in ${lock.inputs.join(", ")} (via ${e.via.join(", ") || "nothing"})`);
+                say(
+                    `${e.name}==${e.version} is required by nothing in ${lock.inputs.join(", ")} (via ${e.via.join(", ") || "nothing"})`,
+                );
             }
             if (e.hashes === 0) say(`${e.name}==${e.version} has no --hash`);
         }
@@ -141,7 +144,9 @@ export function checkLocks(
         }
         const mlflow = byName.get("mlflow");
         if (mlflow && versions.MLFLOW_VERSION && !mlflow.some((e) => e.version === versions.MLFLOW_VERSION)) {
-            say(`pins mlflow ${mlflow.map((e) => e.version).join(", ")}; versions.env's MLFLOW_VERSION is ${versions.MLFLOW_VERSION}`);
+            say(
+                `pins mlflow ${mlflow.map((e) => e.version).join(", ")}; versions.env's MLFLOW_VERSION is ${versions.MLFLOW_VERSION}`,
+            );
         }
     }
     return problems;
