@@ -11,6 +11,7 @@ against the real server, the images tier against the image).
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -62,8 +63,19 @@ class RegistryClient:
         return ModelVersion(mv["name"], str(mv["version"]), tags)
 
     def download_uri(self, name: str, version: str) -> str:
-        return self._json("/api/2.0/mlflow/model-versions/get-download-uri",
-                          {"name": name, "version": version})["artifact_uri"]
+        """Where the version's files are, resolved as MLflow's client resolves it: a ``runs:/<id>/<path>`` source
+        through the run's artifact root, a ``models:/<model id>`` one through the logged model's."""
+        uri = self._json("/api/2.0/mlflow/model-versions/get-download-uri",
+                         {"name": name, "version": version})["artifact_uri"]
+        runs = re.match(r"^runs:/([^/]+)/?(.*)$", uri)
+        if runs:
+            root = self._json("/api/2.0/mlflow/runs/get", {"run_id": runs.group(1)})["run"]["info"]["artifact_uri"]
+            return f"{root.rstrip('/')}/{runs.group(2)}".rstrip("/")
+        logged = re.match(r"^models:/(m-[^/]+)$", uri)
+        if logged:
+            return json.loads(self._get(f"/api/2.0/mlflow/logged-models/{logged.group(1)}"))["model"]["info"][
+                "artifact_uri"]
+        return uri
 
     def artifact(self, artifact_uri: str, relative: str) -> bytes:
         """One file under ``artifact_uri``: through the server's artifact proxy (``mlflow-artifacts:``) or plain HTTP."""
