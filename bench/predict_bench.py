@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -42,7 +43,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from benchlib import PeakSampler, RegistryStandIn, cpu_seconds, free_port, worker_pss_mib
+from benchlib import PeakSampler, RegistryStandIn, cpu_seconds, free_port, serving_venv, worker_pss_mib
 from fx_pipeline.feature_defs import FEATURE_COLUMNS, FEATURE_VIEW, JOIN_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +122,12 @@ def prepare(tmp: Path, redis_port: int) -> dict:
     tags = dict(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("fx-usdsgd-predictor",
                                                                                    res.version).tags)
     registry = RegistryStandIn("fx-usdsgd-predictor", str(res.version), tags, model_files)
-    store = feast_store.load_store(repo, registry_path=f"sqlite:///{tmp}/registry.db")
+    # The stack's registry is Feast's SQL registry on Postgres; the benchmark keeps it in sqlite (read at startup only).
+    cfg = repo / "feature_store.yaml"
+    cfg.write_text(re.sub(r"(?m)^  path: .*$", f"  path: sqlite:///{tmp}/registry.db", cfg.read_text()))
+    for var in ("FEAST_DB_USER", "FEAST_DB_PASSWORD", "FEAST_DB_HOST", "FEAST_DB_PORT", "FEAST_DB_NAME"):
+        os.environ.setdefault(var, "unused")
+    store = feast_store.load_store(repo)
     feast_store.apply(store, repo)
     latest = latest_rows(feats)
     latest["event_timestamp"] = datetime.now(timezone.utc)
@@ -129,7 +135,7 @@ def prepare(tmp: Path, redis_port: int) -> dict:
     # `feast serve` reads feature_store.yaml itself: give it the same config, ${VAR}s resolved, sqlite registry.
     import yaml
 
-    raw = feast_store.render_config(repo, registry_path=f"sqlite:///{tmp}/registry.db")
+    raw = feast_store.render_config(repo)
     (repo / "feature_store.yaml").write_text(yaml.safe_dump(raw))
     return {"tracking_uri": registry.uri, "registry": registry, "model_version": res.version, "repo": repo}
 
@@ -230,7 +236,8 @@ def main() -> int:
         env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{api_port}", "WEB_CONCURRENCY": str(args.workers),
                "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"), "MLFLOW_TRACKING_URI": info["tracking_uri"],
                "INSTRUMENTS": "USD_SGD", "PYTHONPATH": str(SERVICE), "LOG_LEVEL": "warning"}
-        gunicorn = Path(sys.executable).with_name("gunicorn")
+        # The image's package set, not the test venv's (benchlib.serving_venv says why).
+        gunicorn = serving_venv(ROOT).with_name("gunicorn")
         api = Server("fx-fastapi", [str(gunicorn), "-c", str(SERVICE / "gunicorn.conf.py"), "app.main:app"],
                      env, SERVICE, api_port, tmp)
         procs.append(api)

@@ -6,6 +6,10 @@ import shutil
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "uvicorn_worker.UvicornWorker"
+# Import the app once, in the master, before forking: workers start without importing (start to Ready measured
+# by bench/predict_bench.py) and share the imported modules' pages (PSS per worker). Redis pools, the model and
+# its reload loop are made per worker, in the app's lifespan, after the fork.
+preload_app = True
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
