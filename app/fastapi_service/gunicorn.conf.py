@@ -19,12 +19,18 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 
 # Prometheus multiprocess mode: workers write samples here; /metrics aggregates across workers.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/fx-prometheus")
+# Emptied when gunicorn reads this file, before the preloaded app's import creates the master's own samples: stale
+# files from a previous master would double-count.
+shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
-def on_starting(server):
-    d = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    shutil.rmtree(d, ignore_errors=True)  # stale files from a previous master would double-count
-    os.makedirs(d, exist_ok=True)
+def when_ready(server):
+    # The master imported the app (preload_app) and so holds live-gauge samples of its own (fx_model_loaded = 0); it
+    # serves nothing, and a live pid's samples would count in livemin/livemax: drop them before the workers start.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(os.getpid())
 
 
 def child_exit(server, worker):
