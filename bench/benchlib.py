@@ -94,3 +94,76 @@ def worker_pss_mib(pid: int) -> list[float]:
         except OSError:
             pass
     return out
+
+
+class RegistryStandIn:
+    """The four MLflow REST calls fx-fastapi makes (app/registry.py), answered on loopback from a model version's
+    files downloaded from the real registry the benchmark trained into: the service then loads its model as it does
+    in the stack (over HTTP from the MLflow server) rather than through MLflow's client, which the image lacks.
+    Runs in a thread of the benchmark's own process, so its CPU is not the server's."""
+
+    def __init__(self, name: str, version: str, tags: dict[str, str], files: Path) -> None:
+        import http.server
+        import json as _json
+        import threading
+        import urllib.parse
+
+        mv = {"name": name, "version": version, "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = urllib.parse.urlsplit(self.path).path
+                body, ctype, status = b"", "application/json", 200
+                if path == "/api/2.0/mlflow/registered-models/alias":
+                    body = _json.dumps({"model_version": mv}).encode()
+                elif path == "/api/2.0/mlflow/model-versions/get-download-uri":
+                    body = _json.dumps({"artifact_uri": "mlflow-artifacts:/model"}).encode()
+                elif path.startswith("/api/2.0/mlflow-artifacts/artifacts/model/"):
+                    f = files / urllib.parse.unquote(path.rsplit("/model/", 1)[1])
+                    if f.is_file():
+                        body, ctype = f.read_bytes(), "application/octet-stream"
+                    else:
+                        status = 404
+                else:
+                    status = 404
+                if status == 404:
+                    body = _json.dumps({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": path}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serving_venv(root: Path) -> Path:
+    """A venv holding exactly fx-fastapi's image lock and the app's packages, nothing test-only: the service run from
+    the test venv would measure other code, since xgboost imports pandas, pyarrow and scikit-learn whenever they are
+    installed (5 s and ~140 MiB more per worker, measured). Re-created when the lock changes; returns its python."""
+    import hashlib
+    import subprocess
+
+    lock = root / "app" / "requirements" / "locks" / "fastapi.txt"
+    venv = root / ".venvs" / "fastapi-serving"
+    stamp = hashlib.sha256(lock.read_bytes() + (root / "app" / "pyproject.toml").read_bytes()).hexdigest()
+    python = venv / "bin" / "python"
+    if (venv / ".lock-hash").is_file() and (venv / ".lock-hash").read_text() == stamp:
+        return python
+    uv = root / ".venvs" / ".tools" / "bin" / "uv"
+    subprocess.run([str(uv), "venv", "-q", "--clear", "--python", "python3.11", str(venv)], check=True)
+    subprocess.run([str(uv), "pip", "install", "-q", "--python", str(python), "--require-hashes", "-r", str(lock)],
+                   check=True)
+    subprocess.run([str(uv), "pip", "install", "-q", "--python", str(python), "--no-deps", str(root / "app"),
+                    str(root / "app" / "libs" / "fx_http")], check=True)
+    (venv / ".lock-hash").write_text(stamp)
+    return python

@@ -27,7 +27,6 @@ read_version() { # KEY -> value from versions.env (no sourcing: the file is data
   printf '%s' "$v"
 }
 AIRFLOW_VERSION="$(read_version AIRFLOW_VERSION)"
-MLFLOW_VERSION="$(read_version MLFLOW_VERSION)"
 
 check_pins() { # every requirement line pinned ==, and one version per package across files
   local bad
@@ -49,7 +48,8 @@ ensure_uv() {
   UV="$VENVS/.tools/bin/uv"
 }
 
-# make_venv NAME SPEC... : SPEC is "-r FILE", "-e DIR" or a requirement string
+# make_venv NAME SPEC... [-- NODEPS_SPEC...]: SPEC is "-r FILE", "-e DIR" or a requirement string; the specs after
+# "--" are installed without their dependencies (the app's own packages over a lock that already pins them).
 make_venv() {
   local name="$1"; shift
   local dir="$VENVS/$name" hash start
@@ -66,7 +66,12 @@ make_venv() {
   log "creating venv $name"
   rm -rf "$dir"
   "$UV" venv -q --python "$PYTHON" "$dir"
-  "$UV" pip install -q --python "$dir/bin/python" "$@"
+  local specs=() nodeps=() seen=0 a
+  for a in "$@"; do
+    if [[ "$a" == "--" ]]; then seen=1; elif [[ $seen -eq 1 ]]; then nodeps+=("$a"); else specs+=("$a"); fi
+  done
+  "$UV" pip install -q --python "$dir/bin/python" "${specs[@]}"
+  if [[ ${#nodeps[@]} -gt 0 ]]; then "$UV" pip install -q --python "$dir/bin/python" --no-deps "${nodeps[@]}"; fi
   printf '%s\n' "$hash" > "$dir/.req-hash"
   log "venv $name ready in $((SECONDS - start))s"
 }
@@ -74,13 +79,12 @@ make_venv() {
 setup_venv() {
   case "$1" in
     pipeline) make_venv pipeline "apache-airflow==$AIRFLOW_VERSION" -r "$REQ/airflow.txt" -e "$APP" "${PYTEST_PINS[@]}" ;;
-    # alembic: test-only, for the MLflow registry the tests open on Postgres directly (the image talks HTTP to the
-    # MLflow server)
+    # The image's lock with the test-only packages layered on it (requirements/fastapi-test.txt: Feast, training,
+    # alembic for the MLflow registry the tests open on Postgres directly, pytest, schemathesis); every hash checked.
     # fx_http: the HTTP contract both services share (app/libs/fx_http), installed into both images.
-    fastapi)  make_venv fastapi -r "$REQ/base.txt" -r "$REQ/fastapi.txt" -e "$APP" -e "$APP/libs/fx_http" alembic==1.20.1 \
-                "${PYTEST_PINS[@]}" "${FUZZ_PINS[@]}" ;;
+    fastapi)  make_venv fastapi --require-hashes -r "$REQ/locks/fastapi-test.txt" -- -e "$APP" -e "$APP/libs/fx_http" ;;
     fingpt)   make_venv fingpt -r "$REQ/base.txt" -r "$REQ/fingpt.txt" -e "$APP/libs/fx_http" "${PYTEST_PINS[@]}" "${FUZZ_PINS[@]}" ;;
-    mlflow)   make_venv mlflow "mlflow==$MLFLOW_VERSION" -r "$REQ/base.txt" -r "$REQ/mlflow.txt" "${PYTEST_PINS[@]}" ;;
+    mlflow)   make_venv mlflow --require-hashes -r "$REQ/locks/mlflow-test.txt" ;;
     *) log "unknown suite $1"; exit 2 ;;
   esac
 }

@@ -98,11 +98,30 @@ describe("each image does what the seed meant it to", () => {
         );
     });
 
-    test("fx-mlflow installs MLflow from MLFLOW_VERSION with the Postgres driver", () => {
+    test("fx-mlflow installs its lock, which must pin MLFLOW_VERSION, with the Postgres driver", () => {
         const text = read("mlflow");
-        expect(text).toContain('"mlflow==${MLFLOW_VERSION}"');
-        expect(copiedPaths(text)).toContain("requirements/mlflow.txt");
+        expect(text).toContain('grep -q "^mlflow==${MLFLOW_VERSION} " /tmp/requirements/mlflow.lock');
+        expect(copiedPaths(text)).toContain("requirements/locks/mlflow.txt");
         expect(requirementNames("mlflow.txt").some((n) => /^psycopg2?(-binary)?$/.test(n))).toBe(true);
+    });
+
+    test("fx-base, fx-fastapi and fx-mlflow install their locks, every file's hash checked, no dependency resolved", () => {
+        for (const [image, lock] of [
+            ["base", "base"],
+            ["fastapi", "fastapi"],
+            ["mlflow", "mlflow"],
+        ]) {
+            const text = read(image);
+            expect(copiedPaths(text)).toContain(`requirements/locks/${lock}.txt`);
+            expect(text).toMatch(
+                new RegExp(
+                    `pip wheel --no-cache-dir --require-hashes --no-deps .* -r /tmp/requirements/${lock}\\.lock`,
+                ),
+            );
+            expect(text).toMatch(
+                /pip --python \/opt\/venv\/bin\/python install --no-index --no-deps|pip --python "\$VIRTUAL_ENV\/bin\/python" install --no-index --no-deps/,
+            );
+        }
     });
 
     test.each(["airflow-scheduler", "airflow-webserver", "airflow-worker"])(

@@ -567,9 +567,7 @@ describe("up and destroy of dev against a real API server, every image built and
                 return { status: r.status, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
             };
             const ok = (r: { status: number | null; out: string }) => (r.status === 0 ? "" : r.out.slice(-3000));
-            expect(
-                ok(python("fx-base", "1000:1000", "import numpy, pandas, pydantic, pydantic_settings, yaml, requests")),
-            ).toBe("");
+            expect(ok(python("fx-base", "1000:1000", "import numpy, pydantic, pydantic_settings, yaml"))).toBe("");
             expect(ok(python("fx-fastapi", "1000:1000", "import app.main; print(app.main.app.title)", "/app"))).toBe(
                 "",
             );
@@ -602,6 +600,55 @@ describe("up and destroy of dev against a real API server, every image built and
                 ]);
             }
         }, 900_000);
+
+        test("fx-fastapi holds only what its running service imports, within the size budget beside its Dockerfile", () => {
+            // dockerfiles/budgets.json: the budget above the Python base, and each installed-but-never-imported
+            // distribution allowed with its reason.
+            const budget = JSON.parse(fs.readFileSync(path.join(ROOT, "dockerfiles", "budgets.json"), "utf8"))[
+                "fx-fastapi"
+            ] as { aboveBaseMB: number; allowedUnimported: Record<string, string> };
+            const info = inspectImage(docker, image("fx-fastapi").imageName);
+            const standIns = bases.map((b) => {
+                const s = inspectImage(docker, b.ref);
+                return { ref: b.ref, size: s.Size, layers: s.RootFS.Layers };
+            });
+            const base = standInBaseOf(info.RootFS.Layers, standIns);
+            expect(base?.ref).toBe(PYTHON_REF);
+            const aboveMB = Math.round((info.Size - (base?.size ?? 0)) / 1e6);
+            // The service as the image starts it (gunicorn.conf.py, one worker) under `python -X importtime`, one
+            // /predict answered with a model from a registry and features from Redis (stand-ins on the container's
+            // loopback: test/fixtures/serving-trace/trace.py), as the pod's user with no network.
+            const r = docker.spawn(
+                [
+                    "run",
+                    "--rm",
+                    "--network=none",
+                    "--cap-drop=ALL",
+                    "--security-opt=no-new-privileges",
+                    "--user=1000:1000",
+                    "--workdir=/app",
+                    "--entrypoint=python",
+                    "-v",
+                    `${path.join(ROOT, "test", "fixtures", "serving-trace")}:/trace:ro`,
+                    image("fx-fastapi").imageName,
+                    "/trace/trace.py",
+                ],
+                { timeoutSeconds: 300 },
+            );
+            const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
+            const line = out.split("\n").find((l) => l.startsWith("TRACE "));
+            if (!line) throw new Error(`the trace printed no result (exit ${r.status}):\n${out.slice(-4000)}`);
+            const trace = JSON.parse(line.slice(6));
+            expect([trace.health[0], trace.predict[0], trace.metrics_status]).toEqual([200, 200, 200]);
+            const unimported = (trace.installed as string[]).filter((d) => !(trace.reached as string[]).includes(d));
+            process.stdout.write(
+                `[images] fx-fastapi: ${aboveMB} MB above ${PYTHON_REF} (budget ${budget.aboveBaseMB}); start to ` +
+                    `ready ${trace.ready_s} s under -X importtime; ${trace.modules} modules imported; installed, ` +
+                    `never imported: ${unimported.join(", ") || "none"}\n`,
+            );
+            expect(unimported.sort()).toEqual(Object.keys(budget.allowedUnimported).sort());
+            expect(aboveMB).toBeLessThanOrEqual(budget.aboveBaseMB);
+        }, 600_000);
 
         describe("the layers our Dockerfiles add", () => {
             let scan: ScanResult;

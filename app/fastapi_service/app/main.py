@@ -15,7 +15,6 @@ from typing import Literal
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
-import numpy as np  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse, Response  # noqa: E402
@@ -130,8 +129,8 @@ def create_app(settings: ServiceSettings | None = None, clock: Callable[[], date
     def observe(path: str, method: str, status: int, seconds: float) -> None:
         endpoint = path if path in ROUTES else "other"
         if endpoint != "/metrics":
-            metrics.LATENCY.labels(endpoint).observe(seconds)
-        metrics.REQUESTS.labels(endpoint, method if len(method) <= 10 else "other", str(status)).inc()
+            metrics.child(metrics.LATENCY, endpoint).observe(seconds)
+        metrics.child(metrics.REQUESTS, endpoint, method if len(method) <= 10 else "other", str(status)).inc()
 
     apply_contract(app, endpoints=ENDPOINTS, max_request_bytes=s.max_request_bytes, observe=observe)
 
@@ -157,8 +156,8 @@ def create_app(settings: ServiceSettings | None = None, clock: Callable[[], date
         now = clock()
         age = row.age_seconds(now)
         trading_age = calendar.trading_seconds(row.event_timestamp, now)
-        metrics.FEATURE_AGE.labels(instrument).set(age)
-        metrics.FEATURE_TRADING_AGE.labels(instrument).set(trading_age)
+        metrics.child(metrics.FEATURE_AGE, instrument).set(age)
+        metrics.child(metrics.FEATURE_TRADING_AGE, instrument).set(trading_age)
         if trading_age > s.feature_max_age_seconds:
             raise DependencyUnavailable(
                 "features", f"features for {instrument} are stale: {trading_age:.0f}s of trading time old "
@@ -169,15 +168,15 @@ def create_app(settings: ServiceSettings | None = None, clock: Callable[[], date
         if missing:
             raise DependencyUnavailable("features", f"model v{model.version} needs features {missing} that the "
                                                     "online store does not hold", retry_after=60)
-        x = np.array([row.values[f] for f in model.features], dtype=np.float64)
-        if not np.isfinite(x).all():
+        x = [row.values[f] for f in model.features]
+        if not all(map(math.isfinite, x)):
             bad = [f for f, v in zip(model.features, x) if not math.isfinite(v)]
             raise DependencyUnavailable("features", f"online features for {instrument} hold non-finite values: {bad}",
                                         retry_after=60)
         p = model.predict_up(x)
         direction = "up" if p >= 0.5 else "down"
-        metrics.PREDICTIONS.labels(instrument, direction).inc()
-        metrics.PROB_UP.labels(instrument).observe(p)
+        metrics.child(metrics.PREDICTIONS, instrument, direction).inc()
+        metrics.child(metrics.PROB_UP, instrument).observe(p)
         out = PredictResponse(
             instrument=instrument, probability_up=p, direction=direction, confidence=max(p, 1.0 - p),
             model_name=model.name, model_version=model.version,

@@ -37,6 +37,20 @@ MODEL_INFO = Gauge("fx_model_info", "Model version loaded (1)", ["model", "versi
 MODEL_LOADED = Gauge("fx_model_loaded", "1 when every live worker has a model", multiprocess_mode="livemin")
 
 
+_CHILDREN: dict[tuple, object] = {}
+
+
+def child(metric, *labels: str):
+    """``metric.labels(*labels)``, looked up once per label set: ``labels()`` validates and locks on every call, a
+    few microseconds each, several times per request. Label values are bounded (served instruments, routes, methods
+    up to 10 characters, status codes), so is this cache."""
+    key = (id(metric), *labels)
+    c = _CHILDREN.get(key)
+    if c is None:
+        c = _CHILDREN[key] = metric.labels(*labels)
+    return c
+
+
 def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

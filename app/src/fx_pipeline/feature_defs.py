@@ -1,6 +1,19 @@
-"""Names shared by feast_repo/, the pipeline and the online reader (no Feast import here)."""
+"""Names shared by feast_repo/, the pipeline and the online reader: no Feast, pandas or numpy import here (the
+serving image imports this module and carries none of them)."""
 
-from .features import FEATURE_COLUMNS, FLOAT_FEATURES, INT_FEATURES
+FLOAT_FEATURES = [
+    "ret_1h",
+    "ret_4h",
+    "ret_24h",
+    "vol_24h",
+    "zscore_24h",
+    "ewma_12_ratio",
+    "ewma_48_ratio",
+    "spread_bps",
+    "range_bps",
+]
+INT_FEATURES = ["session_asia", "session_london", "session_ny"]
+FEATURE_COLUMNS = FLOAT_FEATURES + INT_FEATURES
 
 FEAST_PROJECT = "fx_pipeline"
 ENTITY_NAME = "instrument"

@@ -6,20 +6,8 @@ import numpy as np
 import pandas as pd
 
 from .candles import validate_candles
+from .feature_defs import FEATURE_COLUMNS, FLOAT_FEATURES, INT_FEATURES  # noqa: F401 (defined there, pandas-free)
 
-FLOAT_FEATURES = [
-    "ret_1h",
-    "ret_4h",
-    "ret_24h",
-    "vol_24h",
-    "zscore_24h",
-    "ewma_12_ratio",
-    "ewma_48_ratio",
-    "spread_bps",
-    "range_bps",
-]
-INT_FEATURES = ["session_asia", "session_london", "session_ny"]
-FEATURE_COLUMNS = FLOAT_FEATURES + INT_FEATURES
 TARGET = "target_up"
 MIN_HISTORY = 48  # hours of candles needed before the first complete feature row
 

@@ -62,3 +62,46 @@ def test_registry_alias_round_trip(server):
     mv = c.create_model_version("fx-usdsgd-predictor", f"runs:/{run.info.run_id}/model", run.info.run_id)
     c.set_registered_model_alias("fx-usdsgd-predictor", "champion", mv.version)
     assert str(c.get_model_version_by_alias("fx-usdsgd-predictor", "champion").version) == str(mv.version)
+
+
+APP = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("how", ["logged-model", "run-artifacts"])
+def test_the_serving_images_registry_reader_against_the_server(server, tmp_path, how):
+    """fx-fastapi reads the registry with app/registry.py (standard library, no MLflow client in its image): the
+    alias, the version's download URI and its files through --serve-artifacts, as the real server answers them, for
+    a version registered from a logged model (MLflow 3's log_model, what training does) and from run artifacts."""
+    sys.path.insert(0, str(APP / "fastapi_service"))
+    from app.model import _is_not_found
+    from app.registry import ModelVersion, RegistryClient, RegistryError
+    from mlflow import MlflowClient
+
+    c = MlflowClient(tracking_uri=server, registry_uri=server)
+    name = f"reader-{how}"
+    files = tmp_path / "model"
+    files.mkdir()
+    (files / "MLmodel").write_text("flavors:\n  xgboost:\n    data: model.ubj\n")
+    (files / "model.ubj").write_bytes(b"\x00\x01not really a model")
+    exp = c.create_experiment(name)
+    run = c.create_run(exp)
+    c.create_registered_model(name)
+    if how == "logged-model":
+        lm = c.create_logged_model(experiment_id=exp, name="model", source_run_id=run.info.run_id)
+        c.log_model_artifacts(lm.model_id, str(files))
+        mv = c.create_model_version(name, f"models:/{lm.model_id}", run.info.run_id, tags={"features": "a,b"},
+                                    model_id=lm.model_id)
+    else:
+        c.log_artifacts(run.info.run_id, str(files), "model")
+        mv = c.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id, tags={"features": "a,b"})
+    c.set_registered_model_alias(name, "champion", mv.version)
+
+    reader = RegistryClient(server)
+    assert reader.version_by_alias(name, "champion") == ModelVersion(name, str(mv.version), {"features": "a,b"})
+    uri = reader.download_uri(name, str(mv.version))
+    assert reader.artifact(uri, "MLmodel") == (files / "MLmodel").read_bytes()
+    assert reader.artifact(uri, "model.ubj") == b"\x00\x01not really a model"
+    for model, alias in ((name, "no-such-alias"), ("no-such-model", "champion")):
+        with pytest.raises(RegistryError) as err:
+            reader.version_by_alias(model, alias)
+        assert _is_not_found(err.value), (model, alias, err.value.error_code, str(err.value))
