@@ -11,7 +11,6 @@ def pipeline_env(tmp_path, monkeypatch, redis_env, feast_registry_env, mlflow_db
     repo = tmp_path / "feast_repo"
     shutil.copytree(APP / "feast_repo", repo)
     monkeypatch.setenv("FEAST_REPO_PATH", str(repo))
-    monkeypatch.setenv("FX_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FX_DATA_SOURCE", "sample")
     monkeypatch.setenv("FX_HISTORY_HOURS", "1500")
     monkeypatch.setenv("INSTRUMENTS", "USD_SGD")
