@@ -53,7 +53,8 @@ def test_the_venv_holds_the_lock():
      "airflow-test.lock: packaging==26.2, but airflow.lock (its base) has 26.3"),
     (lambda d: _sub(d / "versions.env", "AIRFLOW_VERSION=3.3.2", "AIRFLOW_VERSION=3.3.1"),
      "airflow.lock: apache-airflow==3.3.2, but versions.env AIRFLOW_VERSION=3.3.1"),
-    (lambda d: _append(d / "airflow.lock", "zzz-unhashed==1.0"), "airflow.lock: zzz-unhashed has no --hash"),
+    (lambda d: _append(d / "airflow.lock", "zzz-unhashed==1.0"),
+     "airflow.lock: zzz-unhashed has no --hash (compile with --generate-hashes)"),
 ])
 def test_a_lock_that_disagrees_fails_naming_it(req, edit, problem):
     edit(req)
