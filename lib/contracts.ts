@@ -92,8 +92,6 @@ export const IMAGE_PATHS = {
     feastRepoAirflowWorker: "/opt/airflow/feast_repo",
     /** HF_HOME of the fx-fingpt image; the model cache volume is mounted here. */
     fingptHfHome: "/var/cache/huggingface",
-    /** Scratch of the workers' bronze/silver data (FX_DATA_DIR). */
-    workerData: "/data",
     /** gunicorn's multiprocess metrics folder in the fx-fastapi pods (a scratch volume under /tmp). */
     fastapiMetricsDir: "/tmp/fx-prometheus",
 } as const;
@@ -268,7 +266,6 @@ export const ENV = {
     /** The pipeline's tasks on the Celery workers: fx_pipeline's PipelineSettings and OandaSettings. */
     pipeline: {
         dataSource: "FX_DATA_SOURCE",
-        dataDir: "FX_DATA_DIR",
         feastRepoPath: "FEAST_REPO_PATH",
         oandaEnvironment: "OANDA_ENVIRONMENT",
         oandaApiToken: "OANDA_API_TOKEN",

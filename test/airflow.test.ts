@@ -215,6 +215,30 @@ describe("airflow", () => {
         for (const r of others) expect([r.name, envOf(main(r)).OANDA_API_TOKEN]).toEqual([r.name, undefined]);
     });
 
+    test("several workers: intermediate data in the feast database (FEAST_DB_* by Secret reference), no /data volume", async () => {
+        const run = await runProgram(program("3.3.2"));
+        const pod = run.one("kubernetes:apps/v1:StatefulSet", "airflow-worker").inputs.spec.template.spec;
+        const c = pod.containers[0];
+        // Only scratch: logs and /tmp. Nothing a task hands to the next lives on the pod.
+        expect(pod.volumes).toEqual([
+            { name: "logs", emptyDir: {} },
+            { name: "tmp", emptyDir: {} },
+        ]);
+        expect(c.volumeMounts).toEqual([
+            { name: "logs", mountPath: "/opt/airflow/logs" },
+            { name: "tmp", mountPath: "/tmp" },
+        ]);
+        const env = envOf(c);
+        expect(env).toMatchObject({
+            FEAST_DB_HOST: "fx-postgres-rw.fx-ml.svc.cluster.local",
+            FEAST_DB_PORT: "5432",
+            FEAST_DB_NAME: "feast",
+            FEAST_DB_USER: { secretKeyRef: { name: "pg-feast", key: "username" } },
+            FEAST_DB_PASSWORD: { secretKeyRef: { name: "pg-feast", key: "password" } },
+        });
+        expect(env.FX_DATA_DIR).toBeUndefined();
+    });
+
     test("sample data: FX_DATA_SOURCE=sample and no OANDA env at all", async () => {
         const run = await runProgram(program("3.3.2", "sample"));
         const env = envOf(main(run.one("kubernetes:apps/v1:StatefulSet", "airflow-worker")));

@@ -129,9 +129,16 @@ describe("each image does what the seed meant it to", () => {
         (image) => {
             const text = read(image);
             expect(finalFrom(text).getImage()).toBe("apache/airflow:${AIRFLOW_VERSION}-python3.11");
-            expect(text).toContain('"apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements/airflow.txt');
+            // The lock, hash-checked, wheels only, after a check that it pins the base image's own release.
+            expect(copiedPaths(text)).toContain("requirements/airflow.lock");
+            expect(copiedPaths(text)).not.toContain("requirements/airflow.txt");
+            expect(text).toContain('grep -q "^apache-airflow==${AIRFLOW_VERSION} " /tmp/requirements/airflow.lock');
+            expect(text).toContain(
+                "pip install --no-cache-dir --require-hashes --only-binary=:all: -r /tmp/requirements/airflow.lock",
+            );
             expect(requirementNames("airflow.txt")).toEqual(
                 expect.arrayContaining([
+                    "apache-airflow",
                     "apache-airflow-providers-postgres",
                     "apache-airflow-providers-redis",
                     "apache-airflow-providers-celery",

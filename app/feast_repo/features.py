@@ -1,23 +1,23 @@
 """Feast definitions: entity ``instrument`` and the hourly market feature view.
 
-The batch source is the silver parquet that the pipeline writes under ``$FX_DATA_DIR``;
-``feast apply`` records that path in the registry, so apply where the worker's data dir is mounted.
+The batch source is the feature table the pipeline writes into the ``feast`` database (fx_pipeline.datastore), read
+through the Postgres offline store of feature_store.yaml: any worker, on any node, materializes from the same rows.
 """
 
-import os
 from datetime import timedelta
 
-from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureView, Field, ValueType
+from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.types import Float64, Int64
 
 from fx_pipeline.feature_defs import (
     ENTITY_NAME,
     FEATURE_TTL_HOURS,
     FEATURE_VIEW,
+    FEATURES_TABLE,
     FLOAT_FEATURES,
     INT_FEATURES,
     JOIN_KEY,
-    SILVER_FILE,
     TIMESTAMP_FIELD,
 )
 
@@ -28,9 +28,9 @@ instrument = Entity(
     description="OANDA instrument such as USD_SGD",
 )
 
-market_source = FileSource(
+market_source = PostgreSQLSource(
     name="market_features_silver",
-    path=os.path.join(os.environ.get("FX_DATA_DIR", "/data"), SILVER_FILE),
+    table=FEATURES_TABLE,
     timestamp_field=TIMESTAMP_FIELD,
 )
 

@@ -320,13 +320,14 @@ export class Airflow extends pulumi.ComponentResource {
         const p = ENV.pipeline;
         const taskEnv: k8s.types.input.core.v1.EnvVar[] = [
             { name: p.dataSource, value: t.dataSource },
-            { name: p.dataDir, value: IMAGE_PATHS.workerData },
             instrumentsEnv,
             { name: ENV.marketHolidays, value: t.marketHolidays.join(",") },
             { name: p.oandaEnvironment, value: t.oandaEnvironment },
             { name: ENV.model.trackingUri, value: t.mlflowTrackingUri },
             { name: ENV.model.name, value: MODEL.name },
             { name: ENV.model.alias, value: MODEL.alias },
+            // Feast's registry and offline store, and the tasks' intermediate data (candles, feature table): tables
+            // of the feast database, so a task reads what another wrote on any worker, on any node; no data volume.
             ...feastEnv(t.feast),
             { name: p.feastRepoPath, value: IMAGE_PATHS.feastRepoAirflowWorker },
             ...(t.oanda
@@ -344,7 +345,6 @@ export class Airflow extends pulumi.ComponentResource {
             APP.airflowWorker,
             {
                 ...common,
-                scratch: { ...scratch, data: { mountPath: IMAGE_PATHS.workerData } },
                 component: "worker",
                 kind: "StatefulSet",
                 replicas: args.replicas.workerAutoscaled ? "autoscaled" : args.replicas.worker,

@@ -5,7 +5,10 @@ import { SecretKeyRef, secretEnv } from "../platform/secrets";
 import { AIRFLOW_USER, Workload } from "../../lib/workload";
 import { APP, DATABASES, ENV, IMAGE_PATHS } from "../../lib/contracts";
 
-/** How Feast reaches its SQL registry (Postgres `feast` database) and its Redis online store. */
+/**
+ * How Feast reaches its SQL registry and offline store (Postgres `feast` database, which also holds the pipeline's
+ * tables between tasks) and its Redis online store.
+ */
 export interface FeastConnection {
     redis: { host: pulumi.Input<string>; port: number; feastDb: number };
     redisPassword: SecretKeyRef;

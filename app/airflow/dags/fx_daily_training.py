@@ -1,4 +1,8 @@
-"""Daily: train the next-hour direction model per instrument, register it in MLflow, promote if better.
+"""Daily, when its data is ready: train the next-hour direction model per instrument, register it, promote if better.
+
+Scheduled on the asset ``fx_training_data`` (data-aware scheduling), which fx_market_pipeline updates after it has
+materialized the day's first features (and on a fresh stack's very first run): training never starts before the
+feature table it reads exists, and a fresh stack's first champion needs no retry and no manual trigger.
 
 Airflow 3 has no SLAs; the DeadlineAlert below fires if a run is not done 3 hours after it was queued.
 """
@@ -12,12 +16,14 @@ from airflow.sdk import dag, task
 from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
+from fx_pipeline.assets import TRAINING_DATA
+
 INSTRUMENTS = [i.strip().upper() for i in os.environ.get("INSTRUMENTS", "USD_SGD").split(",") if i.strip()]
 
 
 @dag(
     dag_id="fx_daily_training",
-    schedule="30 0 * * *",
+    schedule=[TRAINING_DATA],
     start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -36,20 +42,14 @@ INSTRUMENTS = [i.strip().upper() for i in os.environ.get("INSTRUMENTS", "USD_SGD
     doc_md=__doc__,
 )
 def fx_daily_training():
-    @task(task_display_name="refresh features")
-    def refresh() -> dict:
-        from fx_pipeline.tasks import build_feature_table
-
-        return build_feature_table()
-
-    @task(task_display_name="train, register, promote")
-    def train(instrument: str, _features: dict) -> dict:
+    # Reads the feature table fx_market_pipeline wrote just before it released the asset event.
+    @task(task_display_name="train, register, promote", inlets=[TRAINING_DATA])
+    def train(instrument: str) -> dict:
         from fx_pipeline.tasks import train_model
 
         return train_model(instrument)
 
-    feats = refresh()
-    train.partial(_features=feats).expand(instrument=INSTRUMENTS)
+    train.expand(instrument=INSTRUMENTS)
 
 
 fx_daily_training()

@@ -1,4 +1,8 @@
-"""Hourly: collect H1 candles -> build features -> materialize to the Feast online store.
+"""Hourly: collect H1 candles -> build features -> materialize to the Feast online store -> release training data.
+
+Data-aware scheduling: materialize updates the asset ``fx_market_features_h1``; the last task updates
+``fx_training_data`` once a UTC day (and on the very first run), which schedules ``fx_daily_training``. A run whose
+source fails (OANDA down, token rejected) fails at collect: nothing downstream runs, no asset event, no training.
 
 Airflow 3: SLAs were removed in 3.0; the run-level deadline below (DeadlineAlert) is their replacement.
 No work at import time: every task imports fx_pipeline inside its body.
@@ -12,6 +16,8 @@ from datetime import datetime, timedelta
 from airflow.sdk import dag, task
 from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+from fx_pipeline.assets import MARKET_FEATURES, TRAINING_DATA
 
 INSTRUMENTS = [i.strip().upper() for i in os.environ.get("INSTRUMENTS", "USD_SGD").split(",") if i.strip()]
 
@@ -53,14 +59,30 @@ def fx_market_pipeline():
 
         return build_feature_table()
 
-    @task(task_display_name="materialize to Feast online store")
+    @task(task_display_name="materialize to Feast online store", outlets=[MARKET_FEATURES])
     def materialize(_built: dict) -> dict:
         from fx_pipeline.tasks import materialize_online
 
         return materialize_online()
 
+    # Skipped (so no asset event) when today's training data was already released: training runs once a day.
+    @task(task_display_name="release training data", inlets=[TRAINING_DATA], outlets=[TRAINING_DATA])
+    def release_training_data(_materialized: dict, *, inlet_events=None) -> dict:
+        from datetime import datetime, timezone
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from fx_pipeline.assets import training_due
+
+        now = datetime.now(timezone.utc)
+        latest = list(inlet_events[TRAINING_DATA].ascending(False).limit(1))
+        last = latest[0].timestamp if latest else None
+        if not training_due(last, now):
+            raise AirflowSkipException(f"training data for {now.date()} already released at {last.isoformat()}")
+        return {"released": now.isoformat(), "previous": last.isoformat() if last else None}
+
     collected = collect.expand(instrument=INSTRUMENTS)
-    materialize(build_features(collected))
+    release_training_data(materialize(build_features(collected)))
 
 
 fx_market_pipeline()

@@ -58,7 +58,6 @@ class RedisSettings(_Base):
 
 class PipelineSettings(_Base):
     data_source: Literal["oanda", "sample"] = Field("sample", validation_alias="FX_DATA_SOURCE")
-    data_dir: Path = Field(Path("/data"), validation_alias="FX_DATA_DIR")
     instruments: Annotated[list[str], NoDecode] = Field(["USD_SGD"], validation_alias="INSTRUMENTS")
     mlflow_tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
     model_name: str = Field("fx-usdsgd-predictor", validation_alias="MODEL_NAME", min_length=1)

@@ -21,9 +21,12 @@ JOIN_KEY = "instrument"
 FEATURE_VIEW = "market_features_h1"
 TIMESTAMP_FIELD = "event_timestamp"
 FEATURE_TTL_HOURS = 24 * 7
-SILVER_FILE = "silver/market_features.parquet"
+# Tables of the `feast` database (fx_pipeline.datastore): the candles (bronze) and the feature table (silver), which
+# is also the Feast offline store's source of the feature view.
+CANDLES_TABLE = "fx_candles_h1"
+FEATURES_TABLE = "fx_market_features_h1"
 
 __all__ = [
-    "ENTITY_NAME", "FEAST_PROJECT", "FEATURE_COLUMNS", "FEATURE_TTL_HOURS", "FEATURE_VIEW",
-    "FLOAT_FEATURES", "INT_FEATURES", "JOIN_KEY", "SILVER_FILE", "TIMESTAMP_FIELD",
+    "CANDLES_TABLE", "ENTITY_NAME", "FEAST_PROJECT", "FEATURE_COLUMNS", "FEATURE_TTL_HOURS", "FEATURE_VIEW",
+    "FEATURES_TABLE", "FLOAT_FEATURES", "INT_FEATURES", "JOIN_KEY", "TIMESTAMP_FIELD",
 ]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fx_pipeline import feast_store, tasks
+from fx_pipeline import datastore, feast_store, tasks
 from fx_pipeline.config import PipelineSettings
 from fx_pipeline.feature_defs import FEATURE_COLUMNS, FEATURE_VIEW
 from fx_pipeline.online import FeatureRowIncomplete, OnlineFeatureReader
@@ -47,7 +47,7 @@ def test_materialize_then_read(pipeline_env, pg_store, redis_env):
 
     reader = OnlineFeatureReader(redis_env)
     got = reader.read("USD_SGD")
-    silver = pd.read_parquet(tasks.silver_path(s))
+    silver = datastore.read_features()
     newest = silver.sort_values("event_timestamp").iloc[-1]
     assert got.event_timestamp == newest["event_timestamp"].to_pydatetime() == pd.Timestamp(built["latest"])
     for f in FEATURE_COLUMNS:
@@ -66,7 +66,7 @@ def test_write_online_path_and_incomplete_row(pipeline_env, pg_store, redis_env)
     tasks.collect_candles("USD_SGD", s, now=NOW)
     tasks.build_feature_table(s)
     feast_store.apply(pg_store, s.feast_repo_path)
-    feats = pd.read_parquet(tasks.silver_path(s))
+    feats = datastore.read_features()
     assert feast_store.write_online(pg_store, feats) == 1
     reader = OnlineFeatureReader(redis_env)
     row = reader.read("USD_SGD")
@@ -79,5 +79,5 @@ def test_write_online_path_and_incomplete_row(pipeline_env, pg_store, redis_env)
 
 
 def test_materialize_needs_features_first(pipeline_env, pg_store):
-    with pytest.raises(FileNotFoundError, match="build_features"):
+    with pytest.raises(LookupError, match="fx_market_features_h1 is empty: run build_features first"):
         tasks.materialize_online(PipelineSettings(), store=pg_store)

@@ -101,14 +101,13 @@ def test_sample_source_skips_a_configured_holiday():
     assert plain[plain.index("2026-12-24 21:00") + 1] == "2026-12-24 22:00"
 
 
-def test_collect_task_takes_market_holidays_from_the_environment(monkeypatch, tmp_path):
+def test_collect_task_takes_market_holidays_from_the_environment(monkeypatch, feast_registry_env):
     from pydantic import ValidationError
 
     from fx_pipeline import tasks
     from fx_pipeline.config import PipelineSettings
 
     monkeypatch.setenv("FX_DATA_SOURCE", "sample")
-    monkeypatch.setenv("FX_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FX_HISTORY_HOURS", "100")
     monkeypatch.setenv("MARKET_HOLIDAYS", "2026-12-25")
     out = tasks.collect_candles("USD_SGD", PipelineSettings(), now=utc(2026, 12, 28, 0))
