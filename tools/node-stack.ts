@@ -9,9 +9,11 @@
  * Release without waiting and without hooks, and sets its admission webhooks to `Ignore` (their server cannot run).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { tool } from "./apiserver";
 import { Cluster, NODE_ADDRESS, startCluster } from "./cluster";
 import { DockerEngine, Registry, startDocker, startRegistry } from "./docker";
 import { offlineEngineEnv, prepareStack, projectCopy } from "./engine";
@@ -28,6 +30,17 @@ export const NODE_EXCEPTIONS: Readonly<Record<string, string>> = {
     "cert-manager-helm":
         "cert-manager: the Go module proxy serves only the root module, not the controller/webhook/cainjector/" +
         "startupapicheck command modules: no stand-in image can be built here",
+};
+
+/**
+ * Config the tier sets beyond the node's kubeconfig and the chart folder, each with its reason (printed by the tier).
+ * Nothing here switches a component off or shortens a schedule, retry or reload interval.
+ */
+export const TIER_OVERRIDES: Readonly<Record<string, { value: string; reason: string }>> = {
+    airflowWorkerReplicas: {
+        value: "2",
+        reason: "two Celery workers: the pipeline's tasks must find each other's data from either worker (dev runs one)",
+    },
 };
 
 /** The transform for the exceptions only: no waits, no hooks, webhooks `Ignore`. Every other resource is untouched. */
@@ -97,6 +110,7 @@ export async function prepareNodeStack(
                 kubeconfig: partial.cluster.kubeconfig,
                 kubeContext: partial.cluster.api.context,
                 chartRepository: SHARED_DATA.charts,
+                ...Object.fromEntries(Object.entries(TIER_OVERRIDES).map(([k, v]) => [k, v.value])),
             },
             envVars: env,
         });
@@ -204,4 +218,42 @@ export function podReport(kubectl: (args: string[]) => string, pod: PodState, li
             );
     }
     return out.join("\n");
+}
+
+/** A `kubectl port-forward` to a Service of the node: the user's way in (the Service's own selector and port). */
+export interface Forward {
+    url: string;
+    close(): void;
+}
+
+export async function portForward(
+    kubeconfig: string,
+    namespace: string,
+    service: string,
+    port: number,
+): Promise<Forward> {
+    const child = spawn(tool("kubectl"), ["--kubeconfig", kubeconfig, "port-forward", "-n", namespace,
+        "--address", "127.0.0.1", `svc/${service}`, `:${port}`], { stdio: ["ignore", "pipe", "pipe"] }); // prettier-ignore
+    let out = "";
+    const local = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(
+            () => reject(new Error(`port-forward to ${namespace}/${service}:${port}: ${out}`)),
+            30_000,
+        );
+        const read = (b: Buffer) => {
+            out += b.toString();
+            const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out);
+            if (m) {
+                clearTimeout(timer);
+                resolve(Number(m[1]));
+            }
+        };
+        child.stdout!.on("data", read);
+        child.stderr!.on("data", read);
+        child.on("exit", (code) => {
+            clearTimeout(timer);
+            reject(new Error(`port-forward to ${namespace}/${service}:${port} exited ${code}: ${out}`));
+        });
+    });
+    return { url: `http://127.0.0.1:${local}`, close: () => child.kill() };
 }

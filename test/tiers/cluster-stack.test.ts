@@ -23,13 +23,16 @@ import { runStack, StackRun } from "../../tools/harness";
 import { helmBinary, renderCharts } from "../../tools/helm-render";
 import { buildMirrorImages, MIRROR_EXCEPTIONS, MirrorImage } from "../../tools/mirror-images";
 import {
+    Forward,
     NODE_EXCEPTIONS,
     NodeStack,
+    portForward,
     podReport,
     podStates,
     PodState,
     prepareNodeStack,
     stopAll,
+    TIER_OVERRIDES,
 } from "../../tools/node-stack";
 import { K8sObject, render } from "../../tools/render-lib";
 import { ROOT } from "../../tools/stacks";
@@ -51,6 +54,9 @@ let upRun: UpdateRun<UpResult>;
 let mirror: MirrorImage[] = [];
 let upSeconds = 0;
 let allReadySeconds: number | undefined;
+let firstPredictSeconds: number | undefined;
+/** When the up began (the clock of the figures). */
+let upStart = 0;
 let pods: PodState[] = [];
 const figures: string[] = [];
 
@@ -87,13 +93,19 @@ function renderedWorkloads(run: StackRun): string[] {
     return [...out].sort();
 }
 
-async function poll<T>(what: string, seconds: number, check: () => T | undefined, failure: () => string): Promise<T> {
+async function poll<T>(
+    what: string,
+    seconds: number,
+    check: () => T | undefined | Promise<T | undefined>,
+    failure: () => string | Promise<string>,
+    everySeconds = 3,
+): Promise<T> {
     const deadline = Date.now() + seconds * 1000;
     for (;;) {
-        const v = check();
+        const v = await check();
         if (v !== undefined) return v;
-        if (Date.now() > deadline) throw new Error(`${what}: not after ${seconds} s\n${failure()}`);
-        await new Promise((r) => setTimeout(r, 3000));
+        if (Date.now() > deadline) throw new Error(`${what}: not after ${seconds.toFixed(0)} s\n${await failure()}`);
+        await new Promise((r) => setTimeout(r, everySeconds * 1000));
     }
 }
 
@@ -115,6 +127,7 @@ beforeAll(async () => {
     for (const [key, reason] of [
         ["kubeconfig, kubeContext", "the test node's, instead of kind-fx-ml"],
         ["chartRepository", "../shared/charts: no chart repository is reachable here"],
+        ...Object.entries(TIER_OVERRIDES).map(([k, v]) => [`${k} ${v.value}`, v.reason]),
     ])
         log(`[cluster-stack] TIER OVERRIDE ${key}: ${reason}`);
     for (const [image, reason] of Object.entries(MIRROR_EXCEPTIONS))
@@ -124,6 +137,7 @@ beforeAll(async () => {
 
     // Time from the start of the up to every pod Ready, polled beside the up.
     const start = Date.now();
+    upStart = start;
     let done = false;
     const watcher = (async () => {
         while (!done) {
@@ -187,6 +201,7 @@ function writeFigures(): void {
         ...Object.entries(s.timings).map(([k, v]) => `| ${k} | ${v.toFixed(1)} |`),
         `| pulumi up (start to end) | ${upSeconds.toFixed(1)} |`,
         `| pulumi up start to every pod Ready | ${allReadySeconds?.toFixed(1) ?? "not reached"} |`,
+        `| pulumi up start to the first 200 from /predict (the pipeline untouched) | ${firstPredictSeconds?.toFixed(1) ?? "not reached"} |`,
         "",
         `## The mirror's images (${mirror.every((m) => m.cached) ? "warm: all held already" : "built this run"})`,
         "",
@@ -390,6 +405,184 @@ describe("what the stack's pieces hold", () => {
         // ... and is no client of Airflow's execution API (allow-airflow-webserver admits only Airflow's own pods).
         expect(connect("airflow-webserver.fx-ml.svc.cluster.local", 8080)).toMatch(/timed out|refused/);
     });
+});
+
+/** JSON over HTTP through a port-forward; the status and body, never thrown for a non-2xx answer. */
+async function http(url: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+    const r = await fetch(url, { ...init, signal: AbortSignal.timeout(30_000) });
+    const text = await r.text();
+    let body: any = text;
+    try {
+        body = JSON.parse(text);
+    } catch {
+        // not JSON: kept as text
+    }
+    return { status: r.status, body };
+}
+
+describe("the pipeline end to end, untouched after the up (issue: predictions without anyone touching anything)", () => {
+    const forwards: Forward[] = [];
+    const forward = async (ns: string, svc: string, port: number) => {
+        const f = await portForward(s!.cluster.kubeconfig, ns, svc, port);
+        forwards.push(f);
+        return f.url;
+    };
+    afterAll(() => forwards.forEach((f) => f.close()));
+
+    let airflow: string;
+    let token: string;
+    const api = async (p: string) => {
+        const r = await http(`${airflow}/api/v2${p}`, { headers: { authorization: `Bearer ${token}` } });
+        if (r.status !== 200) throw new Error(`Airflow GET ${p}: ${r.status} ${JSON.stringify(r.body)}`);
+        return r.body;
+    };
+    /** Each DAG's runs and their task instances' states, for failure messages and the assertions. */
+    const dagStory = async () => {
+        const out: Record<string, { run: string; state: string; tasks: Record<string, string> }[]> = {};
+        for (const dag of ["fx_market_pipeline", "fx_daily_training"]) {
+            const runs = (await api(`/dags/${dag}/dagRuns?order_by=-run_after&limit=5`)).dag_runs as any[];
+            out[dag] = [];
+            for (const r of runs) {
+                const tis = (await api(`/dags/${dag}/dagRuns/${encodeURIComponent(r.dag_run_id)}/taskInstances`))
+                    .task_instances as any[];
+                out[dag].push({
+                    run: r.dag_run_id,
+                    state: r.state,
+                    tasks: Object.fromEntries(
+                        tis.map((t) => [
+                            `${t.task_id}${t.map_index >= 0 ? `[${t.map_index}]` : ""}@${t.hostname}`,
+                            t.state,
+                        ]),
+                    ),
+                });
+            }
+        }
+        return out;
+    };
+
+    test("Airflow's REST API takes the generated admin's login; a wrong password is refused", async () => {
+        airflow = await forward("fx-ml", "airflow-webserver", 8080);
+        const username = secretValue("fx-ml", "airflow-admin", "username");
+        const password = secretValue("fx-ml", "airflow-admin", "password");
+        const post = (pw: string) =>
+            http(`${airflow}/auth/token`, {
+                method: "POST",
+                headers: { "content-type": "application/json" },
+                body: JSON.stringify({ username, password: pw }),
+            });
+        const wrong = await post("wrong-password");
+        expect(wrong.status).toBe(401);
+        const ok = await post(password);
+        expect(ok.status).toBe(201);
+        token = ok.body.access_token;
+        const dags = (await api("/dags")).dags.map((d: any) => `${d.dag_id} paused=${d.is_paused}`);
+        expect(dags.sort()).toEqual(["fx_daily_training paused=false", "fx_market_pipeline paused=false"]);
+    });
+
+    test("/predict answers 200 from the champion the stack's own pipeline trained, with no trigger from the test", async () => {
+        const fastapi = await forward("fx-ml", "fastapi", 8000);
+        const predict = () =>
+            http(`${fastapi}/predict`, {
+                method: "POST",
+                headers: { "content-type": "application/json" },
+                body: JSON.stringify({ instrument: "USD_SGD" }),
+            });
+        const answers: string[] = [];
+        const answer = await poll(
+            "a 200 from /predict",
+            2400 - (Date.now() - upStart) / 1000,
+            async () => {
+                const r = await predict().catch((e) => ({ status: 0, body: String(e) }));
+                const line = `${r.status} ${JSON.stringify(r.body).slice(0, 200)}`;
+                if (answers.at(-1) !== line) answers.push(line);
+                return r.status === 200 ? r.body : undefined;
+            },
+            async () =>
+                `answers: ${answers.join("\n")}\nDAG runs: ${JSON.stringify(await dagStory().catch(String), null, 1)}\n` +
+                reports(podStates(kubectl, ["fx-ml"]).filter((p) => /airflow|fastapi|mlflow/.test(p.owner))),
+            10,
+        );
+        firstPredictSeconds = (Date.now() - upStart) / 1000;
+        log(
+            `[cluster-stack] first 200 from /predict ${firstPredictSeconds.toFixed(0)} s after the up began; answers: ${answers.join(" | ")}`,
+        );
+
+        // The version that answered is MLflow's champion (Postgres backend, read through the MLflow Service).
+        const mlflow = await forward("fx-ml", "mlflow", 5000);
+        const champion = await http(
+            `${mlflow}/api/2.0/mlflow/registered-models/alias?name=fx-usdsgd-predictor&alias=champion`,
+        );
+        expect(champion.status).toBe(200);
+        expect(answer.model_name).toBe("fx-usdsgd-predictor");
+        expect(answer.model_version).toBe(String(champion.body.model_version.version));
+        expect(answer.instrument).toBe("USD_SGD");
+        expect(answer.probability_up).toBeGreaterThanOrEqual(0);
+        expect(answer.probability_up).toBeLessThanOrEqual(1);
+
+        // Every task of the runs so far succeeded (or was skipped by design: training released once a day), and the
+        // two Celery workers both ran tasks.
+        const story = await dagStory();
+        const states = Object.values(story).flatMap((runs) =>
+            runs.filter((r) => r.state !== "running" && r.state !== "queued").flatMap((r) => Object.values(r.tasks)),
+        );
+        expect([...new Set(states)].filter((x) => x !== "success" && x !== "skipped")).toEqual([]);
+        expect(story.fx_daily_training.some((r) => r.state === "success")).toBe(true);
+        const hosts = new Set(
+            Object.values(story).flatMap((runs) =>
+                runs.flatMap((r) => Object.keys(r.tasks).map((k) => k.split("@")[1])),
+            ),
+        );
+        log(`[cluster-stack] task hosts: ${[...hosts].join(", ")}`);
+    }, 2_700_000);
+
+    test("Prometheus: every scrape target up, the alert rules loaded, Airflow's StatsD metrics arrive", async () => {
+        const services = JSON.parse(kubectl(["get", "services", "-n", "fx-ml-monitoring", "-o", "json"]))
+            .items as any[];
+        const server = services.find((x) => /prometheus-server$|^prometheus$/.test(x.metadata.name));
+        if (!server)
+            throw new Error(`no Prometheus server Service: ${services.map((x) => x.metadata.name).join(", ")}`);
+        const prom = await forward("fx-ml-monitoring", server.metadata.name, server.spec.ports[0].port);
+        // Targets are discovered and scraped on the server's own interval: wait for a full round.
+        const down = await poll(
+            "every Prometheus target up",
+            300,
+            async () => {
+                const t = await http(`${prom}/api/v1/targets?state=active`);
+                const active = t.body.data.activeTargets as any[];
+                const bad = active
+                    .filter((x) => x.health !== "up")
+                    .map((x) => `${x.scrapePool} ${x.scrapeUrl}: ${x.health} ${x.lastError}`);
+                return active.length > 0 && bad.length === 0 ? bad : undefined;
+            },
+            async () => {
+                const t = await http(`${prom}/api/v1/targets?state=active`);
+                return (t.body.data.activeTargets as any[])
+                    .map((x) => `${x.scrapePool} ${x.scrapeUrl}: ${x.health} ${x.lastError}`)
+                    .join("\n");
+            },
+        );
+        expect(down).toEqual([]);
+        const rules = await http(`${prom}/api/v1/rules?type=alert`);
+        const alerts = (rules.body.data.groups as any[]).flatMap((g) => g.rules.map((r: any) => r.name));
+        expect(alerts).toEqual(
+            expect.arrayContaining([
+                "InferenceErrorRatioHigh",
+                "InferenceLatencyP99High",
+                "FeaturesStale",
+                "AirflowSchedulerHeartbeatMissing",
+                "AirflowTaskFailed",
+                "CeleryWorkerGone",
+                "RedisDown",
+                "PostgresDown",
+                "PersistentVolumeNearlyFull",
+            ]),
+        );
+        const q = await http(
+            `${prom}/api/v1/query?query=${encodeURIComponent('airflow_ti_finish_total{state="success"}')}`,
+        );
+        const series = q.body.data.result as any[];
+        expect(series.map((x) => x.metric.dag_id)).toEqual(expect.arrayContaining(["fx_market_pipeline"]));
+    }, 600_000);
 });
 
 describe("updates and the destroy", () => {

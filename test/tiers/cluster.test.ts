@@ -31,6 +31,7 @@ import {
     waitFor,
 } from "../../tools/cluster";
 import { startDocker, startRegistry } from "../../tools/docker";
+import { podReport, podStates } from "../../tools/node-stack";
 import { buildMirrorImages, MIRROR_EXCEPTIONS } from "../../tools/mirror-images";
 import { ROOT } from "../../tools/harness";
 import { TOOLS_BIN } from "../../tools/stacks";
@@ -536,6 +537,44 @@ test("CoreDNS resolves Services for pods (<svc>.<ns>.svc.cluster.local, short na
         const ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
         expect(exec(a.name, ["get", "https://kubernetes.default.svc/readyz", "10", ca])).toBe("ok");
         expect(() => exec(a.name, ["lookup", `nothing-here.${NS}.svc.cluster.local`])).toThrow(/no such host/);
+    });
+});
+
+test("a container whose command exits is named with its exit and its log (the stack tier's failure report)", async () => {
+    await withDiagnostics(async () => {
+        apply([
+            {
+                apiVersion: "v1",
+                kind: "Pod",
+                metadata: { name: "fx-exits", namespace: NS },
+                spec: {
+                    securityContext: RESTRICTED_POD,
+                    containers: [
+                        {
+                            name: "exits",
+                            image: PROBE_IMAGE,
+                            imagePullPolicy: "Never",
+                            args: ["exit-on-purpose"],
+                            resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
+                            securityContext: RESTRICTED_CONTAINER,
+                        },
+                    ],
+                },
+            },
+        ]);
+        const kubectl = (args: string[]) => cluster!.kubectl(args);
+        const pod = await waitUntil("the exiting container restarted once", async () =>
+            podStates(kubectl, [NS]).find(
+                (p) => p.name === "fx-exits" && p.restarts >= 1 && !p.ready && p.problems.length > 0,
+            ),
+        );
+        expect(pod.ready).toBe(false);
+        expect(pod.owner).toBe("(none)");
+        expect(pod.problems.join(" ")).toMatch(/^exits: .*last exit 1 \(Error\)/);
+        const report = podReport(kubectl, pod);
+        expect(report).toMatch(/^=== pod fx-node-test\/fx-exits \(\(none\)\): Running, ready false, \d+ restarts$/m);
+        expect(report).toContain('fx-probe: unknown command "exit-on-purpose"');
+        cluster!.kubectl(["delete", "pod", "-n", NS, "fx-exits", "--wait=false"]);
     });
 });
 
