@@ -36,6 +36,7 @@ import {
 } from "../../tools/node-stack";
 import { K8sObject, render } from "../../tools/render-lib";
 import { ROOT } from "../../tools/stacks";
+import { tool } from "../../tools/apiserver";
 import type { UpResult } from "@pulumi/pulumi/automation";
 
 const RESULTS = path.join(ROOT, "out", "cluster-stack");
@@ -302,6 +303,36 @@ describe("figures", () => {
         expect(rows.length).toBeGreaterThan(10);
         expect(used).toBeGreaterThan(0);
     });
+    test("a new FastAPI replica: scheduled, pulled from the local registry, started, Ready (bench/replica_bench.py)", () => {
+        // The node holds the image from the first replica: removed from its containerd, the new replica pulls it
+        // through the registry as a node without it would.
+        const spec = JSON.parse(kubectl(["get", "deployment", "-n", "fx-ml", "fastapi", "-o", "json"]));
+        const image = spec.spec.template.spec.containers[0].image as string;
+        s!.cluster.ctr(["images", "rm", image]);
+        const r = spawnSync("python3", ["bench/replica_bench.py", "--context", s!.cluster.api.context], {
+            cwd: ROOT,
+            encoding: "utf8",
+            timeout: 660_000,
+            env: {
+                ...process.env,
+                KUBECONFIG: s!.cluster.kubeconfig,
+                PATH: `${path.dirname(tool("kubectl"))}:${process.env.PATH}`,
+            },
+        });
+        if (r.status !== 0)
+            throw new Error(`replica_bench: ${r.stderr}\n${reports(unhealthy(podStates(kubectl, ["fx-ml"])))}`);
+        const result = JSON.parse(fs.readFileSync(path.join(ROOT, "bench", "results", "replica.json"), "utf8"));
+        figures.push(
+            "## A new FastAPI replica on the node (bench/replica_bench.py, image removed from the node first)",
+            "",
+            "| step | figure |",
+            "|---|---|",
+            ...Object.entries(result).map(([k, v]) => `| ${k} | ${v} |`),
+            "",
+        );
+        expect(result.pull).toMatch(/^[0-9.]+m?s$/); // pulled, not "already present"
+        expect(result.scale_to_ready_s).toBeGreaterThan(0);
+    }, 700_000);
 });
 
 describe("what the stack's pieces hold", () => {
