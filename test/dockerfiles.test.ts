@@ -130,7 +130,7 @@ describe("each image does what the seed meant it to", () => {
             const text = read(image);
             expect(finalFrom(text).getImage()).toBe("apache/airflow:${AIRFLOW_VERSION}-python3.11");
             // The lock, hash-checked, wheels only, after a check that it pins the base image's own release.
-            expect(copiedPaths(text)).toContain("requirements/airflow.lock");
+            expect(copiedPaths(text)).toContain("requirements/locks/airflow.txt");
             expect(copiedPaths(text)).not.toContain("requirements/airflow.txt");
             expect(text).toContain('grep -q "^apache-airflow==${AIRFLOW_VERSION} " /tmp/requirements/airflow.lock');
             expect(text).toContain(

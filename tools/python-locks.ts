@@ -2,8 +2,10 @@
  * The Python locks (app/requirements/locks/, written by scripts/lock-python.sh with `uv pip compile
  * --generate-hashes`) checked against the requirement files they were resolved from, without a network or a
  * resolver: a requirement pin the lock lacks or holds at another version, a lock entry nothing requires any more
- * (its "# via" chain does not reach a requirement pin), an entry without a hash, and a layered lock that moves a pin
- * of the lock below it. Re-resolving is left to scripts/lock-python.sh; this says when it must run.
+ * (its "# via" chain does not reach a requirement pin), an entry without a hash, a layered lock that moves a pin
+ * of the lock below it, a header that names no requirement file, a requirement file or lock below that does not
+ * exist, and a lock whose apache-airflow or mlflow is not versions.env's release (the Dockerfiles' default).
+ * Re-resolving is left to scripts/lock-python.sh; this says when it must run.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -29,6 +31,12 @@ export interface LockProblem {
     lock: string;
     problem: string;
 }
+
+/** Packages whose locked release must be the one versions.env names, by their versions.env key. */
+export const VERSION_KEYS: Readonly<Record<string, string>> = {
+    "apache-airflow": "AIRFLOW_VERSION",
+    mlflow: "MLFLOW_VERSION",
+};
 
 /** PEP 503 normalisation: `Foo_Bar.baz` and `foo-bar-baz` are one project. */
 export function normalize(name: string): string {
@@ -85,22 +93,41 @@ export function parseLock(text: string): Lock {
 
 /**
  * Every disagreement between the locks and the requirement files. `read(rel)` gives a file under
- * app/requirements (the test passes altered copies to show each check fires); `versions` is versions.env's.
+ * app/requirements, or undefined where there is none (the test passes altered copies to show each check fires);
+ * `versions` is versions.env's.
  */
 export function checkLocks(
     locks: readonly string[],
-    read: (rel: string) => string,
+    read: (rel: string) => string | undefined,
     versions: Record<string, string>,
 ): LockProblem[] {
     const problems: LockProblem[] = [];
-    const parsed = new Map(locks.map((l) => [l, parseLock(read(l))]));
+    const parsed = new Map<string, Lock>();
+    for (const name of locks) {
+        const text = read(name);
+        if (text === undefined) {
+            problems.push({ lock: name, problem: "it does not exist" });
+            continue;
+        }
+        try {
+            parsed.set(name, parseLock(text));
+        } catch (e) {
+            problems.push({ lock: name, problem: (e as Error).message });
+        }
+    }
     for (const [name, lock] of parsed) {
         const say = (problem: string) => problems.push({ lock: name, problem });
         const byName = new Map<string, LockEntry[]>();
         for (const e of lock.entries) byName.set(e.name, [...(byName.get(e.name) ?? []), e]);
+        if (lock.inputs.length === 0) say("its header names no requirement file");
         const pins = new Map<string, Map<string, string>>();
         for (const input of lock.inputs) {
-            const reqs = parseRequirements(read(input));
+            const text = read(input);
+            if (text === undefined) {
+                say(`resolved from ${input}, which does not exist`);
+                continue;
+            }
+            const reqs = parseRequirements(text);
             pins.set(input, reqs);
             for (const [pkg, version] of reqs) {
                 const got = (byName.get(pkg) ?? []).map((e) => e.version);
@@ -110,8 +137,10 @@ export function checkLocks(
             }
         }
         // Reachability: from the requirement pins through uv's "via" edges (a package is there because another is).
+        // Without every requirement file there is nothing to reach from: the missing one is named instead.
+        const complete = pins.size > 0 && pins.size === lock.inputs.length;
         const reached = new Set<string>();
-        let grew = true;
+        let grew = complete;
         while (grew) {
             grew = false;
             for (const e of lock.entries) {
@@ -128,7 +157,7 @@ export function checkLocks(
             }
         }
         for (const e of lock.entries) {
-            if (!reached.has(e.name)) {
+            if (complete && !reached.has(e.name)) {
                 say(
                     `${e.name}==${e.version} is required by nothing in ${lock.inputs.join(", ")} (via ${e.via.join(", ") || "nothing"})`,
                 );
@@ -136,17 +165,28 @@ export function checkLocks(
             if (e.hashes === 0) say(`${e.name}==${e.version} has no --hash`);
         }
         for (const c of lock.constraints) {
-            const below = parsed.get(c) ?? parseLock(read(c));
+            let below = parsed.get(c);
+            if (!below) {
+                if (locks.includes(c)) continue; // unreadable: its own problem is already named
+                const text = read(c);
+                if (text === undefined) {
+                    say(`constrained by ${c}, which does not exist`);
+                    continue;
+                }
+                below = parseLock(text);
+            }
             for (const e of below.entries) {
                 const same = (byName.get(e.name) ?? []).some((x) => x.version === e.version && x.marker === e.marker);
                 if (!same) say(`${e.name}==${e.version} of ${c} is not in this lock at that version`);
             }
         }
-        const mlflow = byName.get("mlflow");
-        if (mlflow && versions.MLFLOW_VERSION && !mlflow.some((e) => e.version === versions.MLFLOW_VERSION)) {
-            say(
-                `pins mlflow ${mlflow.map((e) => e.version).join(", ")}; versions.env's MLFLOW_VERSION is ${versions.MLFLOW_VERSION}`,
-            );
+        for (const [pkg, key] of Object.entries(VERSION_KEYS)) {
+            const locked = byName.get(pkg);
+            if (locked && versions[key] && !locked.some((e) => e.version === versions[key])) {
+                say(
+                    `pins ${pkg} ${locked.map((e) => e.version).join(", ")}; versions.env's ${key} is ${versions[key]}`,
+                );
+            }
         }
     }
     return problems;
@@ -166,5 +206,9 @@ export function checkAppLocks(requirementsDir: string): LockProblem[] {
             .filter((l) => /^[A-Z_]+=/.test(l))
             .map((l) => [l.split("=")[0], l.split("=")[1].trim()]),
     );
-    return checkLocks(locks, (rel) => fs.readFileSync(path.join(requirementsDir, rel), "utf8"), versions);
+    const read = (rel: string) => {
+        const file = path.join(requirementsDir, rel);
+        return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
+    };
+    return checkLocks(locks, read, versions);
 }
