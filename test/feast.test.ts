@@ -28,6 +28,9 @@ describe("feast", () => {
         });
         // The CLI is pointed at the repository (--chdir); nothing in the Job reads FEAST_REPO_PATH.
         expect(env).not.toHaveProperty("FEAST_REPO_PATH");
+        // The Airflow image installs its packages in /home/airflow/.local: a HOME of /tmp made `feast` fail with
+        // "No module named 'feast'" on the real node.
+        expect(env).not.toHaveProperty("HOME");
         expect(pod.securityContext).toMatchObject({ runAsUser: 50000, runAsNonRoot: true });
         expect(env.FEAST_DB_PASSWORD).toEqual({ secretKeyRef: { name: "pg-feast", key: "password" } });
         expect(env.REDIS_PASSWORD).toEqual({ secretKeyRef: { name: "redis-auth", key: "password" } });

@@ -95,7 +95,8 @@ export class Feast extends pulumi.ComponentResource {
                     command: ["feast", "--chdir", IMAGE_PATHS.feastRepoAirflowWorker, "apply"],
                     env: [
                         ...feastEnv(args.connection),
-                        { name: ENV.process.home, value: "/tmp" },
+                        // HOME stays the image's (/home/airflow): Python finds the Airflow image's packages, Feast
+                        // among them, in that user's site folder (~/.local); another HOME hides them.
                         { name: ENV.process.pythonDontWriteBytecode, value: "1" },
                     ],
                     resources: args.resources,

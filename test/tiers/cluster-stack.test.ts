@@ -573,6 +573,17 @@ describe("the pipeline end to end, untouched after the up (issue: predictions wi
         if (!server)
             throw new Error(`no Prometheus server Service: ${services.map((x) => x.metadata.name).join(", ")}`);
         const prom = await forward("fx-ml-monitoring", server.metadata.name, server.spec.ports[0].port);
+        // The jobs Prometheus loaded are the program's alone (none of the chart's defaults), each once.
+        const config = await http(`${prom}/api/v1/status/config`);
+        const jobs = [...String(config.body.data.yaml).matchAll(/job_name: (\S+)/g)].map((m) => m[1]);
+        expect(jobs).toEqual([
+            "prometheus",
+            "kubernetes-pods",
+            "statsd-exporter",
+            "kube-state-metrics",
+            "kubelet",
+            "cloudnative-pg",
+        ]);
         // Targets are discovered and scraped on the server's own interval: wait for a full round.
         const down = await poll(
             "every Prometheus target up",
