@@ -284,6 +284,8 @@ export const ENV = {
     airflowHome: "AIRFLOW_HOME",
     /** Process-wide: HOME for the libraries that cache under it; dumb-init's signal mode; no .pyc on read-only roots. */
     process: { home: "HOME", dumbInitSetsid: "DUMB_INIT_SETSID", pythonDontWriteBytecode: "PYTHONDONTWRITEBYTECODE" },
+    /** MLflow's anonymous usage telemetry (on by default since 3.2): off in the server and in the training client. */
+    mlflowTelemetry: { disable: "MLFLOW_DISABLE_TELEMETRY" },
     /** Set in the redis chart's values: redis-cli (the chart's probes) and the exporter sidecar read them. */
     redisChart: { cliAuth: "REDISCLI_AUTH", exporterPassword: "REDIS_PASSWORD" },
 } as const;
@@ -296,6 +298,10 @@ export const ENV = {
 export const ENV_THIRD_PARTY = {
     airflow: { reader: "Apache Airflow (its configuration)", prefix: "AIRFLOW__", names: [ENV.airflowHome] },
     mlflowServer: { reader: "the MLflow tracking server (mlflow server)", names: Object.values(ENV.mlflowServer) },
+    mlflowTelemetry: {
+        reader: "MLflow's telemetry client (the server and the training code's MLflow client)",
+        names: [ENV.mlflowTelemetry.disable],
+    },
     huggingFace: { reader: "huggingface_hub / transformers", names: [ENV.fingpt.hfHome, ENV.fingpt.hfToken] },
     prometheusClient: { reader: "prometheus_client (multiprocess mode)", names: [ENV.fastapi.prometheusMultiprocDir] },
     home: { reader: "Python and the libraries that cache under the home folder", names: [ENV.process.home] },

@@ -192,10 +192,15 @@ build_kube_network_policies() {
         # v0.8.0 parses --disable-nri but never passes it on: without this it always dials /var/run/nri/nri.sock,
         # which would be another runtime's (the node's containerd 1.6 has no NRI).
         sed -i 's/^\t\tNetfilterBug1766Fix: *netfilterBug1766Fix,$/&\n\t\tNRIdisabled: disableNRI,/' cmd/main.go
+        # With NRI off, a packet from an IP no pod holds any more (a finished Job's pod) reached the NRI lookup's nil
+        # plugin and the enforcer died with SIGSEGV (every queued packet dropped, cluster DNS included).
+        sed -i 's/^\t\t\tpodKey := c\.nriPlugin\.GetPodFromIP(podIP)$/\t\t\tif c.nriPlugin == nil {\n\t\t\t\treturn nil\n\t\t\t}\n&/' \
+            pkg/networkpolicy/controller.go
         perl -0pi -e 's/queue := &expr\.Queue\{Num: uint16\(c\.config\.QueueID\)\}\n\tif c\.config\.FailOpen \{\n\t\tqueue\.Flag = expr\.QueueFlagBypass\n\t\}/queue := nfqueueTarget(c.config.QueueID, c.config.FailOpen)/g' \
             pkg/networkpolicy/controller.go
         [[ $(grep -c 'restConfig(rest.InClusterConfig)' cmd/main.go) == 1 &&
             $(grep -c 'NRIdisabled: disableNRI,' cmd/main.go) == 1 &&
+            $(grep -c 'if c.nriPlugin == nil {' pkg/networkpolicy/controller.go) == 1 &&
             $(grep -c 'nfqueueTarget(c.config.QueueID, c.config.FailOpen)' pkg/networkpolicy/controller.go) == 2 &&
             $(grep -c 'expr.Queue' pkg/networkpolicy/controller.go) == 0 ]] ||
             { echo "kube-network-policies $KUBE_NETWORK_POLICIES_VERSION: the source is not what the patch expects" >&2; exit 1; }

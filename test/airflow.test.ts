@@ -66,6 +66,7 @@ describe("airflow", () => {
             AIRFLOW__CORE__HOSTNAME_CALLABLE: "airflow.utils.net.getfqdn",
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT: "8793",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL: "http://airflow-webserver.fx-ml.svc.cluster.local:8080/execution/",
+            MLFLOW_DISABLE_TELEMETRY: "true",
         });
         expect(run.ofType("kubernetes:core/v1:Secret")).toEqual([]);
         const all = [...LONG_RUNNING, ["kubernetes:apps/v1:Deployment", "airflow-dag-processor"]];

@@ -74,6 +74,7 @@ describe("mlflow", () => {
         const c = run.one("kubernetes:apps/v1:Deployment", "mlflow").inputs.spec.template.spec.containers[0];
         // No server-side job runner: seven extra processes, about 1.2 GiB, for features the pipeline does not use.
         expect(c.env).toContainEqual({ name: "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value: "false" });
+        expect(c.env).toContainEqual({ name: "MLFLOW_DISABLE_TELEMETRY", value: "true" });
         const hosts = c.env.find((e: any) => e.name === "MLFLOW_SERVER_ALLOWED_HOSTS").value.split(",");
         for (const h of ["mlflow", "mlflow.fx-ml", "mlflow.fx-ml.svc.cluster.local", "mlflow.fx-ml.example.com"]) {
             expect(hosts).toContain(h);

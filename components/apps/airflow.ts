@@ -104,6 +104,8 @@ export class Airflow extends pulumi.ComponentResource {
             AIRFLOW__METRICS__STATSD_PORT: String(args.statsd.port),
             AIRFLOW__METRICS__STATSD_PREFIX: "airflow",
             AIRFLOW__CELERY__WORKER_CONCURRENCY: "4",
+            // The training task's MLflow client sends no usage telemetry.
+            [ENV.mlflowTelemetry.disable]: "true",
             // Each worker process of the webserver/api-server costs about 250 MiB (bench/results/memory.md).
             [v3 ? "AIRFLOW__API__WORKERS" : "AIRFLOW__WEBSERVER__WORKERS"]: String(args.replicas.apiWorkers),
         };

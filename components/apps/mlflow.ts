@@ -128,6 +128,9 @@ export class Mlflow extends pulumi.ComponentResource {
                         // MLflow 3's server-side job runner (GenAI judges, trace roll-ups) starts seven huey
                         // consumers, about 1.2 GiB (bench/results/memory.md); the pipeline runs no server jobs.
                         { name: ENV.mlflowServer.enableJobExecution, value: "false" },
+                        // No usage telemetry: the stack sends nothing outside the cluster (on the offline node the
+                        // server's telemetry lookups of config.mlflow-telemetry.io filled CoreDNS's log).
+                        { name: ENV.mlflowTelemetry.disable, value: "true" },
                         ...objectStoreEnv,
                     ],
                     envFrom,

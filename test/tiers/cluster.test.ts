@@ -508,6 +508,15 @@ test("NetworkPolicies are enforced: default-deny ingress denies pod -> pod, an a
         figures.push(policyFigure("allowing that egress: answered", egressAllowed));
         expect(egressAllowed.outcome.out).toBe("fx-probe server\n");
         expect(request("server", toClient)).toMatchObject({ ok: false, out: expect.stringMatching(DENIED) });
+        // An address no pod holds (the API server's Service, DNATed to the node's address) is denied by the client's
+        // egress policies, and the enforcer lives on: it once died looking up the pod of such an address, and then
+        // every queued packet was dropped (cluster DNS included).
+        expect(request("client", "https://10.96.0.1/readyz")).toMatchObject({
+            ok: false,
+            out: expect.stringMatching(DENIED),
+        });
+        expect(request("client", toServer)).toMatchObject({ ok: true, out: "fx-probe server\n" });
+        expect(enforcerLog().some((l) => /panic|SIGSEGV/.test(l))).toBe(false);
         // kubelet's probes come from the node (root), which the enforcer leaves alone: both pods stayed Ready.
         const pods = await get(`/api/v1/namespaces/${NETPOL_NS}/pods`);
         expect(
