@@ -95,8 +95,8 @@ export class Feast extends pulumi.ComponentResource {
                     command: ["feast", "--chdir", IMAGE_PATHS.feastRepoAirflowWorker, "apply"],
                     env: [
                         ...feastEnv(args.connection),
-                        // The home folder stays the image's (/home/airflow): Python finds the Airflow image's packages, Feast
-                        // among them, in that user's site folder (~/.local); another home folder hides them.
+                        // The home folder stays the image's (/home/airflow): Python finds the Airflow image's
+                        // packages, Feast among them, in that user's site folder (~/.local); another one hides them.
                         { name: ENV.process.pythonDontWriteBytecode, value: "1" },
                     ],
                     resources: args.resources,
