@@ -365,7 +365,7 @@ export const ENV_READERS: Readonly<Record<string, EnvReaders>> = {
             },
         ],
         files: [FEAST_CONFIG, "feast_repo/*.py", "src/fx_pipeline/*.py", "airflow/dags/*.py"],
-        thirdParty: AIRFLOW_READERS.thirdParty,
+        thirdParty: [...AIRFLOW_READERS.thirdParty, "mlflowTelemetry"],
     },
     // `feast apply` (the worker image): the CLI reads feature_store.yaml and imports the feature definitions.
     [`${APP.feastApply}/feast-apply`]: {
@@ -373,7 +373,7 @@ export const ENV_READERS: Readonly<Record<string, EnvReaders>> = {
         files: [FEAST_CONFIG, "feast_repo/*.py"],
         thirdParty: ["home", "python"],
     },
-    [`${APP.mlflow}/mlflow`]: { settings: [], files: [], thirdParty: ["mlflowServer", "home"] },
+    [`${APP.mlflow}/mlflow`]: { settings: [], files: [], thirdParty: ["mlflowServer", "mlflowTelemetry", "home"] },
     [`${APP.airflowMigrate}/migrate`]: AIRFLOW_READERS,
     [`${APP.airflowCreateUser}/create-user`]: { ...AIRFLOW_READERS, thirdParty: ["airflow", "dumbInit", "ownCommand"] },
     [`${APP.airflowScheduler}/scheduler`]: DAG_PARSER_READERS,

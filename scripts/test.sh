@@ -64,7 +64,7 @@ npm run --silent test:engine
 step "Images for real: pulumi up of dev builds and pushes every image on a Docker engine, then destroy (npm run test:images)"
 npm run --silent test:images
 
-step "Real node: pods, Services, DNS and volumes on a single-node cluster, nothing left after (npm run test:cluster)"
+step "Real node: pods, Services, DNS, volumes and NetworkPolicies on a single-node cluster, then the dev stack up on it, the pipeline untouched to a prediction, updated and destroyed (npm run test:cluster, then test:stack)"
 npm run --silent test:cluster
 
 step "Reference app: pytest per image in venvs built from app/requirements (scripts/test-python.sh)"

@@ -104,8 +104,6 @@ export class Airflow extends pulumi.ComponentResource {
             AIRFLOW__METRICS__STATSD_PORT: String(args.statsd.port),
             AIRFLOW__METRICS__STATSD_PREFIX: "airflow",
             AIRFLOW__CELERY__WORKER_CONCURRENCY: "4",
-            // The training task's MLflow client sends no usage telemetry.
-            [ENV.mlflowTelemetry.disable]: "true",
             // Each worker process of the webserver/api-server costs about 250 MiB (bench/results/memory.md).
             [v3 ? "AIRFLOW__API__WORKERS" : "AIRFLOW__WEBSERVER__WORKERS"]: String(args.replicas.apiWorkers),
         };
@@ -328,6 +326,8 @@ export class Airflow extends pulumi.ComponentResource {
             { name: ENV.model.trackingUri, value: t.mlflowTrackingUri },
             { name: ENV.model.name, value: MODEL.name },
             { name: ENV.model.alias, value: MODEL.alias },
+            // The training task's MLflow client sends no usage telemetry.
+            { name: ENV.mlflowTelemetry.disable, value: "true" },
             // Feast's registry and offline store, and the tasks' intermediate data (candles, feature table): tables
             // of the feast database, so a task reads what another wrote on any worker, on any node; no data volume.
             ...feastEnv(t.feast),
