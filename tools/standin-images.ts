@@ -23,6 +23,7 @@ import * as os from "os";
 import * as path from "path";
 import { DOCKER_CACHE, DockerEngine, imageExists } from "./docker";
 import { ROOT } from "./stacks";
+import type { StackRun } from "./harness";
 
 const DEFINITIONS = path.join(ROOT, "tools", "standins", "images");
 
@@ -180,6 +181,15 @@ export function buildDefinition(
 
 /** The folder of the stand-in definitions (a Dockerfile and its files each); part of a definition's input key. */
 export const STANDIN_DEFINITIONS = DEFINITIONS;
+
+/** The Airflow releases a stack's images build on (their AIRFLOW_VERSION build argument), each once. */
+export function airflowVersionsOf(run: StackRun): string[] {
+    const versions = run
+        .ofType("docker:index/image:Image")
+        .map((i) => i.inputs.build?.args?.AIRFLOW_VERSION as string | undefined)
+        .filter((v): v is string => !!v);
+    return [...new Set(versions)];
+}
 
 /**
  * Builds (or finds in the engine's cache, keyed by their inputs as BuildKit keys every step) the stand-in bases of

@@ -36,6 +36,7 @@ import {
 } from "../../tools/node-stack";
 import { K8sObject, render } from "../../tools/render-lib";
 import { ROOT } from "../../tools/stacks";
+import { airflowVersionsOf } from "../../tools/standin-images";
 import { tool } from "../../tools/apiserver";
 import type { UpResult } from "@pulumi/pulumi/automation";
 
@@ -113,14 +114,7 @@ async function poll<T>(
 beforeAll(async () => {
     fs.mkdirSync(RESULTS, { recursive: true });
     mock = await runStack("dev");
-    const airflowVersions = [
-        ...new Set(
-            mock
-                .ofType("docker:index/image:Image")
-                .map((i) => i.inputs.build?.args?.AIRFLOW_VERSION as string | undefined)
-                .filter((v): v is string => !!v),
-        ),
-    ];
+    const airflowVersions = airflowVersionsOf(mock);
     s = await prepareNodeStack(airflowVersions, log);
     const t = Date.now();
     mirror = await buildMirrorImages(s.docker, s.registry.address, { log });

@@ -64,6 +64,7 @@ import {
     PYTHON_REF,
     StandInBase,
     standInBaseOf,
+    airflowVersionsOf,
 } from "../../tools/standin-images";
 import {
     CONTROLLERS,
@@ -206,14 +207,7 @@ describe("up and destroy of dev against a real API server, every image built and
             docker = await timed("Docker engine start", () => startDocker());
             registry = await timed("registry start", () => startRegistry(5001));
             const mock = await runStack("dev");
-            const airflowVersions = [
-                ...new Set(
-                    mock
-                        .ofType("docker:index/image:Image")
-                        .map((i) => i.inputs.build?.args?.AIRFLOW_VERSION as string | undefined)
-                        .filter((v): v is string => !!v),
-                ),
-            ];
+            const airflowVersions = airflowVersionsOf(mock);
             bases = await timed("stand-in bases", () =>
                 buildStandInBases(docker, { airflowVersions, log: (s) => process.stdout.write(`${s}\n`) }),
             );
