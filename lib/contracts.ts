@@ -46,7 +46,7 @@ export const NAMESPACES = {
 /** Helm release names (the charts name their Services and pod labels after them). */
 export const RELEASES = {
     cnpgOperator: "cnpg",
-    /** The CloudNativePG Cluster: Services `<name>-rw`, `-ro`, `-r`; pods labelled `cnpg.io/cluster: <name>`. */
+    /** The CloudNativePG Cluster: Services `<name>-rw`, `-r` (and `-ro` with replicas); pods labelled `cnpg.io/cluster: <name>`. */
     postgresCluster: "fx-postgres",
     barmanCloud: "barman-cloud",
     /** Also the chart's fullname: the Service is `fx-redis`. */
@@ -68,8 +68,6 @@ export const SERVICES = {
     grafana: RELEASES.grafana,
     statsdExporter: "statsd-exporter",
     kubeStateMetrics: "kube-state-metrics",
-    /** The API server, as pods reach it (Prometheus' kubelet job goes through its node proxy). */
-    kubernetesApi: "kubernetes.default.svc",
 } as const;
 
 /** Databases in the Postgres cluster; each is owned by the login role of the same name. */
@@ -144,7 +142,8 @@ export const PORTS = {
     kedaMetricsApiServer: 6443,
     kedaWebhooks: 9443,
     kedaOperatorGrpc: 9666,
-    kubernetesApi: 443,
+    /** Each node's kubelet (Prometheus scrapes its /metrics there). */
+    kubelet: 10250,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -406,7 +406,7 @@ describe("files outside TypeScript state the contract's ports", () => {
             postgres: PORTS.postgresMetrics,
             airflow: PORTS.statsdMetrics,
             "kube-state-metrics": PORTS.kubeStateMetrics,
-            kubelet: PORTS.kubernetesApi,
+            kubelet: PORTS.kubelet,
             prometheus: PORTS.prometheus,
         });
     });

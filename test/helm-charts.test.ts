@@ -170,6 +170,15 @@ describe.each(STACKS)("%s stack: every Helm release rendered by helm template an
         expect(served.filter((v) => v.startsWith("monitoring.coreos.com/"))).toEqual([]);
     });
 
+    test("Prometheus's ClusterRole grants nodes/metrics (what a kubelet authorizes its /metrics by), never nodes/proxy", async () => {
+        const { charts } = await stack(name);
+        const role = find(charts, "prometheus", "ClusterRole", "prometheus-server");
+        const resources = (role.rules as any[]).flatMap((r) => r.resources ?? []);
+        expect(resources).toEqual(expect.arrayContaining(["nodes", "nodes/metrics"]));
+        expect(resources).not.toContain("nodes/proxy");
+        expect(resources.filter((r) => r.includes("/")).sort()).toEqual(["ingresses/status", "nodes/metrics"]);
+    });
+
     test("Postgres runs an exact image, and the alertmanager container drops ALL and cannot escalate", async () => {
         const { charts } = await stack(name);
         const cluster = find(charts, "fx-postgres", "Cluster");

@@ -149,6 +149,27 @@ describe.each(["dev", "gpu"] as const)("monitoring on the %s stack", (stackName)
         }
     });
 
+    test("kubelets are scraped at their own address with Prometheus's token, never through the API server's node proxy", async () => {
+        const run = await stack(stackName);
+        const kubelet = scrapeJobs(run).find((j) => j.job_name === "kubelet");
+        expect(kubelet).toEqual({
+            job_name: "kubelet",
+            scheme: "https",
+            tls_config: { insecure_skip_verify: true },
+            authorization: { credentials_file: "/var/run/secrets/kubernetes.io/serviceaccount/token" },
+            kubernetes_sd_configs: [{ role: "node" }],
+            relabel_configs: [{ source_labels: ["__meta_kubernetes_node_name"], target_label: "node" }],
+            metric_relabel_configs: [
+                { source_labels: ["__name__"], regex: "kubelet_volume_stats_.+_bytes", action: "keep" },
+                {
+                    source_labels: ["namespace"],
+                    regex: `${nsOf(run, "app")}|${nsOf(run, "monitoring")}`,
+                    action: "keep",
+                },
+            ],
+        });
+    });
+
     test("every scrape job belongs to a catalogued target, and every target of the stack has its job", async () => {
         const run = await stack(stackName);
         const jobs = scrapeJobs(run).map((j) => j.job_name);

@@ -62,8 +62,8 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
     test("instances, storage and the Postgres major version come from stack config", () => {
         const v = cluster().inputs.values;
         const expected = {
-            dev: { instances: 1, storageClass: "", pdb: false },
-            gpu: { instances: 2, storageClass: "standard-rwo", pdb: true },
+            dev: { instances: 1, storageClass: "", pdb: false, services: { disabledDefaultServices: ["ro"] } },
+            gpu: { instances: 2, storageClass: "standard-rwo", pdb: true, services: undefined },
         }[stack];
         expect(v.cluster.instances).toBe(expected.instances);
         expect(v.cluster.storage).toEqual({ size: run.config.postgresStorage, storageClass: expected.storageClass });
@@ -71,6 +71,8 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
         // An exact image, never the chart's floating `postgresql:<major>` tag.
         expect(v.cluster.imageName).toBe("ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie");
         expect(v.cluster.enablePDB).toBe(expected.pdb);
+        // One instance has no replica for a read-only Service to select.
+        expect(v.cluster.services).toEqual(expected.services);
     });
 
     test("the exporter is on without Prometheus Operator objects, and every container has requests and limits", () => {

@@ -117,6 +117,60 @@ function removeDockerNetworking(before: Netfilter, bridgeExisted: boolean): stri
     return problems;
 }
 
+/** What a Docker engine leaves on the host, as the tiers' "nothing left" checks read it. */
+export interface DockerHostTrace {
+    /** Processes of an engine started here (dockerd, its containerd and shims) and of the registry. */
+    processes: string;
+    /** Mounts under the engine's exec root or data root. */
+    mounts: string;
+    /** iptables rules and chains that name Docker (filter and nat). */
+    iptables: string;
+    /** The docker0 bridge. */
+    bridge: string;
+    execRoot: boolean;
+}
+
+export function dockerHostTrace(): DockerHostTrace {
+    const bash = (cmd: string) => spawnSync("bash", ["-c", cmd], { encoding: "utf8" }).stdout.trim();
+    return {
+        processes: bash("pgrep -af 'fx-ml-docke[r]|docker-registr[y] serve' || true"),
+        mounts: bash("grep fx-ml-docker /proc/mounts || true"),
+        iptables: bash("(iptables -S; iptables -t nat -S) | grep -i docker || true"),
+        bridge: bash("ip -o link show docker0 2>/dev/null || true"),
+        execRoot: fs.existsSync(EXEC_ROOT),
+    };
+}
+
+/**
+ * Ends what an engine of ours left when it was killed (its containerd and shims, which outlive a killed dockerd) and
+ * unmounts what it left under its exec root and data root; returns what it found. Only paths that are ours alone.
+ */
+function clearOwnLeftovers(): string[] {
+    const found: string[] = [];
+    for (const line of sh("pgrep", ["-af", EXEC_ROOT]).stdout.split("\n").filter(Boolean)) {
+        const pid = Number(line.split(" ")[0]);
+        if (pid === process.pid) continue;
+        found.push(`process ${line}`);
+        try {
+            process.kill(pid, "SIGKILL");
+        } catch {
+            // gone already
+        }
+    }
+    const roots = [EXEC_ROOT, DOCKER_CACHE];
+    const mounts = fs
+        .readFileSync("/proc/mounts", "utf8")
+        .split("\n")
+        .map((l) => l.split(" ")[1])
+        .filter((m) => m && roots.some((r) => m === r || m.startsWith(r + "/")))
+        .sort((a, b) => b.length - a.length);
+    for (const m of mounts) {
+        found.push(`mount ${m}`);
+        sh("umount", ["-l", m]);
+    }
+    return found;
+}
+
 /** `iptables -S` prints each argument shell-quoted where needed (comments): split it back into arguments. */
 function splitRule(rule: string): string[] {
     const out: string[] = [];
@@ -197,6 +251,8 @@ export async function startDocker(): Promise<DockerEngine> {
             `a dockerd already answers at ${host} (left by an earlier run?): stop it (kill $(cat ${EXEC_ROOT}/dockerd.pid)) or set DOCKER_HOST to it`,
         );
     }
+    const stale = clearOwnLeftovers();
+    if (stale.length > 0) process.stderr.write(`[docker] cleared what an earlier engine left:\n${stale.join("\n")}\n`);
     const dataRoot = path.join(DOCKER_CACHE, "data");
     fs.mkdirSync(dataRoot, { recursive: true });
     fs.rmSync(EXEC_ROOT, { recursive: true, force: true });
@@ -228,6 +284,9 @@ export async function startDocker(): Promise<DockerEngine> {
         if (stopped) return;
         stopped = true;
         await stopProcess(daemon, DOCKERD_GRACE_SECONDS);
+        // A dockerd killed after its grace leaves its containerd and shims running.
+        const killed = clearOwnLeftovers();
+        if (killed.length > 0) process.stderr.write(`[docker] dockerd left, now ended:\n${killed.join("\n")}\n`);
         const problems = removeDockerNetworking(before, bridgeExisted);
         fs.rmSync(EXEC_ROOT, { recursive: true, force: true });
         if (problems.length > 0) throw new Error(`dockerd stopped, but cleaning up failed:\n${problems.join("\n")}`);

@@ -15,6 +15,7 @@ import {
     Stack,
     UpResult,
 } from "@pulumi/pulumi/automation";
+import type { ResourceTransform } from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { PROJECT, ROOT, StackName, TOOLS_BIN } from "./stacks";
@@ -47,6 +48,42 @@ export interface PrepareOptions {
     secrets?: Record<string, string>;
     /** Environment of the CLI and its plugins (backend, passphrase, PULUMI_HOME, proxies). */
     envVars?: Record<string, string>;
+}
+
+/**
+ * The project's own program (index.ts) as an inline program, evaluated afresh on every run. A module is evaluated
+ * once per module registry, and a program served from that cache registers no resource (and reads its config as it
+ * was): a second `up` in the same process would delete the whole stack. Under jest each run loads the project and the
+ * resource SDKs in a registry of their own, with @pulumi/pulumi itself (and the `runtime` modules they import) shared: the engine's
+ * connection and the messages sent on it must come from one copy of its protocol classes. `transform` is registered
+ * as a stack transform of the run. Outside jest a second run in one process is refused.
+ */
+export function projectProgram(transform?: ResourceTransform): () => Promise<Record<string, unknown>> {
+    let runs = 0;
+    return async () => {
+        runs += 1;
+        const shared = ["@pulumi/pulumi", "@pulumi/pulumi/runtime", "@pulumi/pulumi/runtime/config"].map((m) => [
+            require.resolve(m),
+            require(m),
+        ]);
+        const sdk = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
+        if (transform) sdk.runtime.registerResourceTransform(transform);
+        let outputs: Record<string, unknown> = {};
+        const load = async () => {
+            outputs = { ...(await import(path.join(ROOT, "index.ts"))) };
+        };
+        if (typeof jest !== "undefined") {
+            await jest.isolateModulesAsync(async () => {
+                for (const [file, module] of shared) jest.doMock(file, () => module);
+                await load();
+            });
+        } else if (runs === 1) await load();
+        else
+            throw new Error(
+                "outside jest the project's program runs once per process: a second run would register nothing",
+            );
+        return outputs;
+    };
 }
 
 /** Selects the stack, creating it when missing (`pulumi stack init`), then sets its config and secrets. */

@@ -16,10 +16,10 @@ import * as path from "path";
 import { tool } from "./apiserver";
 import { Cluster, NODE_ADDRESS, startCluster } from "./cluster";
 import { DockerEngine, Registry, startDocker, startRegistry } from "./docker";
-import { offlineEngineEnv, prepareStack, projectCopy } from "./engine";
+import { offlineEngineEnv, prepareStack, projectCopy, projectProgram } from "./engine";
 import { installPlugins, InstalledPlugin } from "./plugins";
 import { buildStandInBases, StandInBase } from "./standin-images";
-import { ROOT, SHARED_DATA } from "./stacks";
+import { SHARED_DATA } from "./stacks";
 import { writeWebhookPostRenderer } from "./update-checks";
 import type { Stack } from "@pulumi/pulumi/automation";
 
@@ -102,10 +102,7 @@ export async function prepareNodeStack(
         partial.stack = await prepareStack({
             stack: "dev",
             workDir: projectCopy(home),
-            program: async () => {
-                pulumi.runtime.registerResourceTransform(exceptionsOnly(postRenderer));
-                return { ...(await import(path.join(ROOT, "index.ts"))) };
-            },
+            program: projectProgram(exceptionsOnly(postRenderer)),
             config: {
                 kubeconfig: partial.cluster.kubeconfig,
                 kubeContext: partial.cluster.api.context,

@@ -227,6 +227,9 @@ export class Postgres extends pulumi.ComponentResource {
                         instances: args.instances,
                         // A PodDisruptionBudget over a single instance would block every node drain.
                         enablePDB: args.instances > 1,
+                        // With one instance there is no replica: `-ro` would be a Service without endpoints, and a
+                        // client sent there would wait for one. `-rw` and `-r` reach the primary.
+                        ...(args.instances === 1 ? { services: { disabledDefaultServices: ["ro"] } } : {}),
                         // Never two instances on one node: losing a node loses at most one, and a replica takes over.
                         ...(args.instances > 1
                             ? {

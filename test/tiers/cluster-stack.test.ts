@@ -231,9 +231,12 @@ describe("the dev stack on a real node", () => {
     });
 });
 
-/** A shell in a pod's container with `input` on stdin (secrets travel on stdin, never in argv or the log). */
-function shell(ns: string, pod: string, container: string, script: string, input = ""): string {
-    return kubectl(["exec", "-i", "-n", ns, pod, "-c", container, "--", "sh", "-c", script], input);
+/**
+ * A shell in a pod's container with `input` on stdin (secrets travel on stdin, never in argv or the log) and `args`
+ * as its positional parameters ($1...).
+ */
+function shell(ns: string, pod: string, container: string, script: string, input = "", args: string[] = []): string {
+    return kubectl(["exec", "-i", "-n", ns, pod, "-c", container, "--", "sh", "-c", script, "sh", ...args], input);
 }
 
 function secretValue(ns: string, name: string, key: string): string {
@@ -384,6 +387,7 @@ describe("what the stack's pieces hold", () => {
                 'read -r PGPASSWORD; export PGPASSWORD; psql -h 127.0.0.1 -U "$1" -d "$1" -tAc ' +
                     "\"select current_user || ' ' || pg_get_userbyid(datdba) from pg_database where datname = current_database()\"",
                 `${password}\n`,
+                [role],
             );
             owners[role] = out.trim();
             expect(user).toBe(role);
@@ -407,12 +411,12 @@ describe("what the stack's pieces hold", () => {
         const info = shell(
             "fx-ml",
             pod,
-            "redis",
+            "redis-server",
             "read -r REDISCLI_AUTH; export REDISCLI_AUTH; redis-cli INFO persistence",
             `${password}\n`,
         );
         expect(info).toMatch(/^aof_enabled:1\r?$/m);
-        const refused = shell("fx-ml", pod, "redis", "REDISCLI_AUTH=wrong redis-cli PING 2>&1 || true");
+        const refused = shell("fx-ml", pod, "redis-server", "REDISCLI_AUTH=wrong redis-cli PING 2>&1 || true");
         expect(refused).toMatch(/WRONGPASS|NOAUTH/);
     });
 

@@ -33,16 +33,16 @@
  * kube-controller-manager runs only the controllers that finish deletions (namespace, garbage collector, PVC/PV
  * protection): a Namespace stays Terminating and a PVC keeps its pvc-protection finalizer without them.
  */
-import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as pulumi from "@pulumi/pulumi";
 import { DestroyResult, LocalWorkspace, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { ApiServer, startApiServer } from "../../tools/apiserver";
 import {
     DOCKER_CACHE,
     DockerEngine,
+    dockerHostTrace,
+    DockerHostTrace,
     inspectImage,
     pruneImages,
     pruneRegistry,
@@ -50,7 +50,15 @@ import {
     startDocker,
     startRegistry,
 } from "../../tools/docker";
-import { destroy, offlineEngineEnv, prepareStack, projectCopy, up, UpdateRun } from "../../tools/engine";
+import {
+    destroy,
+    offlineEngineEnv,
+    prepareStack,
+    projectCopy,
+    projectProgram,
+    up,
+    UpdateRun,
+} from "../../tools/engine";
 import { certificateNeedles, Needle, scanImages, ScanResult } from "../../tools/image-scan";
 import { writeImageFigures } from "../../tools/images-figures";
 import { KubeObject, listAll } from "../../tools/kube-apply";
@@ -97,6 +105,8 @@ let home: string;
 let plugins: InstalledPlugin[];
 let stack: Stack;
 let upRun: UpdateRun<UpResult>;
+let againRun: UpdateRun<UpResult>;
+let hostBefore: DockerHostTrace;
 let destroyRun: UpdateRun<DestroyResult>;
 let baseline: Set<string>;
 let created: KubeObject[];
@@ -204,6 +214,7 @@ describe("up and destroy of dev against a real API server, every image built and
         const dataRoot = path.join(DOCKER_CACHE, "data");
         coldCache = !fs.existsSync(dataRoot) || fs.readdirSync(dataRoot).length === 0;
         try {
+            hostBefore = dockerHostTrace();
             docker = await timed("Docker engine start", () => startDocker());
             registry = await timed("registry start", () => startRegistry(5001));
             const mock = await runStack("dev");
@@ -225,10 +236,7 @@ describe("up and destroy of dev against a real API server, every image built and
             stack = await prepareStack({
                 stack: "dev",
                 workDir: projectCopy(home),
-                program: async () => {
-                    pulumi.runtime.registerResourceTransform(testOnlyNoWaits(postRenderer));
-                    return { ...(await import(path.join(ROOT, "index.ts"))) };
-                },
+                program: projectProgram(testOnlyNoWaits(postRenderer)),
                 config: {
                     kubeconfig: server.kubeconfig,
                     kubeContext: server.context,
@@ -241,6 +249,8 @@ describe("up and destroy of dev against a real API server, every image built and
             upRun = await timed("pulumi up (builds and pushes every image)", () => up(stack, { onOutput }));
             created = await stackObjects();
             built = builtImages(upRun);
+            // The same program again, nothing changed: no rebuild, no push, no Kubernetes change.
+            againRun = await timed("second pulumi up (no change)", () => up(stack, { onOutput }));
             // Every secret value the stack stored: none may be in an image.
             secretValues = created
                 .filter((o) => o.kind === "Secret")
@@ -274,6 +284,7 @@ describe("up and destroy of dev against a real API server, every image built and
             standInBases: bases,
             images: built,
             up: upRun.result.summary.resourceChanges,
+            secondUp: againRun.result.summary.resourceChanges,
             destroy: destroyRun.result.summary.resourceChanges,
             objectsCreated: created.length,
             objectsByKind: kinds,
@@ -323,6 +334,12 @@ describe("up and destroy of dev against a real API server, every image built and
     }
 
     describe("pulumi up", () => {
+        test("a second up with no change changes nothing: every resource the same, no image built again", () => {
+            const created = upRun.result.summary.resourceChanges?.create ?? 0;
+            expect(created).toBeGreaterThan(100);
+            expect(againRun.result.summary.resourceChanges).toEqual({ same: created });
+        });
+
         test("creates every resource without error, and the API server holds each Kubernetes object the program declares", async () => {
             expect(upRun.result.summary.result).toBe("succeeded");
             const changes = upRun.result.summary.resourceChanges ?? {};
@@ -839,14 +856,19 @@ describe("up and destroy of dev against a real API server, every image built and
             await registry.stop();
             await docker.stop();
             if (!docker.started) return; // an engine of the caller's: not ours to check
-            const sh = (cmd: string) => spawnSync("bash", ["-c", cmd], { encoding: "utf8" }).stdout.trim();
-            expect({
-                processes: sh("pgrep -af 'fx-ml-docke[r]|docker-registr[y] serve' || true"),
-                mounts: sh("grep fx-ml-docker /proc/mounts || true"),
-                iptables: sh("(iptables -S; iptables -t nat -S) | grep -i docker || true"),
-                bridge: sh("ip -o link show docker0 2>/dev/null || true"),
-                execRoot: fs.existsSync("/run/fx-ml-docker"),
-            }).toEqual({ processes: "", mounts: "", iptables: "", bridge: "", execRoot: false });
+            // Processes, mounts and the exec root are ours alone: none may be left. Docker's iptables chains and
+            // bridge are the host's as they were before the engine started (another engine's are not ours).
+            if (hostBefore.iptables || hostBefore.bridge)
+                process.stdout.write(
+                    `[images] Docker networking there before the engine started (kept): ${hostBefore.bridge}\n${hostBefore.iptables}\n`,
+                );
+            expect(dockerHostTrace()).toEqual({
+                processes: "",
+                mounts: "",
+                iptables: hostBefore.iptables,
+                bridge: hostBefore.bridge,
+                execRoot: false,
+            });
         }, 600_000);
     });
 });

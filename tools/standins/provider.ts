@@ -28,12 +28,20 @@ function typeOf(urn: string): string {
     return urn.split("::")[2].split("$").pop()!;
 }
 
-/** Replace-on-change for every changed input key, as the real random and docker providers do for their inputs. */
+/**
+ * Replace-on-change for every changed input key, as the real random and docker providers do for their inputs. `olds`
+ * is the resource's state: the inputs it was created from, which create() keeps, and the outputs it made (a
+ * password's `result`, an image's `repoDigest`), which are not inputs and never a change.
+ */
 function diffAll(olds: Record<string, unknown>, news: Record<string, unknown>): provider.DiffResult {
-    const keys = new Set([...Object.keys(olds ?? {}), ...Object.keys(news ?? {})]);
+    const inputKeys = (olds?.[INPUT_KEYS] as string[] | undefined) ?? Object.keys(olds ?? {});
+    const keys = new Set([...inputKeys, ...Object.keys(news ?? {})]);
     const replaces = [...keys].filter((k) => JSON.stringify(olds?.[k]) !== JSON.stringify(news?.[k]));
     return { changes: replaces.length > 0, replaces, deleteBeforeReplace: false };
 }
+
+/** The state key under which create() records which keys of the state were inputs. */
+const INPUT_KEYS = "__standInInputKeys";
 
 const CHARSETS = {
     lower: "abcdefghijklmnopqrstuvwxyz",
@@ -150,9 +158,21 @@ const certManager: StandIn = {
     },
 };
 
+/** create() as given, its state also naming which of its keys were inputs (for diffAll). */
+function recordingInputs(p: StandIn): StandIn {
+    const create = p.create!;
+    return {
+        ...p,
+        create: async (urn, inputs) => {
+            const r = await create(urn, inputs);
+            return { ...r, outs: { ...r.outs, [INPUT_KEYS]: Object.keys(inputs ?? {}) } };
+        },
+    };
+}
+
 const PROVIDERS: Record<string, StandIn> = {
-    random,
-    docker,
+    random: recordingInputs(random),
+    docker: recordingInputs(docker),
     "kubernetes-cert-manager": certManager,
 };
 
