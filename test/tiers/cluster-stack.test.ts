@@ -638,7 +638,17 @@ describe("updates and the destroy", () => {
         const before = { hpa: uidOf("hpa", "fastapi"), deployment: uidOf("deployment", "fastapi") };
         await s!.stack.setConfig("fastapiReplicas", { value: "2" });
         const changed = await up(s!.stack);
-        expect(changed.result.summary.resourceChanges).toEqual({ same: expect.any(Number), update: 1 });
+        // The autoscaler's floor, and the pod template: two or more replicas are spread over nodes (lib/workload.ts).
+        expect(changed.result.summary.resourceChanges).toEqual({ same: expect.any(Number), update: 2 });
+        const updated = changed.events
+            .map((e) => e.resOutputsEvent?.metadata)
+            .filter((m) => m?.op === "update")
+            .map((m) => `${m!.type} ${m!.urn.split("::").pop()}`)
+            .sort();
+        expect(updated).toEqual([
+            "kubernetes:apps/v1:Deployment fastapi",
+            "kubernetes:autoscaling/v2:HorizontalPodAutoscaler fx-autoscaler",
+        ]);
         expect({ hpa: uidOf("hpa", "fastapi"), deployment: uidOf("deployment", "fastapi") }).toEqual(before);
         await poll(
             "two FastAPI pods Ready",

@@ -180,18 +180,7 @@ function manifests(): object[] {
                     metadata: { labels },
                     spec: {
                         securityContext: RESTRICTED_POD,
-                        containers: [
-                            {
-                                name: "probe",
-                                image: PROBE_IMAGE,
-                                imagePullPolicy: "Never",
-                                args: ["serve", "-addr", ":8080"],
-                                ports: [{ name: "http", containerPort: 8080 }],
-                                readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 2 },
-                                resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
-                                securityContext: RESTRICTED_CONTAINER,
-                            },
-                        ],
+                        containers: [probeContainer()],
                     },
                 },
             },
@@ -332,6 +321,20 @@ test("a Deployment's pods pass their readiness probe and answer via the Service 
 });
 
 /** A pod of the NetworkPolicy checks: the probe workload serving on 8080, labelled with its role. */
+/** The probe server's container (fx-probe serve on :8080, ready on /healthz), restricted, with requests and limits. */
+function probeContainer(): object {
+    return {
+        name: "probe",
+        image: PROBE_IMAGE,
+        imagePullPolicy: "Never",
+        args: ["serve", "-addr", ":8080"],
+        ports: [{ name: "http", containerPort: 8080 }],
+        readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 2 },
+        resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
+        securityContext: RESTRICTED_CONTAINER,
+    };
+}
+
 function netpolPod(role: string): object {
     return {
         apiVersion: "v1",
@@ -339,18 +342,7 @@ function netpolPod(role: string): object {
         metadata: { name: role, namespace: NETPOL_NS, labels: { role } },
         spec: {
             securityContext: RESTRICTED_POD,
-            containers: [
-                {
-                    name: "probe",
-                    image: PROBE_IMAGE,
-                    imagePullPolicy: "Never",
-                    args: ["serve", "-addr", ":8080"],
-                    ports: [{ name: "http", containerPort: 8080 }],
-                    readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 2 },
-                    resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
-                    securityContext: RESTRICTED_CONTAINER,
-                },
-            ],
+            containers: [probeContainer()],
         },
     };
 }
