@@ -27,6 +27,8 @@ export const APP = {
     airflowMigrate: "airflow-migrate",
     airflowCreateUser: "airflow-create-user",
     feastApply: "feast-apply",
+    /** Waits until CloudNativePG's webhook takes connections through its Service (components/data/postgres.ts). */
+    cnpgWebhookReady: "cnpg-webhook-ready",
     mlflow: "mlflow",
     fastapi: "fastapi",
     fingpt: "fingpt",
@@ -372,6 +374,8 @@ export const ENV_READERS: Readonly<Record<string, EnvReaders>> = {
         files: [FEAST_CONFIG, "feast_repo/*.py"],
         thirdParty: ["home", "python"],
     },
+    // bash alone (components/data/postgres.ts): no environment of ours.
+    [`${APP.cnpgWebhookReady}/wait`]: { settings: [], files: [], thirdParty: [] },
     [`${APP.mlflow}/mlflow`]: { settings: [], files: [], thirdParty: ["mlflowServer", "mlflowTelemetry", "home"] },
     [`${APP.airflowMigrate}/migrate`]: AIRFLOW_READERS,
     [`${APP.airflowCreateUser}/create-user`]: { ...AIRFLOW_READERS, thirdParty: ["airflow", "dumbInit", "ownCommand"] },

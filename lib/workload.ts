@@ -89,10 +89,30 @@ export interface WorkloadArgs {
      */
     writableRootReason?: string;
     /**
+     * The image is a third party's, named by its tag because no digest of it can be read here (the Postgres image
+     * the Cluster also runs): the reason becomes the documented exception to the linters' digest and pull-policy
+     * checks on the object.
+     */
+    tagPinnedReason?: string;
+    /**
      * How long `pulumi up` waits for the workload to become ready (or, for a Job, to complete); `false` skips the
      * wait, for pods whose readiness depends on something the pipeline produces later (a trained model).
      */
     await?: { timeout: string } | false;
+}
+
+function linterExceptions(args: WorkloadArgs): Record<string, string> | undefined {
+    const skips: string[] = [];
+    const annotations: Record<string, string> = {};
+    if (args.writableRootReason) {
+        annotations["kube-score/ignore"] = "container-security-context-readonlyrootfilesystem";
+        skips.push(`CKV_K8S_22=${args.writableRootReason}`);
+    }
+    if (args.tagPinnedReason) {
+        skips.push(`CKV_K8S_43=${args.tagPinnedReason}`, `CKV_K8S_15=${args.tagPinnedReason}`);
+    }
+    skips.forEach((skip, i) => (annotations[`checkov.io/skip${i + 1}`] = skip));
+    return Object.keys(annotations).length ? annotations : undefined;
 }
 
 /** The non-root user of the images built FROM fx-base (fastapi, mlflow) and of fx-fingpt (dockerfiles/). */
@@ -165,13 +185,9 @@ export class Workload extends pulumi.ComponentResource {
             name,
             namespace: args.namespace,
             labels: labels(name, args.component),
-            // The one sanctioned exception to a read-only root, recorded where the peer linters read it.
-            annotations: args.writableRootReason
-                ? {
-                      "kube-score/ignore": "container-security-context-readonlyrootfilesystem",
-                      "checkov.io/skip1": `CKV_K8S_22=${args.writableRootReason}`,
-                  }
-                : undefined,
+            // The sanctioned exceptions (a writable root, a third party's tag-pinned image), recorded where the peer
+            // linters read them.
+            annotations: linterExceptions(args),
         };
 
         const scratch = Object.entries(args.scratch ?? {});

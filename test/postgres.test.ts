@@ -37,6 +37,32 @@ describe.each(["dev", "gpu"] as const)("postgres on the %s stack", (stack) => {
         expect(operator().inputs.values.crds.create).toBe(true);
     });
 
+    test("the cluster waits for a Job that sees the operator's webhook take connections through its Service", () => {
+        const job = run.one("kubernetes:batch/v1:Job", "cnpg-webhook-ready");
+        expect(job.inputs.metadata.namespace).toBe("cnpg-system");
+        expect(run.dependsOn(job, operator())).toBe(true);
+        expect(run.dependsOn(cluster(), job)).toBe(true);
+        const pod = job.inputs.spec.template.spec;
+        const c = pod.containers[0];
+        expect(c.image).toBe("ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie");
+        expect(c.command.slice(0, 2)).toEqual(["bash", "-c"]);
+        expect(c.command[2]).toContain("/dev/tcp/cnpg-webhook-service.cnpg-system.svc/443");
+        expect(c.command[2]).toContain('if [ "$ok" -ge 3 ]');
+        expect(job.inputs.spec.backoffLimit).toBe(0);
+        // A third party's image by tag: the documented exception to checkov's digest and pull-policy checks.
+        const reason = "the Postgres image the Cluster runs, by the exact tag the operator is given";
+        expect(job.inputs.metadata.annotations).toEqual({
+            "checkov.io/skip1": `CKV_K8S_43=${reason}`,
+            "checkov.io/skip2": `CKV_K8S_15=${reason}`,
+        });
+        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 26, runAsGroup: 26 });
+        expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+        expect(c.resources).toEqual({
+            requests: { cpu: "10m", memory: "32Mi" },
+            limits: { cpu: "100m", memory: "32Mi" },
+        });
+    });
+
     test("airflow, mlflow and feast each get a database owned by a login role with its own Secret", () => {
         const v = cluster().inputs.values;
         const roleSecret = (role: string) => {

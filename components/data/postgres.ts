@@ -8,6 +8,7 @@ import { SUPPORTED_VERSIONS } from "../../config/rules";
 import { BackupConfig } from "../../config/types";
 import { labels, resources, ResourceSpec, serviceHost } from "../../lib/k8s";
 import { HelmCharts } from "../../lib/chart-values";
+import { Workload } from "../../lib/workload";
 
 /**
  * The exact Postgres image of each supported major version, from config/versions.yaml: its majors are the releases
@@ -60,6 +61,26 @@ export interface PostgresArgs {
         /** cert-manager's install, when the stack installs it. */
         certManager?: pulumi.Resource;
     };
+}
+
+/** The operator chart's webhook Service, as the API server calls it. */
+const WEBHOOK_SERVICE_HOST = `cnpg-webhook-service.${NAMESPACES.cnpg}.svc`;
+
+/**
+ * A bash script (bash's /dev/tcp, no other tool) that exits 0 once `host:port` took a connection `inARow` seconds in
+ * a row, and 1 with a message naming them after `deadlineSeconds`.
+ */
+export function waitForTcp(host: string, port: number, inARow: number, deadlineSeconds: number): string {
+    return [
+        "ok=0",
+        `for ((i = 0; i < ${deadlineSeconds}; i++)); do`,
+        `  if (exec 3<>/dev/tcp/${host}/${port}) 2>/dev/null; then ok=$((ok + 1)); else ok=0; fi`,
+        `  if [ "$ok" -ge ${inARow} ]; then echo "${host}:${port} took ${inARow} connections in a row"; exit 0; fi`,
+        "  sleep 1",
+        "done",
+        `echo "${host}:${port} took no ${inARow} connections in a row within ${deadlineSeconds} s" >&2`,
+        "exit 1",
+    ].join("\n");
 }
 
 /** The cluster chart's object store settings (shared by `backups` and `recovery`): S3-compatible, keys by Secret. */
@@ -150,6 +171,8 @@ export class Postgres extends pulumi.ComponentResource {
     /** The Barman Cloud plugin's release, when the stack backs Postgres up. */
     public readonly backupPlugin?: k8s.helm.v3.Release;
     public readonly cluster: k8s.helm.v3.Release;
+    /** The Job that waits until the operator's webhook takes connections through its Service. */
+    public readonly webhookReady: Workload;
 
     constructor(name: string, args: PostgresArgs, opts?: pulumi.ComponentResourceOptions) {
         super("fx:data:Postgres", name, {}, opts);
@@ -178,6 +201,31 @@ export class Postgres extends pulumi.ComponentResource {
             // Not retained: its CRDs carry helm.sh/resource-policy: keep, so a retained Cluster outlives this release,
             // and the next `pulumi up` reinstalls the operator, which adopts the Cluster again.
             { parent: this },
+        );
+
+        // Helm's wait ends when the operator's pod is Ready, but the API server reaches the webhook through its
+        // Service, and the Service's endpoint reaches the nodes' proxies a moment later. Applied in that moment, the
+        // Cluster is refused ("failed calling webhook mcluster.cnpg.io ... connection refused"): seen on the real
+        // node. This Job waits until the webhook's Service takes connections three seconds in a row; the provider
+        // awaits the Job, and the Cluster waits for it. The Postgres image, which the Cluster pulls next anyway.
+        this.webhookReady = new Workload(
+            APP.cnpgWebhookReady,
+            {
+                namespace: this.operatorNamespace,
+                component: "database-operator",
+                kind: "Job",
+                container: {
+                    name: "wait",
+                    image: POSTGRES_IMAGES[args.version],
+                    command: ["bash", "-c", waitForTcp(WEBHOOK_SERVICE_HOST, 443, 3, 600)],
+                    resources: { cpuRequest: "10m", cpuLimit: "100m", memory: "32Mi" },
+                },
+                runAs: { uid: 26, gid: 26 },
+                tagPinnedReason: "the Postgres image the Cluster runs, by the exact tag the operator is given",
+                job: { backoffLimit: 0, activeDeadlineSeconds: 660 },
+                await: { timeout: "12m" },
+            },
+            { parent: this, dependsOn: [this.operator] },
         );
 
         const backup = args.backup;
@@ -269,7 +317,7 @@ export class Postgres extends pulumi.ComponentResource {
             },
             {
                 parent: this,
-                dependsOn: [this.operator, ...(this.backupPlugin ? [this.backupPlugin] : [])],
+                dependsOn: [this.operator, this.webhookReady, ...(this.backupPlugin ? [this.backupPlugin] : [])],
                 // Deleting the Cluster deletes its PVCs (CloudNativePG owns them), so the release itself is guarded:
                 // `pulumi destroy` refuses while it is protected, and leaves it in place if protection is lifted.
                 protect: args.retainOnDelete,
