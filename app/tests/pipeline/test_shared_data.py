@@ -12,21 +12,23 @@ import sys
 
 STEP = """
 import json, sys
+from datetime import datetime
 from fx_pipeline import tasks
 step = sys.argv[1]
-out = {"collect": lambda: tasks.collect_candles("USD_SGD"), "features": tasks.build_feature_table,
+now = datetime.fromisoformat(sys.argv[2]) if len(sys.argv) > 2 else None
+out = {"collect": lambda: tasks.collect_candles("USD_SGD", now=now), "features": tasks.build_feature_table,
        "materialize": tasks.materialize_online, "train": lambda: tasks.train_model("USD_SGD")}[step]()
 print("RESULT " + json.dumps(out, default=str))
 """
 
 
-def on_worker(name: str, step: str, tmp_path) -> dict:
+def on_worker(name: str, step: str, tmp_path, now: str | None = None) -> dict:
     home = tmp_path / name
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "TMPDIR": str(home)}
     env.pop("FX_DATA_DIR", None)
-    r = subprocess.run([sys.executable, "-c", STEP, step], cwd=home, env=env, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run([sys.executable, "-c", STEP, step, *([now] if now else [])], cwd=home, env=env,
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
@@ -50,7 +52,9 @@ def test_each_step_reads_what_the_step_before_stored_on_another_worker(pipeline_
 
 
 def test_the_next_collect_tops_up_what_another_worker_stored(pipeline_env, tmp_path):
-    first = on_worker("worker-0", "collect", tmp_path)
-    again = on_worker("worker-1", "collect", tmp_path)
+    # A Thursday noon: the 72 hours before it are all open market (the sample source makes no weekend candles).
+    first = on_worker("worker-0", "collect", tmp_path, now="2026-01-15T12:00:00+00:00")
+    again = on_worker("worker-1", "collect", tmp_path, now="2026-01-15T13:00:00+00:00")
+    assert first["fetched"] > 72 * 3
     assert again["fetched"] == 72  # the top-up window, not the backfill: worker-1 saw worker-0's candles
-    assert again["stored"] >= first["stored"]
+    assert again["stored"] == first["stored"] + 1  # the one new hour; the 71 it already had merge, not duplicate
