@@ -125,10 +125,10 @@ def prepare(tmp: Path, redis_port: int) -> dict:
     # The stack's registry is Feast's SQL registry on Postgres; the benchmark keeps it in sqlite (read at startup only).
     cfg = repo / "feature_store.yaml"
     cfg.write_text(re.sub(r"(?m)^  path: .*$", f"  path: sqlite:///{tmp}/registry.db", cfg.read_text()))
-    # The offline store's settings are read but never used here; the port must still parse as an integer.
-    for var, unused in (("FEAST_DB_USER", "unused"), ("FEAST_DB_PASSWORD", "unused"), ("FEAST_DB_HOST", "unused"),
-                        ("FEAST_DB_PORT", "5432"), ("FEAST_DB_NAME", "unused")):
-        os.environ.setdefault(var, unused)
+    # The offline store's settings are read but never used here. FEAST_DB_PORT is left to feast_store's default: Feast
+    # parses the port as an integer.
+    for var in ("FEAST_DB_USER", "FEAST_DB_PASSWORD", "FEAST_DB_HOST", "FEAST_DB_NAME"):
+        os.environ.setdefault(var, "unused")
     store = feast_store.load_store(repo)
     feast_store.apply(store, repo)
     latest = latest_rows(feats)
